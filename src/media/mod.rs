@@ -1,0 +1,3 @@
+//! Live media: media units, the per-stream chunk ring, the stream registry.
+
+pub mod unit;

@@ -1,0 +1,5 @@
+//! Sans-IO protocol code: every parser takes bytes and returns events, so it can be fuzzed
+//! and unit-tested without sockets.
+#![forbid(unsafe_code)]
+
+pub mod http;

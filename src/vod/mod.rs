@@ -1,0 +1,1 @@
+//! On-demand file semantics.
