@@ -2,4 +2,6 @@
 //! and unit-tested without sockets.
 #![forbid(unsafe_code)]
 
+pub mod amf0;
+pub mod flv;
 pub mod http;
