@@ -5,7 +5,12 @@
 //! - [`vod`]: on-demand file semantics (path checks, Range, conditionals, content types).
 //! - [`media`]: media units, chunk ring, stream registry.
 //! - [`runtime`]: the sole owner of io_uring and of almost all `unsafe`.
+//! - [`server`]: start-up, listeners, workers, signals; [`config`]; [`metrics`].
 
-pub mod proto;
+pub mod config;
 pub mod media;
+pub mod metrics;
+pub mod proto;
+pub mod runtime;
+pub mod server;
 pub mod vod;

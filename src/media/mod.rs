@@ -1,3 +1,5 @@
 //! Live media: media units, the per-stream chunk ring, the stream registry.
 
+pub mod ring;
+pub mod stream;
 pub mod unit;

@@ -1,0 +1,595 @@
+//! Typed configuration: embedded defaults ← TOML file ← command-line flags.
+//!
+//! Every limit the server enforces is a named key here with a default that suits a small
+//! production box. `validate` runs before anything starts, so a bad value is one clear line on
+//! stderr and exit code 2 (see `main.rs`), never a surprise under load.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use crate::vod::SymlinkPolicy;
+
+/// Command line. Flags override the file; the file overrides the embedded defaults.
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "uringcast",
+    version,
+    about = "Thread-per-core io_uring live and on-demand video relay"
+)]
+pub struct Cli {
+    /// TOML configuration file (optional: the embedded defaults serve ./media on :8080).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// HTTP listen address, e.g. 0.0.0.0:8080 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http_listen: Option<String>,
+    /// RTMP listen address, e.g. 0.0.0.0:1935.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub rtmp_listen: Option<String>,
+    /// Directory served under /vod/ (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub media_root: Option<PathBuf>,
+    /// Worker threads (0 = one per online core).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// Validate the configuration, print the effective one as TOML and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// The whole configuration. Unknown keys are errors, so a typo never silently does nothing.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Worker threads, one io_uring each; 0 = one per online core.
+    pub workers: usize,
+    /// Pin each worker to its own core.
+    pub pin_workers: bool,
+    pub http: HttpConfig,
+    pub rtmp: RtmpConfig,
+    pub vod: VodConfig,
+    pub live: LiveConfig,
+    pub runtime: RuntimeConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: String,
+    /// Largest request head (request line + headers); beyond it the answer is 431.
+    pub header_bytes_max: usize,
+    /// Longest request line; beyond it the answer is 414.
+    pub request_line_bytes_max: usize,
+    /// Most header fields in one request; beyond it the answer is 431.
+    pub headers_max: usize,
+    /// Time allowed to receive a complete request head (slowloris defence).
+    pub header_timeout_ms: u64,
+    /// Idle time allowed between requests on a keep-alive connection.
+    pub keepalive_timeout_ms: u64,
+    /// Most requests served on one connection before it is closed.
+    pub keepalive_requests_max: u64,
+    /// A response that makes no progress for this long is abandoned.
+    pub send_timeout_ms: u64,
+    /// Connections per worker; past it new connections are closed at once and counted.
+    pub connections_max_per_worker: usize,
+    /// Value of Access-Control-Allow-Origin on media responses ("" = header not sent).
+    pub cors_allow_origin: String,
+    /// Value of the Server header.
+    pub server_name: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpConfig {
+    /// RTMP listen address ("" disables RTMP).
+    pub listen: String,
+}
+
+/// How a file body moves from the page cache to the socket.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SendPath {
+    /// Linked IORING_OP_SPLICE pairs file → pipe → socket (the kernel moves page references).
+    Splice,
+    /// sendfile(2) on the non-blocking socket from the worker thread, POLLOUT through the ring.
+    Sendfile,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VodConfig {
+    /// Directory served under /vod/.
+    pub root: PathBuf,
+    /// Whether symlinks may be followed: deny, within_root (relative links that stay inside
+    /// the root; openat2 RESOLVE_BENEATH refuses absolute ones), follow (anywhere).
+    pub symlinks: SymlinkPolicy,
+    /// Open files kept per worker.
+    pub file_cache_entries: usize,
+    /// How long a cached fd/fstat is trusted before it is checked again.
+    pub file_cache_revalidate_ms: u64,
+    /// Pipe capacity (F_SETPIPE_SZ); one splice pair moves at most this much.
+    pub pipe_bytes: usize,
+    /// Idle pipes kept per worker for reuse.
+    pub pipe_pool_max: usize,
+    /// splice or sendfile; see kernel-notes/vod-send-path.md for the measurement.
+    pub send_path: SendPath,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Soft size of a stream's chunk ring; entries older than the GOP cache are dropped past it.
+    pub ring_bytes: usize,
+    /// Hard cap: a GOP larger than this ends the publish with a clear log.
+    pub ring_bytes_hard_max: usize,
+    /// Entries (tags) a ring can index; sized for several seconds of audio+video.
+    pub ring_entries: usize,
+    /// A reader whose cursor trails the head by more media time than this is skipped to the
+    /// latest keyframe.
+    pub max_lag_ms: u64,
+    /// ... or by more bytes than this.
+    pub max_lag_bytes: usize,
+    /// Skips allowed before a reader is disconnected.
+    pub max_skips: u32,
+    /// Bytes one reader may have in flight in one send.
+    pub reader_inflight_bytes_max: usize,
+    /// Readers stay attached this long after their publisher drops, waiting for a republish.
+    pub publisher_grace_ms: u64,
+    /// A play request for a missing stream waits this long for it to appear (0 = 404 at once).
+    pub play_wait_ms: u64,
+    /// Streams per server.
+    pub streams_max: usize,
+    /// Largest FLV tag accepted from a publisher.
+    pub tag_bytes_max: u32,
+    /// A forward dts jump larger than this is treated as a discontinuity and rebased.
+    pub timestamp_gap_max_ms: u32,
+    /// Idle time after which a publisher that sends nothing is dropped.
+    pub publish_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Submission queue entries per worker ring.
+    pub ring_entries: u32,
+    /// Cap on io-wq unbound workers per worker ring (splice runs there); 0 = kernel default.
+    pub iowq_unbound_max: u32,
+    /// Cap on io-wq bounded workers per worker ring; 0 = kernel default.
+    pub iowq_bounded_max: u32,
+    /// Timer tick; deadlines are checked at this granularity.
+    pub tick_ms: u64,
+    /// On SIGINT/SIGTERM, in-flight responses get this long to finish.
+    pub drain_timeout_ms: u64,
+    /// Bytes read per receive on a connection.
+    pub recv_bytes: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Label per-stream series with the stream name (switch off for very many streams).
+    pub stream_labels: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            workers: 0,
+            pin_workers: true,
+            http: HttpConfig::default(),
+            rtmp: RtmpConfig::default(),
+            vod: VodConfig::default(),
+            live: LiveConfig::default(),
+            runtime: RuntimeConfig::default(),
+            metrics: MetricsConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "0.0.0.0:8080".into(),
+            header_bytes_max: 8192,
+            request_line_bytes_max: 4096,
+            headers_max: 64,
+            header_timeout_ms: 10_000,
+            keepalive_timeout_ms: 30_000,
+            keepalive_requests_max: 100_000,
+            send_timeout_ms: 10_000,
+            connections_max_per_worker: 16_384,
+            cors_allow_origin: "*".into(),
+            server_name: concat!("uringcast/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        RtmpConfig {
+            listen: "0.0.0.0:1935".into(),
+        }
+    }
+}
+
+impl Default for VodConfig {
+    fn default() -> Self {
+        VodConfig {
+            root: PathBuf::from("./media"),
+            symlinks: SymlinkPolicy::WithinRoot,
+            file_cache_entries: 1024,
+            file_cache_revalidate_ms: 1000,
+            pipe_bytes: 1 << 20,
+            pipe_pool_max: 256,
+            send_path: SendPath::Sendfile,
+        }
+    }
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            ring_bytes: 16 << 20,
+            ring_bytes_hard_max: 64 << 20,
+            ring_entries: 16_384,
+            max_lag_ms: 5_000,
+            max_lag_bytes: 8 << 20,
+            max_skips: 5,
+            reader_inflight_bytes_max: 1 << 20,
+            publisher_grace_ms: 5_000,
+            play_wait_ms: 0,
+            streams_max: 1024,
+            tag_bytes_max: 16 << 20,
+            timestamp_gap_max_ms: 10_000,
+            publish_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            ring_entries: 4096,
+            iowq_unbound_max: 8,
+            iowq_bounded_max: 4,
+            tick_ms: 100,
+            drain_timeout_ms: 5_000,
+            recv_bytes: 16 << 10,
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            stream_labels: true,
+        }
+    }
+}
+
+/// A configuration problem: which key, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config error: {}: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Parse a TOML document. The error names the key and the problem on one line.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str::<Config>(text).map_err(|e| {
+            // toml's message spans several lines with a source excerpt; keep its first line
+            // and the key path it names.
+            let message = e.message().replace('\n', " ");
+            let key = e
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .map(key_at)
+                .unwrap_or_else(|| "config".into());
+            err(&key, message)
+        })
+    }
+
+    /// Load the file named on the command line (if any) and apply the flags.
+    pub fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        let mut config = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
+                Config::from_toml(&text)?
+            }
+            None => Config::default(),
+        };
+        if let Some(listen) = &cli.http_listen {
+            config.http.listen = listen.clone();
+        }
+        if let Some(listen) = &cli.rtmp_listen {
+            config.rtmp.listen = listen.clone();
+        }
+        if let Some(root) = &cli.media_root {
+            config.vod.root = root.clone();
+        }
+        if let Some(workers) = cli.workers {
+            config.workers = workers;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Check every value; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.http_listen_addr()?;
+        if !self.rtmp.listen.is_empty() {
+            self.rtmp.listen.parse::<SocketAddr>().map_err(|e| {
+                err(
+                    "rtmp.listen",
+                    format!("`{}` is not ADDR:PORT ({e})", self.rtmp.listen),
+                )
+            })?;
+        }
+        if self.workers > 1024 {
+            return Err(err("workers", "must be between 0 (one per core) and 1024"));
+        }
+        let h = &self.http;
+        range(
+            "http.header_bytes_max",
+            h.header_bytes_max as u64,
+            256,
+            1 << 20,
+        )?;
+        range(
+            "http.request_line_bytes_max",
+            h.request_line_bytes_max as u64,
+            64,
+            h.header_bytes_max as u64,
+        )?;
+        range("http.headers_max", h.headers_max as u64, 1, 128)?;
+        range(
+            "http.header_timeout_ms",
+            h.header_timeout_ms,
+            100,
+            3_600_000,
+        )?;
+        range(
+            "http.keepalive_timeout_ms",
+            h.keepalive_timeout_ms,
+            100,
+            3_600_000,
+        )?;
+        range(
+            "http.keepalive_requests_max",
+            h.keepalive_requests_max,
+            1,
+            u64::MAX,
+        )?;
+        range("http.send_timeout_ms", h.send_timeout_ms, 100, 3_600_000)?;
+        range(
+            "http.connections_max_per_worker",
+            h.connections_max_per_worker as u64,
+            1,
+            1 << 22,
+        )?;
+        if h.server_name.is_empty() || h.server_name.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return Err(err("http.server_name", "must be non-empty printable text"));
+        }
+        if h.cors_allow_origin.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return Err(err("http.cors_allow_origin", "must be printable text"));
+        }
+        let v = &self.vod;
+        if v.root.as_os_str().is_empty() {
+            return Err(err("vod.root", "must not be empty"));
+        }
+        range(
+            "vod.file_cache_entries",
+            v.file_cache_entries as u64,
+            1,
+            1 << 20,
+        )?;
+        range(
+            "vod.file_cache_revalidate_ms",
+            v.file_cache_revalidate_ms,
+            0,
+            3_600_000,
+        )?;
+        range("vod.pipe_bytes", v.pipe_bytes as u64, 4096, 64 << 20)?;
+        if !v.pipe_bytes.is_power_of_two() {
+            return Err(err(
+                "vod.pipe_bytes",
+                "must be a power of two (the kernel rounds pipe sizes to pages)",
+            ));
+        }
+        range("vod.pipe_pool_max", v.pipe_pool_max as u64, 0, 1 << 16)?;
+        let l = &self.live;
+        range("live.ring_bytes", l.ring_bytes as u64, 64 << 10, 4 << 30)?;
+        range(
+            "live.ring_bytes_hard_max",
+            l.ring_bytes_hard_max as u64,
+            l.ring_bytes as u64,
+            8 << 30,
+        )?;
+        range("live.ring_entries", l.ring_entries as u64, 64, 1 << 22)?;
+        if !l.ring_entries.is_power_of_two() {
+            return Err(err("live.ring_entries", "must be a power of two"));
+        }
+        range("live.max_lag_ms", l.max_lag_ms, 100, 600_000)?;
+        range(
+            "live.max_lag_bytes",
+            l.max_lag_bytes as u64,
+            64 << 10,
+            4 << 30,
+        )?;
+        range("live.max_skips", u64::from(l.max_skips), 0, 1_000_000)?;
+        range(
+            "live.reader_inflight_bytes_max",
+            l.reader_inflight_bytes_max as u64,
+            4096,
+            64 << 20,
+        )?;
+        range("live.publisher_grace_ms", l.publisher_grace_ms, 0, 600_000)?;
+        range("live.play_wait_ms", l.play_wait_ms, 0, 600_000)?;
+        range("live.streams_max", l.streams_max as u64, 1, 1 << 20)?;
+        range(
+            "live.tag_bytes_max",
+            u64::from(l.tag_bytes_max),
+            1024,
+            1 << 26,
+        )?;
+        range(
+            "live.timestamp_gap_max_ms",
+            u64::from(l.timestamp_gap_max_ms),
+            100,
+            3_600_000,
+        )?;
+        range(
+            "live.publish_timeout_ms",
+            l.publish_timeout_ms,
+            100,
+            3_600_000,
+        )?;
+        let r = &self.runtime;
+        range(
+            "runtime.ring_entries",
+            u64::from(r.ring_entries),
+            64,
+            32_768,
+        )?;
+        range(
+            "runtime.iowq_unbound_max",
+            u64::from(r.iowq_unbound_max),
+            0,
+            4096,
+        )?;
+        range(
+            "runtime.iowq_bounded_max",
+            u64::from(r.iowq_bounded_max),
+            0,
+            4096,
+        )?;
+        range("runtime.tick_ms", r.tick_ms, 1, 1000)?;
+        range("runtime.drain_timeout_ms", r.drain_timeout_ms, 0, 600_000)?;
+        range("runtime.recv_bytes", r.recv_bytes as u64, 1024, 16 << 20)?;
+        Ok(())
+    }
+
+    /// The HTTP listen address, parsed.
+    pub fn http_listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.http.listen.parse::<SocketAddr>().map_err(|e| {
+            err(
+                "http.listen",
+                format!("`{}` is not ADDR:PORT ({e})", self.http.listen),
+            )
+        })
+    }
+
+    /// Workers to start: the configured number, or one per online core.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }
+    }
+
+    /// The effective configuration as TOML (for `--check-config`).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# cannot render configuration: {e}\n"))
+    }
+}
+
+fn range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(err(key, format!("{value} is out of range {min}..={max}")));
+    }
+    Ok(())
+}
+
+/// Best-effort name of the key whose value starts at the end of `before` (for error lines):
+/// the last `[table]` header plus the key on the last line.
+fn key_at(before: &str) -> String {
+    let mut table = String::new();
+    for line in before.lines() {
+        let t = line.trim();
+        if t.starts_with('[') && t.ends_with(']') {
+            table = t.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+        }
+    }
+    let last = before.rsplit('\n').next().unwrap_or("");
+    let key = last.split('=').next().unwrap_or("").trim();
+    match (table.is_empty(), key.is_empty()) {
+        (true, true) => "config".into(),
+        (true, false) => key.into(),
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_round_trip() {
+        let config = Config::default();
+        config.validate().unwrap();
+        let text = config.to_toml();
+        assert_eq!(Config::from_toml(&text).unwrap(), config);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e =
+            Config::from_toml("[http]\nlisten = \"127.0.0.1:1\"\nheader_bytes = 5\n").unwrap_err();
+        assert!(e.problem.contains("header_bytes"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn bad_value_type_names_the_key() {
+        let e = Config::from_toml("[http]\nheader_bytes_max = \"big\"\n").unwrap_err();
+        assert_eq!(e.key, "http.header_bytes_max", "{e}");
+    }
+
+    #[test]
+    fn out_of_range_value_names_the_key() {
+        let config = Config::from_toml("[http]\nheader_bytes_max = 10\n").unwrap();
+        let e = config.validate().unwrap_err();
+        assert_eq!(e.key, "http.header_bytes_max");
+        let config = Config::from_toml("[http]\nlisten = \"nope\"\n").unwrap();
+        assert_eq!(config.validate().unwrap_err().key, "http.listen");
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let cli = Cli {
+            workers: Some(3),
+            http_listen: Some("127.0.0.1:0".into()),
+            ..Cli::default()
+        };
+        let config = Config::load(&cli).unwrap();
+        assert_eq!(config.workers, 3);
+        assert_eq!(config.http.listen, "127.0.0.1:0");
+    }
+}

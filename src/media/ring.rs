@@ -1,0 +1,325 @@
+//! The chunk ring: a stream's shared, append-only, read-only sequence of serialised media.
+//!
+//! One publisher appends; readers on every worker read without locks. Each entry is an
+//! immutable `Arc<Entry>` whose bytes never change after publication. A slot is *replaced*
+//! (pointer swap), never written in place, so a reader that holds an entry — in particular one
+//! whose bytes are under a send the kernel has not completed — keeps valid, unchanged bytes for
+//! as long as it holds the `Arc`. Memory is reclaimed when the last holder drops it
+//! (refcount reclamation; see kernel-notes/live-ring.md for why not epochs). The publisher
+//! never waits for a reader: a reader that falls behind the tail finds its cursor gone and is
+//! moved to the latest keyframe.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+
+/// One serialised unit (for FLV: a complete tag with its PreviousTagSize).
+#[derive(Debug)]
+pub struct Entry {
+    pub seq: u64,
+    /// A video keyframe: a reader may start here.
+    pub keyframe: bool,
+    pub dts_ms: u32,
+    /// Bytes appended to the ring before this entry (for byte lag).
+    pub offset: u64,
+    pub bytes: Bytes,
+}
+
+/// Why an append was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendError {
+    /// The current GOP alone exceeds the hard byte cap or the entry capacity: the stream cannot
+    /// be cached as configured.
+    GopTooLarge,
+}
+
+pub struct ChunkRing {
+    slots: Box<[ArcSwapOption<Entry>]>,
+    mask: u64,
+    /// Next sequence number to be written; entries `[tail, head)` are retained.
+    head: AtomicU64,
+    tail: AtomicU64,
+    /// Sequence of the latest keyframe, or `u64::MAX` before the first.
+    gop_start: AtomicU64,
+    /// Bytes in `[tail, head)`.
+    retained_bytes: AtomicUsize,
+    /// Bytes ever appended.
+    total_bytes: AtomicU64,
+    soft_bytes: usize,
+    hard_bytes: usize,
+}
+
+/// Where a reader stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// `cursor` is retained.
+    InRing,
+    /// `cursor` was reclaimed: the reader must move (to [`ChunkRing::gop_start`]).
+    Behind,
+    /// `cursor == head`: nothing new yet.
+    AtHead,
+}
+
+impl ChunkRing {
+    /// `entries` must be a power of two (validated in config).
+    pub fn new(entries: usize, soft_bytes: usize, hard_bytes: usize) -> ChunkRing {
+        let entries = entries.next_power_of_two().max(2);
+        ChunkRing {
+            slots: (0..entries).map(|_| ArcSwapOption::empty()).collect(),
+            mask: entries as u64 - 1,
+            head: AtomicU64::new(0),
+            tail: AtomicU64::new(0),
+            gop_start: AtomicU64::new(u64::MAX),
+            retained_bytes: AtomicUsize::new(0),
+            total_bytes: AtomicU64::new(0),
+            soft_bytes,
+            hard_bytes,
+        }
+    }
+
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    pub fn tail(&self) -> u64 {
+        self.tail.load(Ordering::Acquire)
+    }
+
+    /// The latest keyframe, where a new or skipped reader starts.
+    pub fn gop_start(&self) -> Option<u64> {
+        match self.gop_start.load(Ordering::Acquire) {
+            u64::MAX => None,
+            seq => Some(seq),
+        }
+    }
+
+    pub fn retained_bytes(&self) -> usize {
+        self.retained_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Append one entry (single publisher). Returns its sequence number.
+    pub fn append(&self, keyframe: bool, dts_ms: u32, bytes: Bytes) -> Result<u64, AppendError> {
+        let seq = self.head.load(Ordering::Relaxed);
+        let len = bytes.len();
+        let offset = self.total_bytes.load(Ordering::Relaxed);
+        if keyframe {
+            // Everything before this keyframe becomes reclaimable first.
+            self.gop_start.store(seq, Ordering::Release);
+        }
+        // Make room: past the soft size drop entries older than the GOP cache; the entry
+        // capacity and the hard size are absolute.
+        let capacity = self.mask + 1;
+        let mut tail = self.tail.load(Ordering::Relaxed);
+        let gop = self.gop_start.load(Ordering::Relaxed);
+        let mut retained = self.retained_bytes.load(Ordering::Relaxed);
+        while tail < seq {
+            let over_soft = retained + len > self.soft_bytes && (gop == u64::MAX || tail < gop);
+            let over_hard = retained + len > self.hard_bytes;
+            let full = seq - tail >= capacity;
+            if !(over_soft || over_hard || full) {
+                break;
+            }
+            if (over_hard || full) && gop != u64::MAX && tail >= gop {
+                // The GOP cache itself does not fit.
+                return Err(AppendError::GopTooLarge);
+            }
+            let slot = &self.slots[(tail & self.mask) as usize];
+            if let Some(old) = slot.swap(None) {
+                retained -= old.bytes.len();
+            }
+            tail += 1;
+            // Publish the new tail before the slot can be reused, so a reader that loads a
+            // slot and then sees `seq` mismatch knows it fell behind.
+            self.tail.store(tail, Ordering::Release);
+        }
+        let entry = Arc::new(Entry {
+            seq,
+            keyframe,
+            dts_ms,
+            offset,
+            bytes,
+        });
+        self.slots[(seq & self.mask) as usize].store(Some(entry));
+        self.retained_bytes.store(retained + len, Ordering::Relaxed);
+        self.total_bytes
+            .store(offset + len as u64, Ordering::Relaxed);
+        self.head.store(seq + 1, Ordering::Release);
+        Ok(seq)
+    }
+
+    /// Where `cursor` stands.
+    pub fn position(&self, cursor: u64) -> Position {
+        if cursor < self.tail() {
+            Position::Behind
+        } else if cursor >= self.head() {
+            Position::AtHead
+        } else {
+            Position::InRing
+        }
+    }
+
+    /// The entry at `seq`, if it is still retained.
+    pub fn get(&self, seq: u64) -> Option<Arc<Entry>> {
+        if seq >= self.head() {
+            return None;
+        }
+        let entry = self.slots[(seq & self.mask) as usize].load_full()?;
+        // A mismatch means the slot was reclaimed and reused after we read `head`.
+        (entry.seq == seq).then_some(entry)
+    }
+
+    /// Entries from `cursor` towards the head, up to `bytes_max` bytes (at least one entry
+    /// when any is available). Appends to `out`; returns `Err(())` when `cursor` has been
+    /// reclaimed (the reader is behind).
+    #[allow(clippy::result_unit_err)]
+    pub fn read_from(
+        &self,
+        cursor: u64,
+        bytes_max: usize,
+        out: &mut Vec<Arc<Entry>>,
+    ) -> Result<(), ()> {
+        let head = self.head();
+        let mut seq = cursor;
+        let mut bytes = 0usize;
+        while seq < head {
+            let Some(entry) = self.get(seq) else {
+                return if out.is_empty() { Err(()) } else { Ok(()) };
+            };
+            if !out.is_empty() && bytes + entry.bytes.len() > bytes_max {
+                break;
+            }
+            bytes += entry.bytes.len();
+            out.push(entry);
+            seq += 1;
+        }
+        Ok(())
+    }
+
+    /// The newest entry (for lag measurements).
+    pub fn newest(&self) -> Option<Arc<Entry>> {
+        let head = self.head();
+        if head == 0 { None } else { self.get(head - 1) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(n: u8, len: usize) -> Bytes {
+        Bytes::from(vec![n; len])
+    }
+
+    #[test]
+    fn append_and_read_in_order() {
+        let ring = ChunkRing::new(16, 1 << 20, 1 << 20);
+        for i in 0..5u8 {
+            ring.append(i == 0, u32::from(i) * 40, tag(i, 10)).unwrap();
+        }
+        let mut out = Vec::new();
+        ring.read_from(0, usize::MAX, &mut out).unwrap();
+        assert_eq!(
+            out.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert_eq!(out[3].bytes, tag(3, 10));
+        assert_eq!(out[3].offset, 30);
+        assert_eq!(ring.gop_start(), Some(0));
+        out.clear();
+        ring.read_from(2, 15, &mut out).unwrap();
+        assert_eq!(
+            out.len(),
+            1,
+            "byte cap stops after the first entry that fits"
+        );
+    }
+
+    #[test]
+    fn soft_limit_keeps_the_gop_and_reclaims_older_entries() {
+        let ring = ChunkRing::new(64, 100, 1000);
+        for i in 0..10u8 {
+            ring.append(i == 0 || i == 6, 0, tag(i, 20)).unwrap();
+        }
+        // While the first GOP (0..6) was the GOP cache it grew past the soft size (120 bytes);
+        // once the keyframe at 6 arrived, older entries went until 100 bytes remain.
+        assert_eq!(ring.tail(), 5);
+        assert_eq!(ring.position(2), Position::Behind);
+        assert_eq!(ring.position(6), Position::InRing);
+        assert_eq!(ring.position(10), Position::AtHead);
+        assert_eq!(ring.retained_bytes(), 100);
+        let mut out = Vec::new();
+        assert_eq!(ring.read_from(3, usize::MAX, &mut out), Err(()));
+    }
+
+    #[test]
+    fn held_entries_survive_reclamation_unchanged() {
+        let ring = ChunkRing::new(4, 40, 1000);
+        ring.append(true, 0, tag(7, 10)).unwrap();
+        let held = ring.get(0).unwrap();
+        for i in 1..50u8 {
+            ring.append(true, 0, tag(i, 10)).unwrap();
+        }
+        assert!(ring.get(0).is_none());
+        assert_eq!(held.bytes, tag(7, 10), "a held entry is never overwritten");
+    }
+
+    #[test]
+    fn a_gop_over_the_hard_cap_is_refused() {
+        let ring = ChunkRing::new(64, 50, 100);
+        ring.append(true, 0, tag(0, 40)).unwrap();
+        ring.append(false, 0, tag(1, 40)).unwrap();
+        assert_eq!(
+            ring.append(false, 0, tag(2, 40)),
+            Err(AppendError::GopTooLarge)
+        );
+    }
+
+    #[test]
+    fn concurrent_readers_never_see_torn_entries() {
+        // One publisher wraps a small ring many times while readers copy entries out and
+        // check each against the checksum pattern it was written with.
+        let ring = Arc::new(ChunkRing::new(8, 256, 4096));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let ring = ring.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut seen = 0u64;
+                    let mut cursor = 0;
+                    let mut out = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        out.clear();
+                        if ring.read_from(cursor, 1024, &mut out).is_err() {
+                            cursor = ring.gop_start().unwrap_or(0);
+                            continue;
+                        }
+                        for e in &out {
+                            let fill = (e.seq % 251) as u8;
+                            assert!(e.bytes.iter().all(|b| *b == fill), "torn entry {}", e.seq);
+                            assert_eq!(e.seq, cursor);
+                            cursor += 1;
+                            seen += 1;
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for seq in 0..20_000u64 {
+            let fill = (seq % 251) as u8;
+            ring.append(seq % 5 == 0, 0, Bytes::from(vec![fill; 32]))
+                .unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        for r in readers {
+            assert!(r.join().unwrap() > 0);
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! A live stream: its chunk ring, the headers a new reader needs, its publisher state and its
+//! figures; and the registry that names streams.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+use super::ring::{AppendError, ChunkRing};
+use super::unit::{Codec, MediaUnit, UnitKind};
+use crate::config::LiveConfig;
+use crate::proto::flv;
+
+/// Most workers a stream tracks readers for (the notification bitmap is one `AtomicU64`).
+pub const WORKERS_MAX: usize = 64;
+
+/// What a new reader is sent before the GOP cache: FLV file header, onMetaData and the
+/// sequence headers (as FLV tags, timestamped when sent).
+#[derive(Clone, Debug, Default)]
+pub struct StreamHeaders {
+    pub has_audio: bool,
+    pub has_video: bool,
+    /// Script body (onMetaData ...), already in file form.
+    pub metadata: Option<Bytes>,
+    /// AVC/HEVC decoder configuration tag body.
+    pub video_config: Option<Bytes>,
+    /// AAC AudioSpecificConfig tag body.
+    pub audio_config: Option<Bytes>,
+}
+
+impl StreamHeaders {
+    /// Serialise the headers for one new reader, timestamped `dts_ms` (the GOP start).
+    pub fn write_flv(&self, dts_ms: u32, out: &mut Vec<u8>) {
+        flv::mux::write_file_header(
+            self.has_audio || self.audio_config.is_some(),
+            self.has_video || self.video_config.is_some(),
+            out,
+        );
+        if let Some(meta) = &self.metadata {
+            flv::mux::write_tag(18, 0, meta, out);
+        }
+        if let Some(video) = &self.video_config {
+            flv::mux::write_tag(9, dts_ms, video, out);
+        }
+        if let Some(audio) = &self.audio_config {
+            flv::mux::write_tag(8, dts_ms, audio, out);
+        }
+    }
+}
+
+/// Figures shown by /api/v1/streams and /metrics.
+#[derive(Default)]
+pub struct StreamStats {
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub video_frames: AtomicU64,
+    pub audio_frames: AtomicU64,
+    pub keyframes: AtomicU64,
+    pub timestamp_corrections: AtomicU64,
+    pub skips: AtomicU64,
+    pub slow_disconnects: AtomicU64,
+    pub readers_flv: AtomicU32,
+    /// dts of the last two keyframes, for the GOP interval.
+    pub last_keyframe_dts_ms: AtomicU64,
+    pub gop_interval_ms: AtomicU64,
+    pub last_dts_ms: AtomicU64,
+}
+
+/// Descriptive facts that change rarely (codec, size), behind a mutex read only by the API.
+#[derive(Clone, Debug, Default)]
+pub struct StreamInfo {
+    pub video_codec: Option<Codec>,
+    pub audio_codec: Option<Codec>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: Option<f64>,
+    pub publishes: u64,
+}
+
+pub struct Stream {
+    pub id: u32,
+    pub app: String,
+    pub name: String,
+    pub flv: ChunkRing,
+    pub headers: ArcSwap<StreamHeaders>,
+    pub publishing: AtomicBool,
+    /// ms (server clock) when the publisher dropped; readers wait `publisher_grace_ms`.
+    pub unpublished_at_ms: AtomicU64,
+    /// Set once the stream is over for good: readers finish their body and close.
+    pub ended: AtomicBool,
+    pub started_at_ms: u64,
+    /// Bit w set: worker w has readers of this stream.
+    pub reader_workers: AtomicU64,
+    /// Bit w set: worker w has been woken for this stream and has not looked yet (coalescing).
+    pub wake_pending: AtomicU64,
+    pub stats: StreamStats,
+    pub info: Mutex<StreamInfo>,
+}
+
+impl Stream {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.app, self.name)
+    }
+
+    /// Latest ingest-side dts, for media-time lag.
+    pub fn head_dts_ms(&self) -> u32 {
+        self.flv.newest().map(|e| e.dts_ms).unwrap_or(0)
+    }
+}
+
+/// The publisher side of a stream: timestamp rebasing and serialisation into the ring.
+pub struct Publisher {
+    pub stream: Arc<Stream>,
+    /// Added to every input dts (rebasing after jumps and republishes).
+    offset_ms: i64,
+    /// Last output dts per track (video, audio, script) and overall.
+    last_out: [Option<i64>; 3],
+    last_out_any: Option<i64>,
+    gap_max_ms: i64,
+    scratch: Vec<u8>,
+}
+
+/// Why a publish ended with an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishError {
+    GopTooLarge,
+}
+
+impl Publisher {
+    fn track(kind: UnitKind) -> usize {
+        match kind {
+            UnitKind::Video => 0,
+            UnitKind::Audio => 1,
+            UnitKind::Script => 2,
+        }
+    }
+
+    /// Rebase `dts_ms` so that output timestamps never go backwards and never jump by more
+    /// than `timestamp_gap_max_ms`; returns the output dts.
+    fn rebase(&mut self, kind: UnitKind, dts_ms: u32) -> u32 {
+        let track = Self::track(kind);
+        let mut out = i64::from(dts_ms) + self.offset_ms;
+        match self.last_out_any {
+            None => {
+                if out < 0 {
+                    self.offset_ms -= out;
+                    out = 0;
+                }
+            }
+            Some(last_any) => {
+                // A discontinuity on any track (a backwards jump past the interleave slack, or
+                // a forward gap past the limit) moves the whole timeline so A/V stay in sync.
+                if out < last_any - 1000 || out > last_any + self.gap_max_ms {
+                    let target = last_any + 1;
+                    self.offset_ms += target - out;
+                    out = target;
+                    self.stream
+                        .stats
+                        .timestamp_corrections
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                // Within a track dts must not go backwards (small interleave jitter is clamped).
+                if let Some(last) = self.last_out[track]
+                    && out < last
+                {
+                    out = last;
+                    self.stream
+                        .stats
+                        .timestamp_corrections
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let out = out.clamp(0, i64::from(u32::MAX));
+        self.last_out[track] = Some(out);
+        self.last_out_any = Some(self.last_out_any.map_or(out, |l| l.max(out)));
+        out as u32
+    }
+
+    /// A republish continues the timeline: the next input dts maps just after the last output.
+    pub fn continue_after(&mut self, previous_last_dts_ms: Option<u64>) {
+        if let Some(last) = previous_last_dts_ms {
+            self.last_out_any = Some(last as i64);
+            self.last_out = [Some(last as i64); 3];
+            // The first unit of the new publish will be treated as a discontinuity and
+            // rebased to last + 1 unless it already continues.
+            self.offset_ms = 0;
+        }
+    }
+
+    /// Publish one unit: update headers/stats and append its FLV tag to the ring.
+    pub fn publish(&mut self, unit: &MediaUnit) -> Result<(), PublishError> {
+        let dts_ms = self.rebase(unit.kind, unit.dts_ms);
+        let stream = &self.stream;
+        stream
+            .stats
+            .bytes_in
+            .fetch_add(unit.body.len() as u64, Ordering::Relaxed);
+        match unit.kind {
+            UnitKind::Script => {
+                let body = flv::strip_set_data_frame(unit.body.clone());
+                if let Some(meta) = flv::parse_on_metadata(&body) {
+                    let mut info = stream.info.lock().unwrap_or_else(|p| p.into_inner());
+                    info.width = meta.width.or(info.width);
+                    info.height = meta.height.or(info.height);
+                    info.fps = meta.framerate.or(info.fps);
+                    drop(info);
+                    let mut headers = (**stream.headers.load()).clone();
+                    headers.metadata = Some(body);
+                    stream.headers.store(Arc::new(headers));
+                }
+                // Script data is delivered to new readers through the headers only.
+                return Ok(());
+            }
+            UnitKind::Video if unit.config => {
+                let mut headers = (**stream.headers.load()).clone();
+                headers.has_video = true;
+                headers.video_config = Some(unit.body.clone());
+                stream.headers.store(Arc::new(headers));
+                stream
+                    .info
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .video_codec = Some(unit.codec);
+            }
+            UnitKind::Audio if unit.config => {
+                let mut headers = (**stream.headers.load()).clone();
+                headers.has_audio = true;
+                headers.audio_config = Some(unit.body.clone());
+                stream.headers.store(Arc::new(headers));
+                stream
+                    .info
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .audio_codec = Some(unit.codec);
+            }
+            UnitKind::Video => {
+                stream.stats.video_frames.fetch_add(1, Ordering::Relaxed);
+                if unit.keyframe {
+                    stream.stats.keyframes.fetch_add(1, Ordering::Relaxed);
+                    let previous = stream
+                        .stats
+                        .last_keyframe_dts_ms
+                        .swap(u64::from(dts_ms), Ordering::Relaxed);
+                    if previous > 0 && u64::from(dts_ms) > previous {
+                        stream
+                            .stats
+                            .gop_interval_ms
+                            .store(u64::from(dts_ms) - previous, Ordering::Relaxed);
+                    }
+                }
+            }
+            UnitKind::Audio => {
+                stream.stats.audio_frames.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        stream
+            .stats
+            .last_dts_ms
+            .store(u64::from(dts_ms), Ordering::Relaxed);
+        self.scratch.clear();
+        flv::mux::write_tag(
+            flv::mux::tag_type(unit.kind),
+            dts_ms,
+            &unit.body,
+            &mut self.scratch,
+        );
+        let bytes = Bytes::copy_from_slice(&self.scratch);
+        // Only video keyframes start a GOP; audio-only streams start anywhere (every entry).
+        let keyframe = (unit.kind == UnitKind::Video && unit.keyframe && !unit.config)
+            || (unit.kind == UnitKind::Audio && !unit.config && !stream.headers.load().has_video);
+        stream
+            .flv
+            .append(keyframe, dts_ms, bytes)
+            .map_err(|e| match e {
+                AppendError::GopTooLarge => PublishError::GopTooLarge,
+            })?;
+        Ok(())
+    }
+}
+
+/// Why a publish or play request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryError {
+    /// Someone is publishing this stream already (HTTP 409).
+    AlreadyPublishing,
+    /// `live.streams_max` reached (HTTP 503).
+    TooManyStreams,
+    /// No such stream (HTTP 404).
+    NotFound,
+}
+
+/// All live streams. The lock is taken on publish, attach and API calls, never per tag.
+pub struct Registry {
+    config: LiveConfig,
+    inner: Mutex<RegistryInner>,
+}
+
+struct RegistryInner {
+    streams: HashMap<String, Arc<Stream>>,
+    next_id: u32,
+}
+
+impl Registry {
+    pub fn new(config: LiveConfig) -> Registry {
+        Registry {
+            config,
+            inner: Mutex::new(RegistryInner {
+                streams: HashMap::new(),
+                next_id: 1,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RegistryInner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start publishing `app/name`. A stream still in its grace period is taken over, so its
+    /// readers continue with the new publisher.
+    pub fn publish(&self, app: &str, name: &str, now_ms: u64) -> Result<Publisher, RegistryError> {
+        let key = format!("{app}/{name}");
+        let mut inner = self.lock();
+        let existing = inner.streams.get(&key).cloned();
+        let (stream, previous_last) = match existing {
+            Some(stream) if !stream.ended.load(Ordering::Acquire) => {
+                if stream.publishing.swap(true, Ordering::AcqRel) {
+                    return Err(RegistryError::AlreadyPublishing);
+                }
+                let last = stream.stats.last_dts_ms.load(Ordering::Relaxed);
+                let has_media = stream_has_media(&stream);
+                (stream, has_media.then_some(last))
+            }
+            _ => {
+                if inner.streams.len() >= self.config.streams_max {
+                    return Err(RegistryError::TooManyStreams);
+                }
+                let id = inner.next_id;
+                inner.next_id = inner.next_id.wrapping_add(1).max(1);
+                let stream = Arc::new(Stream {
+                    id,
+                    app: app.to_string(),
+                    name: name.to_string(),
+                    flv: ChunkRing::new(
+                        self.config.ring_entries,
+                        self.config.ring_bytes,
+                        self.config.ring_bytes_hard_max,
+                    ),
+                    headers: ArcSwap::from_pointee(StreamHeaders::default()),
+                    publishing: AtomicBool::new(true),
+                    unpublished_at_ms: AtomicU64::new(0),
+                    ended: AtomicBool::new(false),
+                    started_at_ms: now_ms,
+                    reader_workers: AtomicU64::new(0),
+                    wake_pending: AtomicU64::new(0),
+                    stats: StreamStats::default(),
+                    info: Mutex::new(StreamInfo::default()),
+                });
+                inner.streams.insert(key, stream.clone());
+                (stream, None)
+            }
+        };
+        stream
+            .info
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .publishes += 1;
+        let mut publisher = Publisher {
+            stream,
+            offset_ms: 0,
+            last_out: [None; 3],
+            last_out_any: None,
+            gap_max_ms: i64::from(self.config.timestamp_gap_max_ms),
+            scratch: Vec::with_capacity(64 << 10),
+        };
+        publisher.continue_after(previous_last);
+        Ok(publisher)
+    }
+
+    /// The publisher is gone; readers wait `publisher_grace_ms` for a republish.
+    pub fn unpublish(&self, stream: &Stream, now_ms: u64) {
+        stream.unpublished_at_ms.store(now_ms, Ordering::Release);
+        stream.publishing.store(false, Ordering::Release);
+        if self.config.publisher_grace_ms == 0 {
+            self.end(stream);
+        }
+    }
+
+    fn end(&self, stream: &Stream) {
+        let mut inner = self.lock();
+        stream.ended.store(true, Ordering::Release);
+        let key = stream.key();
+        if inner.streams.get(&key).is_some_and(|s| s.id == stream.id) {
+            inner.streams.remove(&key);
+        }
+    }
+
+    /// End every stream whose publisher has been gone longer than the grace period.
+    /// Returns the streams ended (their readers' workers must be woken).
+    pub fn sweep(&self, now_ms: u64) -> Vec<Arc<Stream>> {
+        let grace = self.config.publisher_grace_ms;
+        let expired: Vec<Arc<Stream>> = self
+            .lock()
+            .streams
+            .values()
+            .filter(|s| {
+                !s.publishing.load(Ordering::Acquire)
+                    && now_ms.saturating_sub(s.unpublished_at_ms.load(Ordering::Acquire)) >= grace
+            })
+            .cloned()
+            .collect();
+        for stream in &expired {
+            self.end(stream);
+        }
+        expired
+    }
+
+    pub fn get(&self, app: &str, name: &str) -> Option<Arc<Stream>> {
+        self.lock().streams.get(&format!("{app}/{name}")).cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<Stream>> {
+        let mut all: Vec<_> = self.lock().streams.values().cloned().collect();
+        all.sort_by_key(|s| s.key());
+        all
+    }
+}
+
+fn stream_has_media(stream: &Stream) -> bool {
+    stream.flv.head() > 0
+}

@@ -1,0 +1,187 @@
+//! Metric names and the per-worker batch counters.
+//!
+//! Hot paths bump plain integers in [`WorkerStats`]; once per tick the worker hands the deltas
+//! to the `metrics` recorder (metrics-exporter-prometheus, rendered by our own `/metrics`
+//! handler). So the cost on the data path is an add, never a map lookup or an atomic.
+
+use std::sync::OnceLock;
+
+use metrics::{Counter, Gauge, counter, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Install the global recorder once; later calls return the same handle.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // A second recorder can only come from a test harness that installed one already;
+        // the handle still renders ours.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Render the Prometheus text exposition.
+pub fn render() -> String {
+    install().render()
+}
+
+/// Periodic housekeeping the exporter needs (histogram/summary upkeep).
+pub fn upkeep() {
+    install().run_upkeep();
+}
+
+/// Why a connection was closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The peer closed or reset.
+    Peer,
+    /// We finished (Connection: close, keep-alive limit, HTTP/1.0).
+    Done,
+    /// A protocol error answered with 4xx/5xx and close.
+    ProtocolError,
+    /// A deadline expired (header, idle, send).
+    Timeout,
+    /// A socket or file error.
+    IoError,
+    /// Server shutdown.
+    Shutdown,
+    /// A live reader fell too far behind too often.
+    SlowReader,
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 7] = [
+        CloseReason::Peer,
+        CloseReason::Done,
+        CloseReason::ProtocolError,
+        CloseReason::Timeout,
+        CloseReason::IoError,
+        CloseReason::Shutdown,
+        CloseReason::SlowReader,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::Peer => "peer",
+            CloseReason::Done => "done",
+            CloseReason::ProtocolError => "protocol_error",
+            CloseReason::Timeout => "timeout",
+            CloseReason::IoError => "io_error",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::SlowReader => "slow_reader",
+        }
+    }
+}
+
+/// Counters a worker accumulates between flushes.
+#[derive(Default, Debug)]
+pub struct WorkerStats {
+    pub accepted: u64,
+    pub refused: u64,
+    pub closed: [u64; CloseReason::ALL.len()],
+    /// Requests by status class 1xx..5xx (index 0..=4).
+    pub requests: [u64; 5],
+    pub bytes_sent: u64,
+    pub sends_submitted: u64,
+    pub splices_submitted: u64,
+    pub sendfile_calls: u64,
+    pub deadline_expired_idle: u64,
+    pub deadline_expired_header: u64,
+    pub deadline_expired_send: u64,
+    pub live_skips: u64,
+    pub active: u64,
+}
+
+/// The registered handles one worker flushes into.
+pub struct WorkerMetrics {
+    accepted: Counter,
+    refused: Counter,
+    closed: Vec<Counter>,
+    requests: Vec<Counter>,
+    bytes_sent: Counter,
+    sends_submitted: Counter,
+    splices_submitted: Counter,
+    sendfile_calls: Counter,
+    deadline_idle: Counter,
+    deadline_header: Counter,
+    deadline_send: Counter,
+    live_skips: Counter,
+    active: Gauge,
+}
+
+impl WorkerMetrics {
+    pub fn new(worker: usize) -> WorkerMetrics {
+        let w = worker.to_string();
+        let closed = CloseReason::ALL
+            .iter()
+            .map(|r| counter!("uringcast_connections_closed_total", "worker" => w.clone(), "reason" => r.label()))
+            .collect();
+        let requests = ["1xx", "2xx", "3xx", "4xx", "5xx"]
+            .iter()
+            .map(
+                |c| counter!("uringcast_http_requests_total", "worker" => w.clone(), "class" => *c),
+            )
+            .collect();
+        let deadline = |kind: &'static str| counter!("uringcast_deadline_expired_total", "worker" => w.clone(), "deadline" => kind);
+        WorkerMetrics {
+            accepted: counter!("uringcast_connections_accepted_total", "worker" => w.clone()),
+            refused: counter!("uringcast_connections_refused_total", "worker" => w.clone()),
+            closed,
+            requests,
+            bytes_sent: counter!("uringcast_bytes_sent_total", "worker" => w.clone()),
+            sends_submitted: counter!("uringcast_sends_submitted_total", "worker" => w.clone()),
+            splices_submitted: counter!("uringcast_splices_submitted_total", "worker" => w.clone()),
+            sendfile_calls: counter!("uringcast_sendfile_calls_total", "worker" => w.clone()),
+            deadline_idle: deadline("idle"),
+            deadline_header: deadline("header"),
+            deadline_send: deadline("send"),
+            live_skips: counter!("uringcast_live_skips_total", "worker" => w.clone()),
+            active: gauge!("uringcast_connections_active", "worker" => w),
+        }
+    }
+
+    /// Hand the accumulated deltas to the recorder and reset them.
+    pub fn flush(&self, stats: &mut WorkerStats) {
+        fn take(c: &Counter, v: &mut u64) {
+            if *v > 0 {
+                c.increment(*v);
+                *v = 0;
+            }
+        }
+        take(&self.accepted, &mut stats.accepted);
+        take(&self.refused, &mut stats.refused);
+        for (c, v) in self.closed.iter().zip(stats.closed.iter_mut()) {
+            take(c, v);
+        }
+        for (c, v) in self.requests.iter().zip(stats.requests.iter_mut()) {
+            take(c, v);
+        }
+        take(&self.bytes_sent, &mut stats.bytes_sent);
+        take(&self.sends_submitted, &mut stats.sends_submitted);
+        take(&self.splices_submitted, &mut stats.splices_submitted);
+        take(&self.sendfile_calls, &mut stats.sendfile_calls);
+        take(&self.deadline_idle, &mut stats.deadline_expired_idle);
+        take(&self.deadline_header, &mut stats.deadline_expired_header);
+        take(&self.deadline_send, &mut stats.deadline_expired_send);
+        take(&self.live_skips, &mut stats.live_skips);
+        self.active.set(stats.active as f64);
+    }
+}
+
+impl WorkerStats {
+    pub fn closed(&mut self, reason: CloseReason) {
+        let index = CloseReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.closed[index] += 1;
+    }
+
+    pub fn request(&mut self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.requests[class] += 1;
+    }
+}

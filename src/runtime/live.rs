@@ -1,0 +1,651 @@
+//! Live paths of a worker: HTTP-FLV ingest (publisher) and HTTP-FLV readers (fan-out).
+//!
+//! Fan-out: after a publisher's batch is appended to the stream's chunk ring, every worker
+//! that has readers of the stream is told (its bit in `Stream::reader_workers`): this worker
+//! pumps its own readers directly; another worker gets one IORING_OP_MSG_RING (coalesced by
+//! `Stream::wake_pending`, so a burst of appends costs one message per worker). Pumping a
+//! reader submits one vectored sendmsg of every entry from its cursor to the head (capped by
+//! `live.reader_inflight_bytes_max`), framed as one HTTP chunk.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use io_uring::opcode;
+use io_uring::types::Fd;
+
+use super::Worker;
+use crate::media::ring::Position;
+use crate::media::stream::{PublishError, RegistryError, Stream};
+use crate::metrics::CloseReason;
+use crate::proto::flv::{FlvDemuxer, FlvEvent, FlvLimits};
+use crate::proto::http::{ChunkedDecoder, RequestHead};
+use crate::runtime::conn::{Body, Deadline, Ingest, LiveReader, Phase};
+use crate::runtime::op::{Op, UserData};
+
+const CRLF: &[u8] = b"\r\n";
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// `/{app}/{stream}.flv` → (app, stream), with conservative names (no dots, slashes or
+/// escapes), so stream keys are safe in logs, labels and JSON.
+pub(crate) fn parse_live_path(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix('/')?;
+    let (app, file) = rest.split_once('/')?;
+    let name = file.strip_suffix(".flv")?;
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    (ok(app) && ok(name)).then_some((app, name))
+}
+
+impl Worker {
+    // ----- ingest -------------------------------------------------------------------------
+
+    pub(super) fn start_ingest(&mut self, key: usize, head: &RequestHead, app: &str, name: &str) {
+        const TEXT: &str = "text/plain; charset=utf-8";
+        if !head.chunked && head.content_length.is_none() {
+            self.respond_simple(
+                key,
+                411,
+                TEXT,
+                b"a live publish needs a chunked or sized body\n",
+                false,
+                &[],
+            );
+            return;
+        }
+        let now_ms = self.now_ms();
+        let publisher = match self.shared.registry.publish(app, name, now_ms) {
+            Ok(p) => p,
+            Err(RegistryError::AlreadyPublishing) => {
+                tracing::info!(stream = %format!("{app}/{name}"), "second publisher refused");
+                self.respond_simple(
+                    key,
+                    409,
+                    TEXT,
+                    b"stream is already being published\n",
+                    false,
+                    &[],
+                );
+                return;
+            }
+            Err(_) => {
+                self.respond_simple(key, 503, TEXT, b"too many streams\n", false, &[]);
+                return;
+            }
+        };
+        tracing::info!(worker = self.id, stream = %publisher.stream.key(), "publish started (http-flv)");
+        let ingest = Ingest {
+            publisher,
+            demuxer: FlvDemuxer::new(FlvLimits {
+                tag_bytes_max: self.config.live.tag_bytes_max,
+            }),
+            chunked: head
+                .chunked
+                .then(|| ChunkedDecoder::new(u64::from(self.config.live.tag_bytes_max) * 4)),
+            remaining: if head.chunked {
+                None
+            } else {
+                head.content_length
+            },
+            buf: vec![0u8; self.config.runtime.recv_bytes].into_boxed_slice(),
+            units: 0,
+        };
+        let conn = &mut self.conns[key];
+        conn.phase = Phase::Ingest;
+        conn.keep_alive = false;
+        conn.body = Body::Ingest(Box::new(ingest));
+        // Body bytes that arrived with the head.
+        let leftover = conn.rbuf[..conn.rlen].to_vec();
+        conn.rlen = 0;
+        if head.expect_continue {
+            conn.wbuf.clear();
+            conn.wbuf
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            conn.woff = 0;
+            let entry = opcode::Send::new(
+                Fd(conn.raw_fd()),
+                conn.wbuf.as_ptr(),
+                conn.wbuf.len() as u32,
+            )
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(UserData::new(Op::Send, key, conn.generation).encode());
+            conn.inflight += 1;
+            self.push(entry);
+        }
+        self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
+        if !leftover.is_empty() && !self.ingest_bytes(key, &leftover) {
+            return;
+        }
+        self.submit_ingest_recv(key);
+    }
+
+    fn submit_ingest_recv(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        let fd = conn.raw_fd();
+        let Body::Ingest(ingest) = &mut conn.body else {
+            return;
+        };
+        let entry = opcode::Recv::new(Fd(fd), ingest.buf.as_mut_ptr(), ingest.buf.len() as u32)
+            .build()
+            .user_data(UserData::new(Op::Recv, key, conn.generation).encode());
+        conn.inflight += 1;
+        self.push(entry);
+    }
+
+    pub(super) fn on_ingest_recv(&mut self, key: usize, result: i32) {
+        if result <= 0 {
+            // The publisher went away without finishing its body.
+            self.end_ingest(key, None);
+            return;
+        }
+        self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
+        let conn = &mut self.conns[key];
+        let Body::Ingest(ingest) = &mut conn.body else {
+            return;
+        };
+        // Move the bytes out of the receive buffer so the next recv can be queued at once.
+        let data = ingest.buf[..result as usize].to_vec();
+        if self.ingest_bytes(key, &data)
+            && self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.phase == Phase::Ingest)
+        {
+            self.submit_ingest_recv(key);
+        }
+    }
+
+    /// Feed body bytes; returns false when the publish ended (error or end of body).
+    fn ingest_bytes(&mut self, key: usize, data: &[u8]) -> bool {
+        let conn = &mut self.conns[key];
+        let Body::Ingest(ingest) = &mut conn.body else {
+            return false;
+        };
+        let mut body_done = false;
+        let mut error: Option<String> = None;
+        // 1. Transfer coding.
+        let mut plain = Vec::new();
+        match &mut ingest.chunked {
+            Some(decoder) => match decoder.decode(data, &mut |b: &[u8]| plain.extend_from_slice(b))
+            {
+                Ok(progress) => body_done = progress.done,
+                Err(e) => error = Some(format!("bad chunked body: {e}")),
+            },
+            None => {
+                let take = ingest
+                    .remaining
+                    .map_or(data.len() as u64, |r| r.min(data.len() as u64))
+                    as usize;
+                plain.extend_from_slice(&data[..take]);
+                if let Some(r) = &mut ingest.remaining {
+                    *r -= take as u64;
+                    body_done = *r == 0;
+                }
+            }
+        }
+        // 2. Demux and publish.
+        ingest.demuxer.push(&plain);
+        let mut published = 0u64;
+        while error.is_none() {
+            match ingest.demuxer.poll() {
+                Ok(Some(FlvEvent::Unit(unit))) => {
+                    published += 1;
+                    if let Err(PublishError::GopTooLarge) = ingest.publisher.publish(&unit) {
+                        error = Some(format!(
+                            "a GOP exceeds live.ring_bytes_hard_max ({} bytes) or live.ring_entries",
+                            self.config.live.ring_bytes_hard_max
+                        ));
+                    }
+                }
+                Ok(Some(FlvEvent::Header { .. })) => {}
+                Ok(None) => break,
+                Err(e) => error = Some(format!("malformed FLV: {e}")),
+            }
+        }
+        ingest.units += published;
+        if body_done
+            && error.is_none()
+            && let Err(e) = ingest.demuxer.finish()
+        {
+            error = Some(format!("malformed FLV at end of body: {e}"));
+        }
+        let stream = ingest.publisher.stream.clone();
+        if published > 0 {
+            self.notify_stream(&stream);
+        }
+        if let Some(reason) = error {
+            self.end_ingest(key, Some(reason));
+            return false;
+        }
+        if body_done {
+            self.end_ingest(key, None);
+            return false;
+        }
+        true
+    }
+
+    /// The publish is over: readers enter the grace period; answer the publisher if it is
+    /// still there.
+    fn end_ingest(&mut self, key: usize, error: Option<String>) {
+        let now_ms = self.now_ms();
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Body::Ingest(ingest) = std::mem::replace(&mut conn.body, Body::None) else {
+            return;
+        };
+        let stream = ingest.publisher.stream.clone();
+        self.shared.registry.unpublish(&stream, now_ms);
+        let conn_inflight = conn.inflight;
+        conn.phase = Phase::ReadHead;
+        self.notify_stream(&stream);
+        match &error {
+            Some(reason) => {
+                tracing::warn!(worker = self.id, stream = %stream.key(), %reason, units = ingest.units, "publish ended with an error")
+            }
+            None => {
+                tracing::info!(worker = self.id, stream = %stream.key(), units = ingest.units, "publish ended")
+            }
+        }
+        if conn_inflight > 0 {
+            // A receive (or the 100-continue) is still in flight: just close.
+            self.close(
+                key,
+                if error.is_some() {
+                    CloseReason::ProtocolError
+                } else {
+                    CloseReason::Done
+                },
+            );
+            return;
+        }
+        match error {
+            Some(reason) => {
+                let body = format!("{reason}\n");
+                self.respond_simple(
+                    key,
+                    400,
+                    "text/plain; charset=utf-8",
+                    body.as_bytes(),
+                    false,
+                    &[],
+                );
+            }
+            None => self.respond_simple(key, 200, "text/plain; charset=utf-8", b"ok\n", false, &[]),
+        }
+    }
+
+    /// Called from `close` for a publisher that vanished mid-body.
+    pub(super) fn drop_ingest(&mut self, body: Body) {
+        if let Body::Ingest(ingest) = body {
+            let now_ms = self.now_ms();
+            let stream = ingest.publisher.stream.clone();
+            self.shared.registry.unpublish(&stream, now_ms);
+            self.notify_stream(&stream);
+            tracing::info!(worker = self.id, stream = %stream.key(), units = ingest.units, "publisher disconnected");
+        }
+    }
+
+    // ----- fan-out ------------------------------------------------------------------------
+
+    /// New data (or an end) on `stream`: pump local readers, message other workers.
+    pub(super) fn notify_stream(&mut self, stream: &Arc<Stream>) {
+        let workers = stream.reader_workers.load(Ordering::Acquire);
+        if workers == 0 {
+            return;
+        }
+        for w in 0..64usize {
+            if workers & (1 << w) == 0 {
+                continue;
+            }
+            if w == self.id {
+                self.pump_stream(stream.id);
+                continue;
+            }
+            if stream.wake_pending.fetch_or(1 << w, Ordering::AcqRel) & (1 << w) != 0 {
+                continue; // already woken and not yet handled: coalesced
+            }
+            let Some(target) = self
+                .shared
+                .ring_fds
+                .get(w)
+                .map(|fd| fd.load(Ordering::Acquire))
+            else {
+                continue;
+            };
+            if target < 0 {
+                continue;
+            }
+            let entry = opcode::MsgRingData::new(
+                Fd(target),
+                stream.id as i32,
+                UserData::worker(Op::MsgRingWake).encode(),
+                None,
+            )
+            .build()
+            .user_data(UserData::worker(Op::MsgRingSent).encode());
+            self.push(entry);
+        }
+    }
+
+    /// A MSG_RING from another worker: `stream_id` has news.
+    pub(super) fn on_msg_ring_wake(&mut self, stream_id: i32) {
+        let id = stream_id as u32;
+        if let Some((stream, _)) = self.live.get(&id) {
+            stream
+                .wake_pending
+                .fetch_and(!(1u64 << self.id), Ordering::AcqRel);
+            self.pump_stream(id);
+        }
+    }
+
+    pub(super) fn pump_stream(&mut self, stream_id: u32) {
+        let Some((_, readers)) = self.live.get(&stream_id) else {
+            return;
+        };
+        let readers = readers.clone();
+        for (key, generation) in readers {
+            if self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.generation == generation)
+            {
+                self.pump_reader(key);
+            }
+        }
+    }
+
+    /// Each tick: readers of streams that ended (grace expired) finish their bodies.
+    pub(super) fn live_tick(&mut self) {
+        let ended: Vec<u32> = self
+            .live
+            .iter()
+            .filter(|(_, (s, _))| s.ended.load(Ordering::Acquire))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ended {
+            self.pump_stream(id);
+        }
+    }
+
+    pub(super) fn start_reader(&mut self, key: usize, app: &str, name: &str, send_body: bool) {
+        const TEXT: &str = "text/plain; charset=utf-8";
+        let Some(stream) = self.shared.registry.get(app, name) else {
+            self.respond_simple(key, 404, TEXT, b"no such live stream\n", true, &[]);
+            return;
+        };
+        // An endless body ends the connection; a HEAD keeps it.
+        let keep_alive = self.conns[key].keep_alive && !send_body;
+        self.conns[key].keep_alive = keep_alive;
+        let cors = self.config.http.cors_allow_origin.clone();
+        self.write_head(key, 200, keep_alive, |h| {
+            h.header("Content-Type", "video/x-flv");
+            h.header("Cache-Control", "no-cache, no-store");
+            h.header("Pragma", "no-cache");
+            if send_body {
+                h.header("Transfer-Encoding", "chunked");
+            }
+            if !cors.is_empty() {
+                h.header("Access-Control-Allow-Origin", &cors);
+            }
+        });
+        if !send_body {
+            self.start_response(key, 200, Body::None);
+            return;
+        }
+        let generation = self.conns[key].generation;
+        let reader = LiveReader {
+            stream: stream.clone(),
+            cursor: None,
+            held: Vec::new(),
+            iov: Vec::new(),
+            // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+            msg: Box::new(unsafe { std::mem::zeroed() }),
+            chunk_line: [0; 24],
+            chunk_line_len: 0,
+            batch_bytes: 0,
+            batch_sent: 0,
+            skips: 0,
+            finishing: false,
+        };
+        stream.stats.readers_flv.fetch_add(1, Ordering::Relaxed);
+        stream
+            .reader_workers
+            .fetch_or(1 << self.id, Ordering::AcqRel);
+        self.live
+            .entry(stream.id)
+            .or_insert_with(|| (stream.clone(), Vec::new()))
+            .1
+            .push((key, generation));
+        self.start_response(key, 200, Body::Live(Box::new(reader)));
+    }
+
+    /// Called by `advance` once the head is out and nothing is in flight.
+    pub(super) fn pump_reader(&mut self, key: usize) {
+        let max_lag_ms = self.config.live.max_lag_ms;
+        let max_lag_bytes = self.config.live.max_lag_bytes as u64;
+        let max_skips = self.config.live.max_skips;
+        let inflight_max = self.config.live.reader_inflight_bytes_max;
+        let conn = &mut self.conns[key];
+        if conn.inflight > 0 || conn.woff < conn.wbuf.len() || conn.phase != Phase::Respond {
+            return;
+        }
+        let generation = conn.generation;
+        let fd = conn.raw_fd();
+        let Body::Live(reader) = &mut conn.body else {
+            return;
+        };
+        if reader.finishing {
+            return;
+        }
+        let stream = reader.stream.clone();
+        let ring = &stream.flv;
+        // A new reader starts at the latest keyframe (GOP cache), after the stream headers.
+        let mut preamble = Vec::new();
+        let cursor = match reader.cursor {
+            Some(c) => c,
+            None => match ring.gop_start() {
+                Some(start) => {
+                    let dts = ring.get(start).map(|e| e.dts_ms).unwrap_or(0);
+                    stream.headers.load().write_flv(dts, &mut preamble);
+                    reader.cursor = Some(start);
+                    start
+                }
+                None => {
+                    if stream.ended.load(Ordering::Acquire) {
+                        reader.finishing = true;
+                        conn.wbuf.clear();
+                        conn.wbuf.extend_from_slice(LAST_CHUNK);
+                        conn.woff = 0;
+                        conn.keep_alive = false;
+                        self.advance(key);
+                    }
+                    return;
+                }
+            },
+        };
+        // Lag: too far behind in bytes or media time, or already reclaimed → skip to the
+        // latest keyframe; too many skips → disconnect.
+        let mut cursor = cursor;
+        let behind = ring.position(cursor) == Position::Behind;
+        let lagging = !behind
+            && match (ring.get(cursor), ring.newest()) {
+                (Some(at), Some(newest)) => {
+                    newest.dts_ms.saturating_sub(at.dts_ms) as u64 > max_lag_ms
+                        || (newest.offset + newest.bytes.len() as u64).saturating_sub(at.offset)
+                            > max_lag_bytes
+                }
+                _ => false,
+            };
+        if behind || lagging {
+            if let Some(start) = ring.gop_start().filter(|s| *s > cursor) {
+                reader.skips += 1;
+                stream.stats.skips.fetch_add(1, Ordering::Relaxed);
+                self.stats.live_skips += 1;
+                if reader.skips > max_skips {
+                    stream
+                        .stats
+                        .slow_disconnects
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.close(key, CloseReason::SlowReader);
+                    return;
+                }
+                cursor = start;
+                reader.cursor = Some(start);
+            } else if behind {
+                // Nothing to skip to (cannot happen while the GOP is retained).
+                self.close(key, CloseReason::SlowReader);
+                return;
+            }
+        }
+        reader.held.clear();
+        if ring
+            .read_from(cursor, inflight_max, &mut reader.held)
+            .is_err()
+        {
+            // Reclaimed between the check and the read: next pump skips.
+            return;
+        }
+        if reader.held.is_empty() && preamble.is_empty() {
+            // Waiting at the head: no send in flight, so no send deadline.
+            conn.deadline_ms = u64::MAX / 2;
+            if stream.ended.load(Ordering::Acquire) {
+                reader.finishing = true;
+                conn.wbuf.clear();
+                conn.wbuf.extend_from_slice(LAST_CHUNK);
+                conn.woff = 0;
+                conn.keep_alive = false;
+                self.advance(key);
+            }
+            return;
+        }
+        // One HTTP chunk: size line, [preamble in wbuf], entries, CRLF.
+        let payload: usize =
+            preamble.len() + reader.held.iter().map(|e| e.bytes.len()).sum::<usize>();
+        let line = format!("{payload:x}\r\n");
+        reader.chunk_line[..line.len()].copy_from_slice(line.as_bytes());
+        reader.chunk_line_len = line.len();
+        conn.wbuf.clear();
+        conn.wbuf.extend_from_slice(&preamble);
+        conn.woff = 0;
+        reader.iov.clear();
+        reader.iov.push(libc::iovec {
+            iov_base: reader.chunk_line.as_mut_ptr().cast(),
+            iov_len: reader.chunk_line_len,
+        });
+        if !conn.wbuf.is_empty() {
+            reader.iov.push(libc::iovec {
+                iov_base: conn.wbuf.as_mut_ptr().cast(),
+                iov_len: conn.wbuf.len(),
+            });
+        }
+        for entry in &reader.held {
+            reader.iov.push(libc::iovec {
+                iov_base: entry.bytes.as_ptr() as *mut _,
+                iov_len: entry.bytes.len(),
+            });
+        }
+        reader.iov.push(libc::iovec {
+            iov_base: CRLF.as_ptr() as *mut _,
+            iov_len: CRLF.len(),
+        });
+        reader.batch_bytes = reader.iov.iter().map(|v| v.iov_len).sum();
+        reader.batch_sent = 0;
+        // The whole batch is in wbuf/held now; wbuf is owned by the iovec until completion.
+        conn.woff = conn.wbuf.len();
+        Self::submit_batch(reader, fd);
+        let entry = opcode::SendMsg::new(Fd(fd), &*reader.msg as *const libc::msghdr)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(UserData::new(Op::SendMsg, key, generation).encode());
+        conn.inflight += 1;
+        self.stats.sends_submitted += 1;
+        self.push(entry);
+        self.arm_deadline(key, Deadline::Send, self.config.http.send_timeout_ms);
+    }
+
+    /// Point the msghdr at the unsent part of the batch.
+    fn submit_batch(reader: &mut LiveReader, _fd: i32) {
+        let mut skip = reader.batch_sent;
+        let mut first = 0;
+        while first < reader.iov.len() && skip >= reader.iov[first].iov_len {
+            skip -= reader.iov[first].iov_len;
+            first += 1;
+        }
+        if skip > 0 {
+            let v = &mut reader.iov[first];
+            // SAFETY: skip < iov_len, so the advanced pointer stays inside the same buffer.
+            v.iov_base = unsafe { v.iov_base.cast::<u8>().add(skip).cast() };
+            v.iov_len -= skip;
+        }
+        reader.iov.drain(..first);
+        reader.batch_sent = 0;
+        reader.batch_bytes = reader.iov.iter().map(|v| v.iov_len).sum();
+        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+        *reader.msg = unsafe { std::mem::zeroed() };
+        reader.msg.msg_iov = reader.iov.as_mut_ptr();
+        reader.msg.msg_iovlen = reader.iov.len();
+    }
+
+    pub(super) fn on_sendmsg(&mut self, key: usize, result: i32) {
+        if result < 0 {
+            let reason = if result == -libc::EPIPE || result == -libc::ECONNRESET {
+                CloseReason::Peer
+            } else {
+                CloseReason::IoError
+            };
+            self.close(key, reason);
+            return;
+        }
+        let sent = result as usize;
+        self.progress(key, sent as u64);
+        let conn = &mut self.conns[key];
+        let generation = conn.generation;
+        let fd = conn.raw_fd();
+        let Body::Live(reader) = &mut conn.body else {
+            return;
+        };
+        reader
+            .stream
+            .stats
+            .bytes_out
+            .fetch_add(sent as u64, Ordering::Relaxed);
+        reader.batch_sent += sent;
+        if reader.batch_sent < reader.batch_bytes {
+            // Short send: the rest of the same batch, from where the kernel stopped.
+            Self::submit_batch(reader, fd);
+            let entry = opcode::SendMsg::new(Fd(fd), &*reader.msg as *const libc::msghdr)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build()
+                .user_data(UserData::new(Op::SendMsg, key, generation).encode());
+            conn.inflight += 1;
+            self.push(entry);
+            return;
+        }
+        if let Some(c) = reader.cursor.as_mut() {
+            *c += reader.held.len() as u64;
+        }
+        reader.held.clear();
+        conn.wbuf.clear();
+        conn.woff = 0;
+        self.pump_reader(key);
+    }
+
+    /// Forget a reader that is being released.
+    pub(super) fn detach_reader(&mut self, key: usize, stream: &Arc<Stream>) {
+        stream.stats.readers_flv.fetch_sub(1, Ordering::Relaxed);
+        if let Some((_, readers)) = self.live.get_mut(&stream.id) {
+            readers.retain(|(k, _)| *k != key);
+            if readers.is_empty() {
+                self.live.remove(&stream.id);
+                stream
+                    .reader_workers
+                    .fetch_and(!(1u64 << self.id), Ordering::AcqRel);
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! `user_data` layout: every submission names its connection slot, the slot's generation and
+//! the operation, so a completion that arrives after its slot was freed and reused is
+//! recognised (generation mismatch) and dropped instead of being applied to a stranger.
+//!
+//! ```text
+//!  63      56 55                    32 31                              0
+//! +----------+------------------------+--------------------------------+
+//! |  op tag  |  generation (24 bits)  |        slab key (32 bits)      |
+//! +----------+------------------------+--------------------------------+
+//! ```
+//! Worker-internal operations (accept, wake-ups) use tags that have no connection.
+
+/// The operation a completion belongs to; named after the kernel operation it stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Op {
+    /// IORING_OP_ACCEPT, multishot, on this worker's HTTP listener (io_uring_prep_multishot_accept(3)).
+    AcceptHttp = 1,
+    /// IORING_OP_ACCEPT, multishot, on this worker's RTMP listener.
+    AcceptRtmp = 2,
+    /// IORING_OP_READ of the worker's eventfd (shutdown and cross-thread wake-ups).
+    WakeRead = 3,
+    /// IORING_OP_RECV into the connection's receive buffer.
+    Recv = 10,
+    /// IORING_OP_SEND of the connection's response head / small body.
+    Send = 11,
+    /// IORING_OP_SPLICE file → pipe (io_uring_prep_splice(3)).
+    SpliceIn = 12,
+    /// IORING_OP_SPLICE pipe → socket.
+    SpliceOut = 13,
+    /// IORING_OP_POLL_ADD waiting for POLLOUT before the next non-blocking send.
+    PollOut = 14,
+    /// IORING_OP_SENDMSG of live chunks (vectored, from the shared chunk ring).
+    SendMsg = 15,
+    /// IORING_OP_ASYNC_CANCEL; its own completion carries nothing we need.
+    Cancel = 16,
+    /// IORING_OP_MSG_RING sent to another worker; the sender's completion is ignored.
+    MsgRingSent = 17,
+    /// IORING_OP_MSG_RING received from another worker: "streams you read have new data".
+    MsgRingWake = 18,
+}
+
+impl Op {
+    fn from_u8(v: u8) -> Option<Op> {
+        Some(match v {
+            1 => Op::AcceptHttp,
+            2 => Op::AcceptRtmp,
+            3 => Op::WakeRead,
+            10 => Op::Recv,
+            11 => Op::Send,
+            12 => Op::SpliceIn,
+            13 => Op::SpliceOut,
+            14 => Op::PollOut,
+            15 => Op::SendMsg,
+            16 => Op::Cancel,
+            17 => Op::MsgRingSent,
+            18 => Op::MsgRingWake,
+            _ => return None,
+        })
+    }
+}
+
+const GEN_MASK: u32 = 0x00ff_ffff;
+
+/// Decoded `user_data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserData {
+    pub op: Op,
+    pub generation: u32,
+    pub key: u32,
+}
+
+impl UserData {
+    pub fn new(op: Op, key: usize, generation: u32) -> UserData {
+        UserData {
+            op,
+            generation: generation & GEN_MASK,
+            key: key as u32,
+        }
+    }
+
+    /// An operation that belongs to no connection.
+    pub fn worker(op: Op) -> UserData {
+        UserData {
+            op,
+            generation: 0,
+            key: u32::MAX,
+        }
+    }
+
+    pub fn encode(self) -> u64 {
+        (u64::from(self.op as u8) << 56)
+            | (u64::from(self.generation & GEN_MASK) << 32)
+            | u64::from(self.key)
+    }
+
+    pub fn decode(raw: u64) -> Option<UserData> {
+        let op = Op::from_u8((raw >> 56) as u8)?;
+        Some(UserData {
+            op,
+            generation: ((raw >> 32) as u32) & GEN_MASK,
+            key: raw as u32,
+        })
+    }
+}
+
+/// Generations wrap inside 24 bits.
+pub fn next_generation(generation: u32) -> u32 {
+    generation.wrapping_add(1) & GEN_MASK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        for op in [Op::AcceptHttp, Op::Recv, Op::SpliceOut, Op::MsgRingWake] {
+            let ud = UserData::new(op, 123_456, 0x00ab_cdef);
+            assert_eq!(UserData::decode(ud.encode()), Some(ud));
+        }
+        let ud = UserData::new(Op::Send, u32::MAX as usize, 0xffff_ffff);
+        assert_eq!(UserData::decode(ud.encode()).unwrap().generation, GEN_MASK);
+        assert_eq!(UserData::decode(0), None);
+        assert_eq!(next_generation(GEN_MASK), 0);
+    }
+}

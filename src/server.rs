@@ -1,0 +1,445 @@
+//! Start-up and shutdown: rlimits, listeners, pinned workers, signals.
+
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Config;
+use crate::media::stream::Registry;
+use crate::runtime::worker::{Worker, WorkerSpec};
+
+/// State every worker can see. Read-mostly; nothing here is locked on the data path.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub shutdown: AtomicBool,
+    /// Time origin of every worker's millisecond clock.
+    pub epoch: Instant,
+    pub registry: Registry,
+    /// Each worker's ring fd, the target of IORING_OP_MSG_RING wake-ups (-1 until started).
+    pub ring_fds: Vec<AtomicI32>,
+}
+
+/// Why the server could not start (exit code 1), as one line.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Run until SIGINT/SIGTERM and a drain. Returns after every worker has stopped.
+pub fn run(config: Config) -> Result<(), StartError> {
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&config.vod.root).map_err(|e| {
+        StartError(format!(
+            "cannot create media root {}: {e}",
+            config.vod.root.display()
+        ))
+    })?;
+    raise_nofile_limit();
+    crate::metrics::install();
+    let signals = block_signals();
+
+    let workers = config.worker_count();
+    let http_addr = config
+        .http_listen_addr()
+        .map_err(|e| StartError(e.to_string()))?;
+    let (listeners, http_bound) = bind_reuseport(http_addr, workers)
+        .map_err(|e| StartError(format!("cannot listen on http {http_addr}: {e}")))?;
+
+    if workers > crate::media::stream::WORKERS_MAX {
+        return Err(StartError(format!(
+            "at most {} workers are supported",
+            crate::media::stream::WORKERS_MAX
+        )));
+    }
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        shutdown: AtomicBool::new(false),
+        epoch: Instant::now(),
+        registry: Registry::new(config.live.clone()),
+        ring_fds: (0..workers).map(|_| AtomicI32::new(-1)).collect(),
+    });
+    let cpus = online_cpus();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let mut wakes = Vec::new();
+    let mut threads = Vec::new();
+    for (id, http_listener) in listeners.into_iter().enumerate() {
+        let wake = eventfd().map_err(|e| StartError(format!("eventfd: {e}")))?;
+        let wake_main = wake
+            .try_clone()
+            .map_err(|e| StartError(format!("eventfd dup: {e}")))?;
+        wakes.push(wake_main);
+        let cpu = if config.pin_workers && !cpus.is_empty() {
+            Some(cpus[id % cpus.len()])
+        } else {
+            None
+        };
+        let spec = WorkerSpec {
+            id,
+            cpu,
+            http_listener,
+            wake,
+        };
+        let shared = shared.clone();
+        let ready = ready_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("uringcast-w{id}"))
+            .spawn(move || match Worker::new(spec, shared) {
+                Ok(worker) => {
+                    let _ = ready.send(Ok(()));
+                    if let Err(e) = worker.run() {
+                        tracing::error!(worker = id, error = %e, "worker stopped");
+                    }
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(format!("worker {id}: {e}")));
+                }
+            })
+            .map_err(|e| StartError(format!("cannot start worker thread: {e}")))?;
+        threads.push(thread);
+    }
+    drop(ready_tx);
+    for _ in 0..workers {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                stop(&shared, &wakes);
+                return Err(StartError(e));
+            }
+            Err(_) => break,
+        }
+    }
+    println!("uringcast listening http={http_bound} workers={workers}");
+    let _ = io::stdout().flush();
+    tracing::info!(http = %http_bound, workers, media_root = %config.vod.root.display(), "uringcast started");
+
+    wait_for_signal(&signals, &shared);
+    tracing::info!("shutting down: draining connections");
+    stop(&shared, &wakes);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Ok(())
+}
+
+fn stop(shared: &Shared, wakes: &[OwnedFd]) {
+    shared.shutdown.store(true, Ordering::Release);
+    for wake in wakes {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to an eventfd we own.
+        unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+/// Bind `count` SO_REUSEPORT sockets to one address. Port 0 is resolved by the first bind
+/// and reused by the others, so all workers share one ephemeral port.
+pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<(Vec<OwnedFd>, SocketAddr)> {
+    let mut bound = addr;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = Socket::new(
+            Domain::for_address(bound),
+            Type::STREAM.cloexec(),
+            Some(Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&bound.into())?;
+        socket.listen(4096)?;
+        if bound.port() == 0 {
+            bound = socket
+                .local_addr()?
+                .as_socket()
+                .ok_or_else(|| io::Error::other("listener has no inet address"))?;
+        }
+        out.push(OwnedFd::from(socket));
+    }
+    Ok((out, bound))
+}
+
+fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd(2) has no pointer arguments; a non-negative result is a new fd we own.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd was just returned by eventfd and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn online_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Raise RLIMIT_NOFILE's soft limit to the hard limit: every viewer is a descriptor.
+fn raise_nofile_limit() {
+    // SAFETY: getrlimit/setrlimit read and write a local rlimit struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Ignore SIGPIPE (a peer that goes away must not kill the server; sends use MSG_NOSIGNAL,
+/// but splice and sendfile cannot) and block SIGINT/SIGTERM in every thread, so the main
+/// thread alone receives them with sigtimedwait.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: signal/sigset functions operate on a local sigset_t; the mask is set before any
+    // worker thread exists, so every thread inherits it.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_signal(set: &libc::sigset_t, shared: &Shared) {
+    let timeout = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 250_000_000,
+    };
+    loop {
+        // SAFETY: `set` and `timeout` are valid for the call; no siginfo is requested.
+        let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &timeout) };
+        if sig == libc::SIGINT || sig == libc::SIGTERM {
+            return;
+        }
+        crate::metrics::upkeep();
+        // Streams whose publisher has been gone past the grace period end here; their
+        // readers' workers notice on their next tick.
+        let now_ms = shared.epoch.elapsed().as_millis() as u64;
+        for stream in shared.registry.sweep(now_ms) {
+            tracing::info!(stream = %stream.key(), "stream ended (no publisher within the grace period)");
+        }
+    }
+}
+
+/// The plain status page at `/`: what is served and where.
+pub fn status_page(config: &Config) -> String {
+    const LIST_MAX: usize = 500;
+    let mut page = String::with_capacity(4096);
+    page.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>uringcast</title></head><body>\n");
+    let _ = writeln!(page, "<h1>uringcast {}</h1>", env!("CARGO_PKG_VERSION"));
+    page.push_str("<p><a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a></p>\n");
+    let _ = writeln!(
+        page,
+        "<h2>Media root <code>{}</code> (under /vod/)</h2><ul>",
+        html_escape(&config.vod.root.display().to_string())
+    );
+    let mut entries: Vec<(String, u64, bool)> = match std::fs::read_dir(&config.vod.root) {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok())
+            .take(LIST_MAX)
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((
+                    e.file_name().to_string_lossy().into_owned(),
+                    meta.len(),
+                    meta.is_dir(),
+                ))
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    entries.sort();
+    if entries.is_empty() {
+        page.push_str("<li>(empty: put files here to serve them)</li>\n");
+    }
+    for (name, size, is_dir) in entries {
+        const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'.')
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'~');
+        let href: String = percent_encoding::utf8_percent_encode(&name, PATH_SEGMENT).collect();
+        if is_dir {
+            let _ = writeln!(page, "<li>{}/</li>", html_escape(&name));
+        } else {
+            let _ = writeln!(
+                page,
+                "<li><a href=\"/vod/{href}\">{}</a> ({size} bytes)</li>",
+                html_escape(&name)
+            );
+        }
+    }
+    page.push_str("</ul>\n</body></html>\n");
+    page
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn codec_name(codec: Option<crate::media::unit::Codec>) -> serde_json::Value {
+    use crate::media::unit::Codec;
+    match codec {
+        None => serde_json::Value::Null,
+        Some(c) => serde_json::Value::String(
+            match c {
+                Codec::H264 => "h264",
+                Codec::Hevc => "hevc",
+                Codec::Av1 => "av1",
+                Codec::Vp9 => "vp9",
+                Codec::Aac => "aac",
+                Codec::Mp3 => "mp3",
+                Codec::Opus => "opus",
+                Codec::None => "none",
+                Codec::Other(_) => "other",
+            }
+            .into(),
+        ),
+    }
+}
+
+/// `/api/v1/streams`: every live stream with its figures.
+pub fn streams_json(shared: &Shared, now_ms: u64) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let streams: Vec<serde_json::Value> = shared
+        .registry
+        .list()
+        .iter()
+        .map(|s| {
+            let info = s.info.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let uptime_ms = now_ms.saturating_sub(s.started_at_ms);
+            let bytes_in = s.stats.bytes_in.load(Relaxed);
+            let media_ms = s.stats.last_dts_ms.load(Relaxed);
+            let bitrate_kbps = (bytes_in * 8).checked_div(media_ms).unwrap_or(0);
+            serde_json::json!({
+                "app": s.app,
+                "name": s.name,
+                "publishing": s.publishing.load(Relaxed),
+                "video_codec": codec_name(info.video_codec),
+                "audio_codec": codec_name(info.audio_codec),
+                "width": info.width,
+                "height": info.height,
+                "fps": info.fps,
+                "ingest_bitrate_kbps": bitrate_kbps,
+                "gop_interval_ms": s.stats.gop_interval_ms.load(Relaxed),
+                "uptime_ms": uptime_ms,
+                "publishes": info.publishes,
+                "readers": { "flv": s.stats.readers_flv.load(Relaxed) },
+                "bytes_in": bytes_in,
+                "bytes_out": s.stats.bytes_out.load(Relaxed),
+                "video_frames": s.stats.video_frames.load(Relaxed),
+                "audio_frames": s.stats.audio_frames.load(Relaxed),
+                "keyframes": s.stats.keyframes.load(Relaxed),
+                "timestamp_corrections": s.stats.timestamp_corrections.load(Relaxed),
+                "skips": s.stats.skips.load(Relaxed),
+                "slow_reader_disconnects": s.stats.slow_disconnects.load(Relaxed),
+                "ring_bytes": s.flv.retained_bytes(),
+            })
+        })
+        .collect();
+    let mut text = serde_json::json!({ "streams": streams }).to_string();
+    text.push('\n');
+    text
+}
+
+/// Per-stream series appended to `/metrics` (labels bounded: one set per live stream, and
+/// none at all with `metrics.stream_labels = false`).
+pub fn stream_metrics(shared: &Shared, out: &mut String) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let streams = shared.registry.list();
+    let labels = shared.config.metrics.stream_labels;
+    let series: [(&str, &str, &str); 8] = [
+        (
+            "uringcast_stream_bytes_in_total",
+            "counter",
+            "Bytes received from the publisher.",
+        ),
+        (
+            "uringcast_stream_bytes_out_total",
+            "counter",
+            "Bytes sent to readers.",
+        ),
+        (
+            "uringcast_stream_video_frames_total",
+            "counter",
+            "Video frames published.",
+        ),
+        (
+            "uringcast_stream_readers",
+            "gauge",
+            "Readers attached, by protocol.",
+        ),
+        (
+            "uringcast_stream_skips_total",
+            "counter",
+            "Readers moved to the latest keyframe for lagging.",
+        ),
+        (
+            "uringcast_stream_slow_reader_disconnects_total",
+            "counter",
+            "Readers disconnected as too slow.",
+        ),
+        (
+            "uringcast_stream_timestamp_corrections_total",
+            "counter",
+            "Timestamps rebased (jumps, republish).",
+        ),
+        (
+            "uringcast_stream_ring_bytes",
+            "gauge",
+            "Bytes retained in the stream's chunk ring.",
+        ),
+    ];
+    for (index, (name, kind, help)) in series.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        let mut total = 0u64;
+        for s in &streams {
+            let v = match index {
+                0 => s.stats.bytes_in.load(Relaxed),
+                1 => s.stats.bytes_out.load(Relaxed),
+                2 => s.stats.video_frames.load(Relaxed),
+                3 => u64::from(s.stats.readers_flv.load(Relaxed)),
+                4 => s.stats.skips.load(Relaxed),
+                5 => s.stats.slow_disconnects.load(Relaxed),
+                6 => s.stats.timestamp_corrections.load(Relaxed),
+                _ => s.flv.retained_bytes() as u64,
+            };
+            if labels {
+                let proto = if index == 3 { ",protocol=\"flv\"" } else { "" };
+                let _ = writeln!(out, "{name}{{stream=\"{}/{}\"{proto}}} {v}", s.app, s.name);
+            } else {
+                total += v;
+            }
+        }
+        if !labels {
+            let _ = writeln!(out, "{name} {total}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP uringcast_streams Live streams.\n# TYPE uringcast_streams gauge\nuringcast_streams {}",
+        streams.len()
+    );
+}
