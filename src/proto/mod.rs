@@ -5,3 +5,4 @@
 pub mod amf0;
 pub mod flv;
 pub mod http;
+pub mod ts;

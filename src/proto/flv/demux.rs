@@ -207,8 +207,8 @@ impl FlvDemuxer {
                 } => {
                     let size = size_bytes as usize;
                     if self.buf.len() < size {
-                        // Grow once to the whole tag instead of doubling as it trickles in.
-                        self.buf.reserve(size - self.buf.len());
+                        // No reserve(size) here: memory follows the bytes actually received,
+                        // so a peer cannot make us allocate tag_bytes_max with an 11-byte header.
                         return Ok(None);
                     }
                     let body = self.buf.split_to(size).freeze();
