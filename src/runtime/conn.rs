@@ -66,9 +66,11 @@ pub(crate) struct LiveReader {
     pub iov: Vec<libc::iovec>,
     /// Boxed: the kernel reads it until the completion and the slab may move `Conn`s.
     pub msg: Box<libc::msghdr>,
-    /// HTTP chunk-size line of the batch in flight.
-    pub chunk_line: [u8; 24],
-    pub chunk_line_len: usize,
+    /// HTTP chunk-size lines of the batch in flight: every entry is its own chunk, so a batch
+    /// can be cut short at any entry boundary (to skip a lagging reader) and the chunked
+    /// framing stays valid.
+    pub lines: Vec<u8>,
+    /// Bytes of the batch (all chunks) and bytes of it the kernel has taken.
     pub batch_bytes: usize,
     pub batch_sent: usize,
     pub skips: u32,

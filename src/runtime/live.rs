@@ -405,8 +405,7 @@ impl Worker {
             iov: Vec::new(),
             // SAFETY: msghdr is plain data; all-zero is a valid empty header.
             msg: Box::new(unsafe { std::mem::zeroed() }),
-            chunk_line: [0; 24],
-            chunk_line_len: 0,
+            lines: Vec::new(),
             batch_bytes: 0,
             batch_sent: 0,
             skips: 0,
@@ -523,41 +522,12 @@ impl Worker {
             }
             return;
         }
-        // One HTTP chunk: size line, [preamble in wbuf], entries, CRLF.
-        let payload: usize =
-            preamble.len() + reader.held.iter().map(|e| e.bytes.len()).sum::<usize>();
-        let line = format!("{payload:x}\r\n");
-        reader.chunk_line[..line.len()].copy_from_slice(line.as_bytes());
-        reader.chunk_line_len = line.len();
         conn.wbuf.clear();
         conn.wbuf.extend_from_slice(&preamble);
-        conn.woff = 0;
-        reader.iov.clear();
-        reader.iov.push(libc::iovec {
-            iov_base: reader.chunk_line.as_mut_ptr().cast(),
-            iov_len: reader.chunk_line_len,
-        });
-        if !conn.wbuf.is_empty() {
-            reader.iov.push(libc::iovec {
-                iov_base: conn.wbuf.as_mut_ptr().cast(),
-                iov_len: conn.wbuf.len(),
-            });
-        }
-        for entry in &reader.held {
-            reader.iov.push(libc::iovec {
-                iov_base: entry.bytes.as_ptr() as *mut _,
-                iov_len: entry.bytes.len(),
-            });
-        }
-        reader.iov.push(libc::iovec {
-            iov_base: CRLF.as_ptr() as *mut _,
-            iov_len: CRLF.len(),
-        });
-        reader.batch_bytes = reader.iov.iter().map(|v| v.iov_len).sum();
-        reader.batch_sent = 0;
-        // The whole batch is in wbuf/held now; wbuf is owned by the iovec until completion.
+        // The preamble lives in wbuf until the completion; mark it as taken by the batch.
         conn.woff = conn.wbuf.len();
-        Self::submit_batch(reader, fd);
+        reader.batch_sent = 0;
+        Self::build_iov(reader, &mut conn.wbuf);
         let entry = opcode::SendMsg::new(Fd(fd), &*reader.msg as *const libc::msghdr)
             .flags(libc::MSG_NOSIGNAL as u32)
             .build()
@@ -568,8 +538,59 @@ impl Worker {
         self.arm_deadline(key, Deadline::Send, self.config.http.send_timeout_ms);
     }
 
-    /// Point the msghdr at the unsent part of the batch.
-    fn submit_batch(reader: &mut LiveReader, _fd: i32) {
+    /// Lay out the batch as iovecs — `[size line, preamble, CRLF]` then `[size line, entry,
+    /// CRLF]` per held entry — skip what the kernel already took, and point the msghdr at it.
+    fn build_iov(reader: &mut LiveReader, preamble: &mut [u8]) {
+        use std::fmt::Write as _;
+        struct Lines<'a>(&'a mut Vec<u8>);
+        impl std::fmt::Write for Lines<'_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                self.0.extend_from_slice(s.as_bytes());
+                Ok(())
+            }
+        }
+        // Size lines first, all of them, so `lines` does not move after pointers are taken.
+        reader.lines.clear();
+        let mut line_ends = Vec::with_capacity(reader.held.len() + 1);
+        let lens = (!preamble.is_empty())
+            .then_some(preamble.len())
+            .into_iter()
+            .chain(reader.held.iter().map(|e| e.bytes.len()));
+        for len in lens {
+            let _ = write!(Lines(&mut reader.lines), "{len:x}\r\n");
+            line_ends.push(reader.lines.len());
+        }
+        reader.iov.clear();
+        let mut start = 0;
+        let mut line = |reader: &mut LiveReader, end: usize| {
+            let v = libc::iovec {
+                // SAFETY: start..end lies inside `lines`, which is not touched until the
+                // next build.
+                iov_base: unsafe { reader.lines.as_mut_ptr().add(start) }.cast(),
+                iov_len: end - start,
+            };
+            start = end;
+            v
+        };
+        let mut ends = line_ends.into_iter();
+        let crlf = libc::iovec { iov_base: CRLF.as_ptr() as *mut _, iov_len: CRLF.len() };
+        if !preamble.is_empty() {
+            let end = ends.next().unwrap_or(0);
+            let v = line(reader, end);
+            reader.iov.push(v);
+            reader.iov.push(libc::iovec { iov_base: preamble.as_mut_ptr().cast(), iov_len: preamble.len() });
+            reader.iov.push(crlf);
+        }
+        for index in 0..reader.held.len() {
+            let end = ends.next().unwrap_or(0);
+            let v = line(reader, end);
+            reader.iov.push(v);
+            let bytes = &reader.held[index].bytes;
+            reader.iov.push(libc::iovec { iov_base: bytes.as_ptr() as *mut _, iov_len: bytes.len() });
+            reader.iov.push(crlf);
+        }
+        reader.batch_bytes = reader.iov.iter().map(|v| v.iov_len).sum();
+        // Skip what was sent already.
         let mut skip = reader.batch_sent;
         let mut first = 0;
         while first < reader.iov.len() && skip >= reader.iov[first].iov_len {
@@ -583,12 +604,34 @@ impl Worker {
             v.iov_len -= skip;
         }
         reader.iov.drain(..first);
-        reader.batch_sent = 0;
-        reader.batch_bytes = reader.iov.iter().map(|v| v.iov_len).sum();
         // SAFETY: msghdr is plain data; all-zero is a valid empty header.
         *reader.msg = unsafe { std::mem::zeroed() };
         reader.msg.msg_iov = reader.iov.as_mut_ptr();
         reader.msg.msg_iovlen = reader.iov.len();
+    }
+
+    /// During a short send: is the reader over its lag budget? Then the batch is cut after the
+    /// entry in progress, so the next pump can skip it to the latest keyframe.
+    fn trim_if_lagging(reader: &mut LiveReader, preamble_len: usize, max_lag_ms: u64, max_lag_bytes: u64) {
+        let Some(newest) = reader.stream.flv.newest() else { return };
+        // Which entry is the kernel in? Group sizes: line + bytes + CRLF.
+        let group = |len: usize| format!("{len:x}").len() + 2 + len + 2;
+        let mut offset = if preamble_len > 0 { group(preamble_len) } else { 0 };
+        let mut current = None;
+        for (index, entry) in reader.held.iter().enumerate() {
+            offset += group(entry.bytes.len());
+            if offset > reader.batch_sent {
+                current = Some(index);
+                break;
+            }
+        }
+        let Some(index) = current else { return };
+        let at = &reader.held[index];
+        let lag_ms = u64::from(newest.dts_ms.saturating_sub(at.dts_ms));
+        let lag_bytes = (newest.offset + newest.bytes.len() as u64).saturating_sub(at.offset);
+        if (lag_ms > max_lag_ms || lag_bytes > max_lag_bytes) && index + 1 < reader.held.len() {
+            reader.held.truncate(index + 1);
+        }
     }
 
     pub(super) fn on_sendmsg(&mut self, key: usize, result: i32) {
@@ -616,8 +659,11 @@ impl Worker {
             .fetch_add(sent as u64, Ordering::Relaxed);
         reader.batch_sent += sent;
         if reader.batch_sent < reader.batch_bytes {
-            // Short send: the rest of the same batch, from where the kernel stopped.
-            Self::submit_batch(reader, fd);
+            // Short send: the rest of the same batch, from where the kernel stopped — cut
+            // after the current entry if the reader is lagging.
+            let (max_lag_ms, max_lag_bytes) = (self.config.live.max_lag_ms, self.config.live.max_lag_bytes as u64);
+            Self::trim_if_lagging(reader, conn.wbuf.len(), max_lag_ms, max_lag_bytes);
+            Self::build_iov(reader, &mut conn.wbuf);
             let entry = opcode::SendMsg::new(Fd(fd), &*reader.msg as *const libc::msghdr)
                 .flags(libc::MSG_NOSIGNAL as u32)
                 .build()
