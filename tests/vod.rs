@@ -376,6 +376,7 @@ fn ffprobe_and_ffmpeg_read_and_seek_an_mp4() {
     assert!(text.contains("h264,320,240"), "{text}");
     assert!(text.contains("aac"), "{text}");
     // Decode from 4 s in: ffmpeg needs ranged reads to seek.
+    std::thread::sleep(Duration::from_millis(300)); // counters flush once per tick
     let before = server.metric_sum("uringcast_http_requests_total", &["class=\"2xx\""]);
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-ss", "4", "-i", &url, "-f", "framemd5", "-"])
@@ -399,6 +400,7 @@ fn ffprobe_and_ffmpeg_read_and_seek_an_mp4() {
         (40..=60).contains(&frames),
         "expected ~2 s of video after the seek, got {frames} frames"
     );
+    std::thread::sleep(Duration::from_millis(300));
     let after = server.metric_sum("uringcast_http_requests_total", &["class=\"2xx\""]);
     assert!(after - before >= 2.0, "a seek needs more than one request");
 }

@@ -1,232 +1,214 @@
-//! URL path → relative file path, and opening it without escaping the media root.
+//! Turning the URL path after `/vod/` into a relative filesystem path that cannot leave the
+//! media root by itself (symlinks are `open_beneath`'s job).
 
-use std::fs::File;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::fmt;
+use std::path::PathBuf;
 
-use serde::{Deserialize, Serialize};
+use percent_encoding::percent_decode_str;
 
-/// Why a URL path was refused (all answered 400).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a path was refused. All are the client's fault; the runtime answers 400 or 404 (a
+/// 404 reveals less to a scanner) as it prefers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PathError {
+    /// Nothing left after dropping empty and `.` segments.
     Empty,
+    /// A NUL byte, raw or `%00`.
     Nul,
+    /// A `..` segment, in any spelling (`..`, `%2e%2e`, `.%2E`).
     DotDot,
+    /// `%2f`: a slash that would only become a separator after decoding.
     EncodedSlash,
+    /// A backslash, raw or `%5c`: a separator on other systems and in some proxies.
     Backslash,
+    /// A broken `%` escape or bytes that are not UTF-8 after decoding.
     BadEncoding,
 }
 
-/// Whether opening may follow symlinks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SymlinkPolicy {
-    /// No symlink anywhere in the path.
-    Deny,
-    /// Symlinks allowed while they resolve inside the media root (RESOLVE_BENEATH).
-    #[default]
-    WithinRoot,
-    /// Symlinks followed anywhere: the operator trusts the tree.
-    Follow,
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+impl PathError {
+    /// A fixed label for logs and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            PathError::Empty => "empty",
+            PathError::Nul => "nul",
+            PathError::DotDot => "dot_dot",
+            PathError::EncodedSlash => "encoded_slash",
+            PathError::Backslash => "backslash",
+            PathError::BadEncoding => "bad_encoding",
+        }
     }
 }
 
-/// Decode the percent-encoded path after `/vod/` exactly once and check every segment.
-/// Encoded slashes and backslashes are refused rather than decoded, so one URL names one file.
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathError::Empty => "empty path",
+            PathError::Nul => "NUL in path",
+            PathError::DotDot => "`..` segment in path",
+            PathError::EncodedSlash => "encoded slash in path",
+            PathError::Backslash => "backslash in path",
+            PathError::BadEncoding => "bad percent-encoding or UTF-8 in path",
+        })
+    }
+}
+
+impl std::error::Error for PathError {}
+
+/// Decodes `raw` (the percent-encoded path after `/vod/`, without the query) exactly once
+/// and returns a relative path made only of normal segments.
+///
+/// The checks on the raw string come first so that decoding cannot create what the raw
+/// checks would have refused (a `%2f` turning into a separator, `%00` into a NUL). After
+/// decoding, `%` is just a character: `%252e` becomes the file name `%2e`, never `.`.
 pub fn normalise_vod_path(raw: &str) -> Result<PathBuf, PathError> {
-    let mut out = PathBuf::new();
-    for segment in raw.split('/') {
-        let bytes = segment.as_bytes();
-        let mut decoded = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            let b = bytes[i];
-            if b == b'%' {
-                let (Some(h), Some(l)) = (
-                    bytes.get(i + 1).copied().and_then(hex),
-                    bytes.get(i + 2).copied().and_then(hex),
-                ) else {
-                    return Err(PathError::BadEncoding);
-                };
-                let v = (h << 4) | l;
-                match v {
-                    b'/' => return Err(PathError::EncodedSlash),
-                    b'\\' => return Err(PathError::Backslash),
-                    0 => return Err(PathError::Nul),
-                    _ => decoded.push(v),
-                }
-                i += 3;
-            } else {
-                match b {
-                    0 => return Err(PathError::Nul),
-                    b'\\' => return Err(PathError::Backslash),
-                    _ => decoded.push(b),
-                }
-                i += 1;
-            }
-        }
-        let text = std::str::from_utf8(&decoded).map_err(|_| PathError::BadEncoding)?;
-        match text {
-            "" | "." => continue,
+    check_raw(raw.as_bytes())?;
+    let decoded = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| PathError::BadEncoding)?;
+    if decoded.contains('\0') {
+        return Err(PathError::Nul);
+    }
+    if decoded.contains('\\') {
+        return Err(PathError::Backslash);
+    }
+    let mut path = PathBuf::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
             ".." => return Err(PathError::DotDot),
-            _ => out.push(text),
+            normal => path.push(normal),
         }
     }
-    if out.as_os_str().is_empty() {
+    if path.as_os_str().is_empty() {
         return Err(PathError::Empty);
     }
-    debug_assert!(out.components().all(|c| matches!(c, Component::Normal(_))));
-    Ok(out)
+    debug_assert!(path.is_relative());
+    Ok(path)
 }
 
-/// Open the media root as an O_PATH directory handle for `open_beneath`.
-pub fn open_root(dir: &Path) -> io::Result<File> {
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "media root contains NUL"))?;
-    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: open returned a new descriptor nobody else owns.
-    Ok(unsafe { File::from_raw_fd(fd) })
-}
-
-/// Open `rel` (from `normalise_vod_path`) read-only beneath `root` with openat2(2), so the
-/// kernel itself refuses `..` and, per policy, symlinks or escapes (RESOLVE_BENEATH /
-/// RESOLVE_NO_SYMLINKS) — no check-then-open race. Blocking mode on purpose: splice and
-/// sendfile read from it, and O_NONBLOCK means nothing for regular files.
-pub fn open_beneath(root: &File, rel: &Path, policy: SymlinkPolicy) -> io::Result<File> {
-    let path = std::ffi::CString::new(rel.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
-    let resolve = match policy {
-        SymlinkPolicy::Deny => {
-            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS
+/// Refuses NUL, backslash, encoded slash, encoded backslash and malformed escapes before
+/// anything is decoded.
+fn check_raw(raw: &[u8]) -> Result<(), PathError> {
+    let mut at = 0;
+    while at < raw.len() {
+        match raw[at] {
+            0 => return Err(PathError::Nul),
+            b'\\' => return Err(PathError::Backslash),
+            b'%' => {
+                let (Some(&high), Some(&low)) = (raw.get(at + 1), raw.get(at + 2)) else {
+                    return Err(PathError::BadEncoding);
+                };
+                if !high.is_ascii_hexdigit() || !low.is_ascii_hexdigit() {
+                    return Err(PathError::BadEncoding);
+                }
+                match [high.to_ascii_lowercase(), low.to_ascii_lowercase()] {
+                    [b'2', b'f'] => return Err(PathError::EncodedSlash),
+                    [b'5', b'c'] => return Err(PathError::Backslash),
+                    [b'0', b'0'] => return Err(PathError::Nul),
+                    _ => {}
+                }
+                at += 3;
+            }
+            _ => at += 1,
         }
-        SymlinkPolicy::WithinRoot => libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
-        SymlinkPolicy::Follow => libc::RESOLVE_NO_MAGICLINKS,
-    };
-    // SAFETY: open_how is plain data; zeroed then filled field by field.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY) as u64;
-    how.resolve = resolve;
-    // SAFETY: openat2 reads `path` (NUL-terminated) and `how` (size passed) during the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            path.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
     }
-    // SAFETY: openat2 returned a new descriptor nobody else owns.
-    Ok(unsafe { File::from_raw_fd(fd as i32) })
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::path::{Component, Path};
 
-    #[test]
-    fn accepts_and_normalises() {
-        assert_eq!(
-            normalise_vod_path("a/b.mp4").unwrap(),
-            PathBuf::from("a/b.mp4")
-        );
-        assert_eq!(
-            normalise_vod_path("a//./b%20c.mp4").unwrap(),
-            PathBuf::from("a/b c.mp4")
-        );
-        assert_eq!(
-            normalise_vod_path("%C3%A9t%C3%A9.ts").unwrap(),
-            PathBuf::from("été.ts")
-        );
+    fn ok(raw: &str) -> PathBuf {
+        normalise_vod_path(raw).unwrap_or_else(|e| panic!("{raw:?}: {e:?}"))
     }
 
     #[test]
-    fn refuses_every_escape_form() {
-        use PathError::*;
-        for (raw, want) in [
-            ("..", DotDot),
-            ("a/../b", DotDot),
-            ("%2e%2e/x", DotDot),
-            ("%2E%2e/x", DotDot),
-            (".%2e/x", DotDot),
-            ("a%2f..%2fb", EncodedSlash),
-            ("a%2Fb", EncodedSlash),
-            ("a\\b", Backslash),
-            ("a%5cb", Backslash),
-            ("a%00", Nul),
-            ("a\0", Nul),
-            ("a%zz", BadEncoding),
-            ("a%e9", BadEncoding),
-            ("", Empty),
-            ("./", Empty),
-        ] {
-            assert_eq!(normalise_vod_path(raw), Err(want), "{raw}");
+    fn normal_paths() {
+        assert_eq!(ok("movie.mp4"), Path::new("movie.mp4"));
+        assert_eq!(ok("a/b/c.ts"), Path::new("a/b/c.ts"));
+        assert_eq!(ok("/a//./b/"), Path::new("a/b"));
+        assert_eq!(ok("My%20Movie%21.mkv"), Path::new("My Movie!.mkv"));
+        assert_eq!(ok("caf%C3%A9/%E2%9C%93.mp4"), Path::new("café/✓.mp4"));
+        assert_eq!(ok("café.mp4"), Path::new("café.mp4"));
+        // Decoded once only: %25 2e stays the literal name "%2e".
+        assert_eq!(ok("%252e%252e/x"), Path::new("%2e%2e/x"));
+        assert_eq!(ok("..."), Path::new("..."));
+        assert_eq!(ok("..a/.b/a.."), Path::new("..a/.b/a.."));
+        assert_eq!(ok("%2E/x"), Path::new("x"));
+    }
+
+    #[test]
+    fn refusals() {
+        let cases = [
+            ("", PathError::Empty),
+            ("/", PathError::Empty),
+            ("././/", PathError::Empty),
+            ("%2e", PathError::Empty),
+            ("..", PathError::DotDot),
+            ("a/../../etc/passwd", PathError::DotDot),
+            ("%2e%2e/x", PathError::DotDot),
+            ("%2E%2E/x", PathError::DotDot),
+            (".%2e/x", PathError::DotDot),
+            ("%2e./x", PathError::DotDot),
+            ("a/%2e%2E", PathError::DotDot),
+            ("a%2fb", PathError::EncodedSlash),
+            ("..%2Fetc", PathError::EncodedSlash),
+            ("a\\b", PathError::Backslash),
+            ("..%5c..%5cwin.ini", PathError::Backslash),
+            ("a%5Cb", PathError::Backslash),
+            ("a\0b", PathError::Nul),
+            ("a%00.mp4", PathError::Nul),
+            ("a%", PathError::BadEncoding),
+            ("a%2", PathError::BadEncoding),
+            ("a%zz", PathError::BadEncoding),
+            ("a%+1", PathError::BadEncoding),
+            ("%ff%fe", PathError::BadEncoding),
+            ("%C0%AE%C0%AE/x", PathError::BadEncoding), // overlong UTF-8 for ".."
+        ];
+        for (raw, expected) in cases {
+            assert_eq!(normalise_vod_path(raw), Err(expected), "{raw:?}");
+        }
+        assert_eq!(PathError::DotDot.reason(), "dot_dot");
+    }
+
+    fn assert_safe(path: &Path) {
+        assert!(path.is_relative());
+        assert!(!path.as_os_str().is_empty());
+        assert!(!path.to_string_lossy().contains('\0'));
+        assert!(!path.to_string_lossy().contains('\\'));
+        for component in path.components() {
+            assert!(matches!(component, Component::Normal(_)), "{path:?}");
         }
     }
 
     proptest! {
         #[test]
-        fn output_is_always_relative_and_clean(raw in "[a-z./%25eE2fF5cC0\\\\]{0,24}") {
-            if let Ok(p) = normalise_vod_path(&raw) {
-                prop_assert!(p.is_relative());
-                prop_assert!(p.components().all(|c| matches!(c, Component::Normal(_))));
-                prop_assert!(!p.as_os_str().as_bytes().contains(&0));
+        fn results_are_always_plain_relative_paths(raw in "([a-zA-Z0-9./\\\\%-]|%2[eEfF]|%5[cC]|%00|\\.\\.){0,24}") {
+            if let Ok(path) = normalise_vod_path(&raw) {
+                assert_safe(&path);
             }
         }
 
         #[test]
-        fn arbitrary_input_never_panics(raw in any::<String>()) {
-            let _ = normalise_vod_path(&raw);
+        fn arbitrary_strings_never_escape(raw in any::<String>()) {
+            if let Ok(path) = normalise_vod_path(&raw) {
+                assert_safe(&path);
+            }
         }
-    }
 
-    #[test]
-    fn open_beneath_enforces_policy() {
-        let base = std::env::temp_dir().join(format!("uringcast-path-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let root_dir = base.join("root");
-        std::fs::create_dir_all(root_dir.join("sub")).unwrap();
-        std::fs::write(root_dir.join("sub/file.txt"), b"in").unwrap();
-        std::fs::write(base.join("outside.txt"), b"out").unwrap();
-        std::os::unix::fs::symlink(base.join("outside.txt"), root_dir.join("escape")).unwrap();
-        std::os::unix::fs::symlink("sub/file.txt", root_dir.join("inside")).unwrap();
-        let root = open_root(&root_dir).unwrap();
-        use SymlinkPolicy::*;
-        assert!(open_beneath(&root, Path::new("sub/file.txt"), Deny).is_ok());
-        assert!(open_beneath(&root, Path::new("inside"), Deny).is_err());
-        assert!(open_beneath(&root, Path::new("inside"), WithinRoot).is_ok());
-        assert!(open_beneath(&root, Path::new("escape"), WithinRoot).is_err());
-        assert!(open_beneath(&root, Path::new("escape"), Follow).is_ok());
-        assert!(open_beneath(&root, Path::new("../outside.txt"), WithinRoot).is_err());
-        assert!(
-            open_beneath(&root, Path::new("missing"), WithinRoot)
-                .unwrap_err()
-                .kind()
-                == io::ErrorKind::NotFound
-        );
-        let _ = std::fs::remove_dir_all(&base);
+        #[test]
+        fn encoding_plain_names_round_trips(segments in proptest::collection::vec("[^/\\\\\0]{1,8}", 1..4)) {
+            let segments: Vec<&String> = segments.iter().filter(|s| *s != "." && *s != "..").collect();
+            prop_assume!(!segments.is_empty());
+            let raw: Vec<String> = segments
+                .iter()
+                .map(|s| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string())
+                .collect();
+            let path = normalise_vod_path(&raw.join("/")).unwrap();
+            let expected: PathBuf = segments.iter().map(|s| s.as_str()).collect();
+            prop_assert_eq!(path, expected);
+        }
     }
 }

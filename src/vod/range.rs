@@ -1,132 +1,206 @@
-//! The Range header (RFC 9110 §14) for one representation of `size` bytes.
+//! The `Range` header for a representation of known size (RFC 9110 §14).
 
-/// What to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a `Range` header asks of a representation of a given size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RangeOutcome {
-    /// No (usable) range: the whole representation, 200.
+    /// Send everything with 200: no header, a header we ignore (unknown unit, bad syntax),
+    /// or several ranges. Multipart/byteranges is deliberately not implemented: players
+    /// ask for one range at a time, and RFC 9110 §14.2 lets a server ignore Range.
     Full,
-    /// One satisfiable range, 206.
+    /// Send `start..=end_inclusive` with 206. Always `start <= end_inclusive < size`.
     Partial { start: u64, end_inclusive: u64 },
-    /// A single range that selects nothing, 416.
+    /// Answer 416 with `Content-Range: bytes */size`.
     Unsatisfiable,
 }
 
-/// Evaluate a Range header. Syntax errors and unknown units are ignored (RFC 9110: a server
-/// MAY ignore Range), several ranges are answered with the whole file (multipart/byteranges
-/// costs a userspace copy for little use by players), and a single unsatisfiable range is 416.
+/// Evaluates a single `bytes` range against `size`.
+///
+/// - `bytes=a-b`: `b` is clamped to `size - 1`; `a > b` or `a >= size` is unsatisfiable.
+/// - `bytes=a-`: from `a` to the end.
+/// - `bytes=-n`: the last `n` bytes (all of them if `n > size`); `-0` is unsatisfiable.
+/// - Any valid range against an empty representation is unsatisfiable.
+/// - The unit is case-insensitive; whitespace around the parts is tolerated.
 pub fn evaluate_range(header: Option<&str>, size: u64) -> RangeOutcome {
-    let Some(header) = header else {
+    let Some(spec) = header.and_then(single_range_spec) else {
         return RangeOutcome::Full;
     };
-    let header = header.trim();
-    let Some((unit, spec)) = header.split_once('=') else {
-        return RangeOutcome::Full;
-    };
-    if !unit.trim().eq_ignore_ascii_case("bytes") {
-        return RangeOutcome::Full;
-    }
-    let spec = spec.trim();
-    if spec.contains(',') {
-        return RangeOutcome::Full;
-    }
     let Some((first, last)) = spec.split_once('-') else {
         return RangeOutcome::Full;
     };
-    let (first, last) = (first.trim(), last.trim());
-    let digits = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
-    if first.is_empty() {
-        // Suffix: the last N bytes.
-        if !digits(last) {
-            return RangeOutcome::Full;
-        }
-        let Ok(n) = last.parse::<u64>() else {
-            return RangeOutcome::Full;
-        };
-        if n == 0 || size == 0 {
-            return RangeOutcome::Unsatisfiable;
-        }
-        let n = n.min(size);
-        return RangeOutcome::Partial {
-            start: size - n,
-            end_inclusive: size - 1,
-        };
-    }
-    if !digits(first) || !(last.is_empty() || digits(last)) {
-        return RangeOutcome::Full;
-    }
-    let Ok(start) = first.parse::<u64>() else {
-        return RangeOutcome::Full;
-    };
-    let end = if last.is_empty() {
-        u64::MAX
-    } else {
-        match last.parse::<u64>() {
-            Ok(e) => e,
-            Err(_) => return RangeOutcome::Full,
+    let (first, last) = (first.trim_matches(is_ows), last.trim_matches(is_ows));
+    let bound = |digits: &str| -> Option<Option<u64>> {
+        if digits.is_empty() {
+            Some(None)
+        } else if digits.bytes().all(|b| b.is_ascii_digit()) {
+            // All digits but too big for u64: larger than any file, so saturate.
+            Some(Some(digits.parse().unwrap_or(u64::MAX)))
+        } else {
+            None
         }
     };
-    if end < start {
-        // An invalid range-spec: the header is ignored.
+    let (Some(first), Some(last)) = (bound(first), bound(last)) else {
         return RangeOutcome::Full;
+    };
+    match (first, last) {
+        (None, None) => RangeOutcome::Full,
+        (None, Some(suffix_len)) => {
+            if suffix_len == 0 || size == 0 {
+                RangeOutcome::Unsatisfiable
+            } else {
+                RangeOutcome::Partial {
+                    start: size - suffix_len.min(size),
+                    end_inclusive: size - 1,
+                }
+            }
+        }
+        (Some(start), last) => {
+            if last.is_some_and(|last| start > last) || start >= size {
+                RangeOutcome::Unsatisfiable
+            } else {
+                RangeOutcome::Partial {
+                    start,
+                    end_inclusive: last.map_or(size - 1, |last| last.min(size - 1)),
+                }
+            }
+        }
     }
-    if start >= size {
-        return RangeOutcome::Unsatisfiable;
+}
+
+/// The one range-spec of a `bytes=` header, or None if the header is not a bytes range
+/// or has more than one range (or none).
+fn single_range_spec(header: &str) -> Option<&str> {
+    let (unit, set) = header.trim_matches(is_ows).split_once('=')?;
+    if !unit.trim_matches(is_ows).eq_ignore_ascii_case("bytes") {
+        return None;
     }
-    RangeOutcome::Partial {
-        start,
-        end_inclusive: end.min(size - 1),
+    // Empty list elements are allowed and ignored (RFC 9110 §5.6.1).
+    let mut specs = set
+        .split(',')
+        .map(|s| s.trim_matches(is_ows))
+        .filter(|s| !s.is_empty());
+    let spec = specs.next()?;
+    if specs.next().is_some() {
+        return None;
     }
+    Some(spec)
+}
+
+fn is_ows(c: char) -> bool {
+    c == ' ' || c == '\t'
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use RangeOutcome::*;
     use proptest::prelude::*;
 
-    #[test]
-    fn forms() {
-        let p = |start, end_inclusive| Partial {
+    fn eval(header: &str, size: u64) -> RangeOutcome {
+        evaluate_range(Some(header), size)
+    }
+
+    fn part(start: u64, end_inclusive: u64) -> RangeOutcome {
+        RangeOutcome::Partial {
             start,
             end_inclusive,
-        };
-        assert_eq!(evaluate_range(None, 100), Full);
-        assert_eq!(evaluate_range(Some("bytes=0-9"), 100), p(0, 9));
-        assert_eq!(evaluate_range(Some("bytes=90-"), 100), p(90, 99));
-        assert_eq!(evaluate_range(Some("bytes=-10"), 100), p(90, 99));
-        assert_eq!(evaluate_range(Some("bytes=-1000"), 100), p(0, 99));
-        assert_eq!(evaluate_range(Some("bytes=50-1000"), 100), p(50, 99));
-        assert_eq!(evaluate_range(Some(" Bytes = 1 - 2 "), 100), p(1, 2));
-        assert_eq!(evaluate_range(Some("bytes=100-"), 100), Unsatisfiable);
-        assert_eq!(evaluate_range(Some("bytes=-0"), 100), Unsatisfiable);
-        assert_eq!(evaluate_range(Some("bytes=0-0"), 0), Unsatisfiable);
-        assert_eq!(evaluate_range(Some("bytes=5-1"), 100), Full);
-        assert_eq!(evaluate_range(Some("bytes=0-1,5-6"), 100), Full);
-        assert_eq!(evaluate_range(Some("items=0-1"), 100), Full);
-        assert_eq!(evaluate_range(Some("bytes=a-b"), 100), Full);
+        }
+    }
+
+    #[test]
+    fn single_ranges() {
+        assert_eq!(evaluate_range(None, 100), RangeOutcome::Full);
+        assert_eq!(eval("bytes=0-99", 100), part(0, 99));
+        assert_eq!(eval("bytes=0-0", 100), part(0, 0));
+        assert_eq!(eval("bytes=10-19", 100), part(10, 19));
+        assert_eq!(eval("bytes=90-1000", 100), part(90, 99));
+        assert_eq!(eval("bytes=90-99999999999999999999999", 100), part(90, 99));
+        assert_eq!(eval("bytes=50-", 100), part(50, 99));
+        assert_eq!(eval("bytes=99-", 100), part(99, 99));
+        assert_eq!(eval("bytes=-10", 100), part(90, 99));
+        assert_eq!(eval("bytes=-100", 100), part(0, 99));
+        assert_eq!(eval("bytes=-1000", 100), part(0, 99));
+        assert_eq!(eval("bytes=-99999999999999999999999", 100), part(0, 99));
+    }
+
+    #[test]
+    fn unsatisfiable() {
+        assert_eq!(eval("bytes=100-", 100), RangeOutcome::Unsatisfiable);
+        assert_eq!(eval("bytes=100-200", 100), RangeOutcome::Unsatisfiable);
+        assert_eq!(eval("bytes=20-10", 100), RangeOutcome::Unsatisfiable);
+        assert_eq!(eval("bytes=-0", 100), RangeOutcome::Unsatisfiable);
         assert_eq!(
-            evaluate_range(Some("bytes=99999999999999999999-"), 100),
-            Full
+            eval("bytes=99999999999999999999999-", 100),
+            RangeOutcome::Unsatisfiable
         );
-        assert_eq!(evaluate_range(Some("bytes"), 100), Full);
+        assert_eq!(eval("bytes=0-", 0), RangeOutcome::Unsatisfiable);
+        assert_eq!(eval("bytes=-5", 0), RangeOutcome::Unsatisfiable);
+        assert_eq!(eval("bytes=0-0", 0), RangeOutcome::Unsatisfiable);
+    }
+
+    #[test]
+    fn ignored_headers_mean_full() {
+        for header in [
+            "",
+            "bytes",
+            "bytes=",
+            "bytes=-",
+            "bytes=a-b",
+            "bytes=1-2-3",
+            "bytes=0x10-",
+            "bytes=+1-2",
+            "bytes=1 0-20",
+            "items=0-10",
+            "bytesx=0-10",
+            "0-10",
+            "bytes=0-10,20-30",
+            "bytes=0-10, 5-",
+            "bytes=,",
+        ] {
+            assert_eq!(eval(header, 100), RangeOutcome::Full, "{header:?}");
+            assert_eq!(eval(header, 0), RangeOutcome::Full, "{header:?}");
+        }
+    }
+
+    #[test]
+    fn whitespace_and_case_are_tolerated() {
+        assert_eq!(eval(" BYTES = 1 - 2 ", 100), part(1, 2));
+        assert_eq!(eval("Bytes=\t-5\t", 100), part(95, 99));
+        assert_eq!(eval("bytes=, 3-4 ,", 100), part(3, 4));
+    }
+
+    fn check(header: &str, size: u64) -> Result<(), TestCaseError> {
+        if let RangeOutcome::Partial {
+            start,
+            end_inclusive,
+        } = evaluate_range(Some(header), size)
+        {
+            prop_assert!(start <= end_inclusive, "{header:?} {size}");
+            prop_assert!(end_inclusive < size, "{header:?} {size}");
+        }
+        Ok(())
     }
 
     proptest! {
         #[test]
-        fn partial_is_always_inside(header in any::<String>(), size in 0u64..1_000_000) {
-            if let Partial { start, end_inclusive } = evaluate_range(Some(&header), size) {
-                prop_assert!(start <= end_inclusive && end_inclusive < size);
-            }
+        fn partial_ranges_are_always_inside(header in any::<String>(), size in any::<u64>()) {
+            check(&header, size)?;
         }
 
         #[test]
-        fn generated_ranges(a in 0u64..2000, b in 0u64..2000, size in 1u64..1500) {
-            let h = format!("bytes={a}-{b}");
-            match evaluate_range(Some(&h), size) {
-                Partial { start, end_inclusive } => prop_assert!(start == a && end_inclusive == b.min(size - 1)),
-                Unsatisfiable => prop_assert!(a >= size && a <= b),
-                Full => prop_assert!(b < a),
-            }
+        fn range_shaped_headers_are_always_inside(
+            header in "[bB][yY][tT][eE][sS] ?= ?[0-9]{0,21} ?- ?[0-9]{0,21}( ?,)?",
+            size in prop_oneof![0u64..4, 0u64..1000, Just(u64::MAX), any::<u64>()],
+        ) {
+            check(&header, size)?;
+        }
+
+        #[test]
+        fn explicit_ranges_match_a_model(start in 0u64..200, end in 0u64..200, size in 0u64..150) {
+            let expected = if size == 0 || start > end || start >= size {
+                RangeOutcome::Unsatisfiable
+            } else {
+                part(start, end.min(size - 1))
+            };
+            prop_assert_eq!(eval(&format!("bytes={start}-{end}"), size), expected);
         }
     }
 }

@@ -1,220 +1,298 @@
-//! Incremental decoder for the chunked transfer coding (RFC 9112 §7.1), used for live ingest
-//! (`POST`/`PUT` of FLV or TS with a chunked body).
+//! The chunked transfer coding (RFC 9112 §7.1): a byte-at-a-time decoder for request bodies
+//! (live ingest by POST/PUT) and the two pieces the sender side needs.
 //!
-//! It is a byte-at-a-time state machine for the framing and a bulk copy for the data, so it
-//! can stop at any byte boundary and resume with the next receive, and never buffers: chunk
-//! data goes to the caller's sink as soon as it arrives.
+//! The decoder is strict on purpose. Lenient chunk parsing (bare LF, odd whitespace,
+//! oversized sizes) is where proxies and origins disagree about where a body ends, which
+//! is how request smuggling works.
 
 use super::HttpError;
 
-/// Default for [`ChunkedDecoder::with_line_bytes_max`]: the same order as a request line.
-pub const CHUNK_LINE_BYTES_MAX_DEFAULT: usize = 4096;
+/// The last-chunk with no trailers: ends a chunked body we send.
+pub const CHUNK_TRAILER_LAST: &[u8] = b"0\r\n\r\n";
 
-/// Progress of one [`ChunkedDecoder::decode`] call.
+/// Appends a chunk-size line (`{len:x}\r\n`). The caller then sends `len` bytes of data and
+/// a CRLF. `len` must not be 0: a zero size is the last-chunk, see [`CHUNK_TRAILER_LAST`].
+pub fn write_chunk_header(len: usize, out: &mut Vec<u8>) {
+    debug_assert!(len > 0, "a zero-length chunk would end the body");
+    let mut digits = [0u8; 2 * std::mem::size_of::<usize>()];
+    let mut at = digits.len();
+    let mut rest = len;
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789abcdef"[rest & 0xf];
+        rest >>= 4;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Bounds for one chunked body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkedLimits {
+    /// Largest size a single chunk may announce.
+    pub chunk_bytes_max: u64,
+    /// Longest chunk-size line (hex digits plus extensions, without the CRLF). Bounds the
+    /// time a peer can spend sending extensions we ignore or leading zeros.
+    pub line_bytes_max: usize,
+    /// Total bytes of the trailer section, CRLFs included (the final empty line too).
+    pub trailer_bytes_max: usize,
+    /// Total decoded body bytes. Defaults to unbounded: a live ingest body is an endless
+    /// stream, and its duration is bounded elsewhere.
+    pub body_bytes_max: u64,
+}
+
+impl Default for ChunkedLimits {
+    fn default() -> Self {
+        ChunkedLimits {
+            chunk_bytes_max: 16 << 20,
+            line_bytes_max: 1024,
+            trailer_bytes_max: 8192,
+            body_bytes_max: u64::MAX,
+        }
+    }
+}
+
+/// What one [`ChunkedDecoder::decode`] call did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkedProgress {
-    /// Bytes of the input used. Less than the input only when `done` (what follows belongs to
-    /// the next request) or never otherwise.
+    /// Input bytes used. Less than the input only when `done`: the rest belongs to the
+    /// next request on the connection.
     pub consumed: usize,
-    /// The last chunk and the trailer section have been read; the body is complete.
+    /// The last-chunk and the trailer section have been read.
     pub done: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    /// Expecting the first hex digit of a chunk size.
-    SizeStart,
-    /// Inside the hex digits.
+    /// Reading the hex chunk size; `digits` counts them so an empty size is caught.
     Size {
-        size: u64,
+        digits: usize,
     },
-    /// Whitespace after the digits (BWS before `;`).
-    SizeSpace {
-        size: u64,
-    },
-    /// Inside `;name=value` chunk extensions, which are ignored.
-    Extension {
-        size: u64,
-    },
-    /// Saw the CR ending the size line.
-    SizeLf {
-        size: u64,
-    },
+    /// After the size: extensions (or BWS before one) up to the CR. Ignored.
+    Extension,
+    /// Saw the CR ending a size line.
+    SizeLf,
     Data {
-        remaining: u64,
+        remaining_bytes: u64,
     },
     DataCr,
     DataLf,
-    /// At the start of a trailer line or the empty line that ends the body.
+    /// At the start of a trailer field line or of the final empty line.
     TrailerLineStart,
     TrailerLine,
-    TrailerLineLf,
-    /// Saw the CR of the final empty line.
-    EndLf,
+    /// Saw the CR ending a trailer line; `empty` if that line was the final empty one.
+    TrailerLf {
+        empty: bool,
+    },
     Done,
-    /// An error was reported; every later call reports it again.
-    Failed,
 }
 
-/// Decodes a chunked body incrementally.
+/// Decodes a chunked body incrementally: feed whatever arrived, get data through the sink
+/// as soon as it arrives (partial chunks included), and nothing is buffered inside.
 #[derive(Clone, Debug)]
 pub struct ChunkedDecoder {
+    limits: ChunkedLimits,
     state: State,
-    chunk_bytes_max: u64,
-    line_bytes_max: usize,
-    /// Bytes of the current size line, or of the trailer section so far.
+    /// Chunk size accumulated while in `Size`.
+    size: u64,
     line_bytes: usize,
-}
-
-/// Control characters (other than HTAB) may not appear in extensions or trailers; CR and LF
-/// are handled by the states themselves, so a bare LF lands here and is refused.
-fn is_forbidden_in_line(byte: u8) -> bool {
-    (byte < 0x20 && byte != b'\t') || byte == 0x7f
-}
-
-fn hex_value(byte: u8) -> Option<u64> {
-    match byte {
-        b'0'..=b'9' => Some(u64::from(byte - b'0')),
-        b'a'..=b'f' => Some(u64::from(byte - b'a' + 10)),
-        b'A'..=b'F' => Some(u64::from(byte - b'A' + 10)),
-        _ => None,
-    }
+    trailer_bytes: usize,
+    body_bytes: u64,
+    /// Errors are sticky: after one, the connection must be closed.
+    failed: Option<HttpError>,
 }
 
 impl ChunkedDecoder {
-    /// A decoder that refuses any chunk larger than `chunk_bytes_max` (a peer announcing a
-    /// multi-gigabyte chunk is refused at once rather than trusted).
+    /// A decoder with the default limits except `chunk_bytes_max`.
     pub fn new(chunk_bytes_max: u64) -> Self {
-        ChunkedDecoder {
-            state: State::SizeStart,
+        ChunkedDecoder::with_limits(ChunkedLimits {
             chunk_bytes_max,
-            line_bytes_max: CHUNK_LINE_BYTES_MAX_DEFAULT,
+            ..ChunkedLimits::default()
+        })
+    }
+
+    pub fn with_limits(limits: ChunkedLimits) -> Self {
+        ChunkedDecoder {
+            limits,
+            state: State::Size { digits: 0 },
+            size: 0,
             line_bytes: 0,
+            trailer_bytes: 0,
+            body_bytes: 0,
+            failed: None,
         }
     }
 
-    /// Bounds each size line (extensions included) and the whole trailer section, which are
-    /// skipped byte by byte and would otherwise let a peer send framing forever.
-    pub fn with_line_bytes_max(mut self, line_bytes_max: usize) -> Self {
-        self.line_bytes_max = line_bytes_max;
-        self
-    }
-
-    /// Whether the whole body has been decoded.
     pub fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
-    /// Consumes as much of `input` as it can, passing chunk data to `sink` as it arrives
-    /// (possibly in several pieces per chunk). Stops right after the body's final CRLF.
-    ///
-    /// On error, data already passed to `sink` stays passed; the decoder stays failed.
+    /// Decoded body bytes so far.
+    pub fn body_bytes(&self) -> u64 {
+        self.body_bytes
+    }
+
+    /// Consumes as much of `input` as belongs to the body, passing chunk data to `sink`.
     pub fn decode(
         &mut self,
         input: &[u8],
         sink: &mut impl FnMut(&[u8]),
     ) -> Result<ChunkedProgress, HttpError> {
-        let mut pos = 0;
-        while pos < input.len() {
-            match self.state {
-                State::Done => break,
-                State::Failed => return Err(HttpError::BadChunk),
-                State::Data { remaining } => {
-                    let available = input.len() - pos;
-                    // `take` fits in usize because it is at most `available`.
-                    let take = remaining.min(available as u64) as usize;
-                    sink(&input[pos..pos + take]);
-                    pos += take;
-                    let remaining = remaining - take as u64;
-                    self.state = if remaining == 0 {
-                        State::DataCr
-                    } else {
-                        State::Data { remaining }
-                    };
-                }
-                _ => {
-                    let byte = input[pos];
-                    pos += 1;
-                    match self.step(byte) {
-                        Ok(state) => self.state = state,
-                        Err(e) => {
-                            self.state = State::Failed;
-                            return Err(e);
-                        }
+        if let Some(error) = self.failed {
+            return Err(error);
+        }
+        match self.run(input, sink) {
+            Ok(consumed) => Ok(ChunkedProgress {
+                consumed,
+                done: self.state == State::Done,
+            }),
+            Err(error) => {
+                self.failed = Some(error);
+                Err(error)
+            }
+        }
+    }
+
+    fn run(&mut self, input: &[u8], sink: &mut impl FnMut(&[u8])) -> Result<usize, HttpError> {
+        let mut at = 0;
+        while at < input.len() {
+            if let State::Data { remaining_bytes } = self.state {
+                let available = input.len() - at;
+                let take = usize::try_from(remaining_bytes).map_or(available, |r| r.min(available));
+                sink(&input[at..at + take]);
+                at += take;
+                let remaining_bytes = remaining_bytes - take as u64;
+                self.state = if remaining_bytes == 0 {
+                    State::DataCr
+                } else {
+                    State::Data { remaining_bytes }
+                };
+                continue;
+            }
+            if self.state == State::Done {
+                break;
+            }
+            self.step(input[at])?;
+            at += 1;
+        }
+        Ok(at)
+    }
+
+    /// Advances the line-level states by one byte.
+    fn step(&mut self, byte: u8) -> Result<(), HttpError> {
+        self.state = match self.state {
+            State::Size { digits } => {
+                self.count_line_byte(byte)?;
+                if let Some(value) = hex_value(byte) {
+                    self.size = self
+                        .size
+                        .checked_mul(16)
+                        .and_then(|s| s.checked_add(u64::from(value)))
+                        .filter(|&s| s <= self.limits.chunk_bytes_max)
+                        .ok_or(HttpError::BadChunk)?;
+                    State::Size { digits: digits + 1 }
+                } else if digits == 0 {
+                    return Err(HttpError::BadChunk);
+                } else {
+                    match byte {
+                        b'\r' => State::SizeLf,
+                        // BWS may precede the ';' of an extension (RFC 9112 §7.1.1).
+                        b';' | b' ' | b'\t' => State::Extension,
+                        _ => return Err(HttpError::BadChunk),
                     }
                 }
             }
-        }
-        if self.state == State::Failed {
-            return Err(HttpError::BadChunk);
-        }
-        Ok(ChunkedProgress {
-            consumed: pos,
-            done: self.state == State::Done,
-        })
-    }
-
-    /// One framing byte (any state but `Data`, `Done`, `Failed`).
-    fn step(&mut self, byte: u8) -> Result<State, HttpError> {
-        self.line_bytes += 1;
-        if self.line_bytes > self.line_bytes_max {
-            return Err(HttpError::BadChunk);
-        }
-        let next = match (self.state, byte) {
-            (State::SizeStart, _) => match hex_value(byte) {
-                Some(digit) => self.checked_size(digit)?,
-                None => return Err(HttpError::BadChunk),
-            },
-            (State::Size { size }, b' ' | b'\t') => State::SizeSpace { size },
-            (State::Size { size }, b';') | (State::SizeSpace { size }, b';') => {
-                State::Extension { size }
-            }
-            (
-                State::Size { size } | State::SizeSpace { size } | State::Extension { size },
-                b'\r',
-            ) => State::SizeLf { size },
-            (State::Size { size }, _) => match hex_value(byte) {
-                Some(digit) => {
-                    let size = size.checked_mul(16).ok_or(HttpError::BadChunk)?;
-                    self.checked_size(size.checked_add(digit).ok_or(HttpError::BadChunk)?)?
+            State::Extension => {
+                self.count_line_byte(byte)?;
+                match byte {
+                    b'\r' => State::SizeLf,
+                    b'\t' => State::Extension,
+                    // A bare LF or other control byte inside an extension is exactly the
+                    // ambiguity smuggling relies on.
+                    0..=0x1f | 0x7f => return Err(HttpError::BadChunk),
+                    _ => State::Extension,
                 }
-                None => return Err(HttpError::BadChunk),
-            },
-            (State::SizeSpace { size }, b' ' | b'\t') => State::SizeSpace { size },
-            (State::Extension { size }, _) if !is_forbidden_in_line(byte) => {
-                State::Extension { size }
             }
-            (State::SizeLf { size }, b'\n') => {
+            State::SizeLf => {
+                if byte != b'\n' {
+                    return Err(HttpError::BadChunk);
+                }
+                let size = std::mem::take(&mut self.size);
                 self.line_bytes = 0;
                 if size == 0 {
                     State::TrailerLineStart
                 } else {
-                    State::Data { remaining: size }
+                    self.body_bytes = self
+                        .body_bytes
+                        .checked_add(size)
+                        .filter(|&total| total <= self.limits.body_bytes_max)
+                        .ok_or(HttpError::BodyTooLarge)?;
+                    State::Data {
+                        remaining_bytes: size,
+                    }
                 }
             }
-            (State::DataCr, b'\r') => State::DataLf,
-            (State::DataLf, b'\n') => {
-                self.line_bytes = 0;
-                State::SizeStart
+            State::DataCr if byte == b'\r' => State::DataLf,
+            State::DataLf if byte == b'\n' => State::Size { digits: 0 },
+            State::DataCr | State::DataLf => return Err(HttpError::BadChunk),
+            State::TrailerLineStart | State::TrailerLine => {
+                self.count_trailer_byte()?;
+                match byte {
+                    b'\r' => State::TrailerLf {
+                        empty: self.state == State::TrailerLineStart,
+                    },
+                    b'\n' | 0 => return Err(HttpError::BadChunk),
+                    _ => State::TrailerLine,
+                }
             }
-            (State::TrailerLineStart, b'\r') => State::EndLf,
-            (State::TrailerLine, b'\r') => State::TrailerLineLf,
-            (State::TrailerLineStart | State::TrailerLine, _) if !is_forbidden_in_line(byte) => {
-                State::TrailerLine
+            State::TrailerLf { empty } => {
+                self.count_trailer_byte()?;
+                if byte != b'\n' {
+                    return Err(HttpError::BadChunk);
+                }
+                if empty {
+                    State::Done
+                } else {
+                    State::TrailerLineStart
+                }
             }
-            (State::TrailerLineLf, b'\n') => State::TrailerLineStart,
-            (State::EndLf, b'\n') => State::Done,
-            _ => return Err(HttpError::BadChunk),
+            // `run` handles these without calling `step`.
+            State::Data { .. } | State::Done => self.state,
         };
-        Ok(next)
+        Ok(())
     }
 
-    fn checked_size(&self, size: u64) -> Result<State, HttpError> {
-        if size > self.chunk_bytes_max {
-            Err(HttpError::BadChunk)
-        } else {
-            Ok(State::Size { size })
+    /// Counts a byte of the trailer section, line ends included.
+    fn count_trailer_byte(&mut self) -> Result<(), HttpError> {
+        self.trailer_bytes += 1;
+        if self.trailer_bytes > self.limits.trailer_bytes_max {
+            return Err(HttpError::BadChunk);
         }
+        Ok(())
+    }
+
+    /// Counts a size-line byte; the terminating CR does not count.
+    fn count_line_byte(&mut self, byte: u8) -> Result<(), HttpError> {
+        if byte == b'\r' {
+            return Ok(());
+        }
+        self.line_bytes += 1;
+        if self.line_bytes > self.limits.line_bytes_max {
+            return Err(HttpError::BadChunk);
+        }
+        Ok(())
+    }
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
     }
 }
 
@@ -223,7 +301,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Decodes `input` in one call, returning (body, progress).
+    /// Decodes `input` in one call: (body, progress).
     fn decode_all(
         decoder: &mut ChunkedDecoder,
         input: &[u8],
@@ -233,219 +311,256 @@ mod tests {
         Ok((body, progress))
     }
 
-    const BODY: &[u8] = b"5\r\nhello\r\n6;name=value;flag\r\n world\r\n1A \t; ext = \"quoted\"\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Trailer: t\r\nOther: o\r\n\r\nNEXT";
-
-    fn body_text() -> Vec<u8> {
-        b"hello worldabcdefghijklmnopqrstuvwxyz".to_vec()
+    /// Feeds `input` in the given pieces, re-feeding unconsumed bytes like a runtime would.
+    fn decode_pieces(
+        chunk_bytes_max: u64,
+        input: &[u8],
+        cuts: &[usize],
+    ) -> Result<(Vec<u8>, usize, bool), HttpError> {
+        let mut decoder = ChunkedDecoder::new(chunk_bytes_max);
+        let mut body = Vec::new();
+        let mut consumed = 0;
+        let mut pending_end = 0;
+        let mut boundaries = cuts.to_vec();
+        boundaries.push(input.len());
+        for end in boundaries {
+            pending_end = pending_end.max(end);
+            let progress = decoder.decode(&input[consumed..pending_end], &mut |d: &[u8]| {
+                body.extend_from_slice(d)
+            })?;
+            consumed += progress.consumed;
+            if progress.done {
+                return Ok((body, consumed, true));
+            }
+        }
+        Ok((body, consumed, false))
     }
 
+    const BODY: &[u8] = b"5\r\nhello\r\n1;name=value;flag\r\n \r\n000a \t;x=\"q\"\r\n0123456789\r\n0\r\nX-Trailer: 1\r\nY: 2\r\n\r\nGET /next";
+    const DECODED: &[u8] = b"hello 0123456789";
+    const BODY_LEN: usize = BODY.len() - b"GET /next".len();
+
     #[test]
-    fn whole_body_with_extensions_and_trailers() {
+    fn decodes_extensions_and_trailers_and_stops_at_the_end() {
         let mut decoder = ChunkedDecoder::new(1 << 20);
         let (body, progress) = decode_all(&mut decoder, BODY).unwrap();
-        assert_eq!(body, body_text());
+        assert_eq!(body, DECODED);
         assert_eq!(
             progress,
             ChunkedProgress {
-                consumed: BODY.len() - 4,
+                consumed: BODY_LEN,
                 done: true
             }
         );
+        assert_eq!(decoder.body_bytes(), DECODED.len() as u64);
         assert!(decoder.is_done());
-        // Once done, nothing more is consumed: the rest is the next request.
-        assert_eq!(
-            decode_all(&mut decoder, b"NEXT").unwrap(),
-            (
-                vec![],
-                ChunkedProgress {
-                    consumed: 0,
-                    done: true
-                }
-            )
-        );
-    }
-
-    #[test]
-    fn every_two_way_split_equals_the_whole() {
-        let end = BODY.len() - 4;
-        for split in 0..=end {
-            let mut decoder = ChunkedDecoder::new(1 << 20);
-            let (mut body, first) = decode_all(&mut decoder, &BODY[..split]).unwrap();
-            assert_eq!(
-                first,
-                ChunkedProgress {
-                    consumed: split,
-                    done: split == end
-                },
-                "split {split}"
-            );
-            let (rest, second) = decode_all(&mut decoder, &BODY[split..]).unwrap();
-            body.extend_from_slice(&rest);
-            assert_eq!(body, body_text(), "split {split}");
-            assert_eq!(
-                second,
-                ChunkedProgress {
-                    consumed: end - split,
-                    done: true
-                }
-            );
-        }
-    }
-
-    #[test]
-    fn byte_at_a_time_equals_the_whole() {
-        let mut decoder = ChunkedDecoder::new(1 << 20);
-        let mut body = Vec::new();
-        let mut pieces = 0;
-        for (i, byte) in BODY.iter().enumerate() {
-            let progress = decoder
-                .decode(std::slice::from_ref(byte), &mut |data: &[u8]| {
-                    pieces += 1;
-                    body.extend_from_slice(data)
-                })
-                .unwrap();
-            if progress.done {
-                assert_eq!(i, BODY.len() - 5);
-                break;
-            }
-            assert_eq!(progress.consumed, 1);
-        }
-        assert_eq!(body, body_text());
-        assert_eq!(pieces, body_text().len());
-    }
-
-    #[test]
-    fn empty_body() {
-        let mut decoder = ChunkedDecoder::new(0);
-        let (body, progress) = decode_all(&mut decoder, b"0\r\n\r\n").unwrap();
+        // Once done, nothing more is taken.
+        let (body, progress) = decode_all(&mut decoder, b"GET /next").unwrap();
         assert!(body.is_empty());
         assert_eq!(
             progress,
             ChunkedProgress {
-                consumed: 5,
+                consumed: 0,
                 done: true
             }
         );
-        assert_eq!(CHUNK_LINE_BYTES_MAX_DEFAULT, decoder.line_bytes_max);
     }
 
     #[test]
-    fn leading_zeros_and_uppercase_hex() {
-        let mut decoder = ChunkedDecoder::new(1 << 20);
-        let (body, progress) =
-            decode_all(&mut decoder, b"000A\r\n0123456789\r\n00\r\n\r\n").unwrap();
-        assert_eq!(body, b"0123456789");
-        assert!(progress.done);
+    fn every_split_point_gives_the_same_result() {
+        for cut in 0..=BODY.len() {
+            let (body, consumed, done) = decode_pieces(1 << 20, BODY, &[cut]).unwrap();
+            assert_eq!(body, DECODED, "cut at {cut}");
+            assert_eq!(consumed, BODY_LEN, "cut at {cut}");
+            assert!(done);
+        }
+        // And byte by byte.
+        let cuts: Vec<usize> = (1..BODY.len()).collect();
+        let (body, consumed, done) = decode_pieces(1 << 20, BODY, &cuts).unwrap();
+        assert_eq!((body.as_slice(), consumed, done), (DECODED, BODY_LEN, true));
     }
 
     #[test]
-    fn bad_chunks() {
+    fn partial_data_is_delivered_as_it_arrives() {
+        let mut decoder = ChunkedDecoder::new(100);
+        let (body, progress) = decode_all(&mut decoder, b"a\r\n0123").unwrap();
+        assert_eq!(body, b"0123");
+        assert_eq!(
+            progress,
+            ChunkedProgress {
+                consumed: 7,
+                done: false
+            }
+        );
+        let (body, progress) = decode_all(&mut decoder, b"456789\r\n0\r\n\r\n").unwrap();
+        assert_eq!(body, b"456789");
+        assert_eq!(
+            progress,
+            ChunkedProgress {
+                consumed: 13,
+                done: true
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_are_bad_chunks() {
         let cases: [&[u8]; 16] = [
-            b"\r\n",                    // no size
-            b"g\r\n",                   // not hex
-            b"-1\r\n",                  // sign
-            b"0x5\r\nhello\r\n",        // 0x prefix
-            b"5\nhello\r\n",            // bare LF after size
-            b"5\r\nhelloX\r\n",         // data longer than announced
-            b"5\r\nhello\n0\r\n\r\n",   // bare LF after data
-            b"5 5\r\n",                 // space inside the size
-            b"5;ext\nhello",            // bare LF in an extension
-            b"5;e\x01\r\n",             // control byte in an extension
-            b"0\r\nTrailer\n\r\n",      // bare LF in a trailer
-            b"0\r\nBad\x00: x\r\n\r\n", // NUL in a trailer
-            b"0\r\n\rX",                // CR not followed by LF at the end
-            b"401\r\n",                 // larger than chunk_bytes_max (1024)
-            b"FFFFFFFFFFFFFFFFF\r\n",   // would overflow u64
-            b"5\r\nhello\r\r",          // CR CR
+            b"\r\n",                        // empty size
+            b";ext\r\n",                    // extension without size
+            b"g\r\n",                       // not hex
+            b"+5\r\nhello\r\n",             // sign
+            b"0x5\r\nhello\r\n",            // prefix
+            b"5\nhello\r\n",                // bare LF after size
+            b"5\r\nhelloX\r\n",             // data longer than announced
+            b"5\r\nhello\n0\r\n\r\n",       // bare LF after data
+            b"5\r\nhello\r\r",              // CR CR
+            b"5;a\nb\r\nhello\r\n",         // LF inside extension
+            b"5;a\x00\r\nhello\r\n",        // NUL inside extension
+            b"0\r\nX: 1\n\r\n",             // bare LF in trailer
+            b"0\r\n\n",                     // bare LF as the final line
+            b"0\r\n\r\r",                   // CR not followed by LF
+            b"0\r\nX: a\0\r\n\r\n",         // NUL in trailer
+            b"11\r\n0123456789abcdef0\r\n", // 17 > chunk_bytes_max 16
         ];
-        for case in cases {
-            let mut decoder = ChunkedDecoder::new(1024);
+        for input in cases {
+            let mut decoder = ChunkedDecoder::new(16);
             assert_eq!(
-                decode_all(&mut decoder, case),
+                decode_all(&mut decoder, input),
                 Err(HttpError::BadChunk),
                 "{}",
-                String::from_utf8_lossy(case)
+                String::from_utf8_lossy(input)
             );
-            // The decoder stays failed.
+            // Sticky.
             assert_eq!(
                 decode_all(&mut decoder, b"0\r\n\r\n"),
                 Err(HttpError::BadChunk)
             );
         }
-        // Exactly chunk_bytes_max is fine.
-        let mut decoder = ChunkedDecoder::new(3);
+    }
+
+    #[test]
+    fn size_overflow_and_limits() {
+        let mut decoder = ChunkedDecoder::new(u64::MAX);
         assert_eq!(
-            decode_all(&mut decoder, b"3\r\nabc\r\n0\r\n\r\n")
+            decode_all(&mut decoder, b"10000000000000000\r\n"),
+            Err(HttpError::BadChunk)
+        );
+        let mut decoder = ChunkedDecoder::new(u64::MAX);
+        let (_, progress) = decode_all(&mut decoder, b"ffffffffffffffff\r\nab").unwrap();
+        assert_eq!(progress.consumed, 20);
+
+        let limits = ChunkedLimits {
+            line_bytes_max: 8,
+            ..ChunkedLimits::default()
+        };
+        let mut decoder = ChunkedDecoder::with_limits(limits);
+        assert!(decode_all(&mut decoder, b"00000005\r\nhello\r\n").is_ok());
+        let mut decoder = ChunkedDecoder::with_limits(limits);
+        assert_eq!(
+            decode_all(&mut decoder, b"000000005\r\n"),
+            Err(HttpError::BadChunk)
+        );
+        let mut decoder = ChunkedDecoder::with_limits(limits);
+        assert_eq!(
+            decode_all(&mut decoder, b"5;abcdefgh\r\n"),
+            Err(HttpError::BadChunk)
+        );
+
+        let limits = ChunkedLimits {
+            trailer_bytes_max: 8,
+            ..ChunkedLimits::default()
+        };
+        let mut decoder = ChunkedDecoder::with_limits(limits);
+        assert!(
+            decode_all(&mut decoder, b"0\r\nA: 1\r\n\r\n")
                 .unwrap()
-                .0,
-            b"abc"
+                .1
+                .done
+        );
+        let mut decoder = ChunkedDecoder::with_limits(limits);
+        assert_eq!(
+            decode_all(&mut decoder, b"0\r\nA: 12\r\n\r\n"),
+            Err(HttpError::BadChunk)
+        );
+
+        let limits = ChunkedLimits {
+            body_bytes_max: 6,
+            ..ChunkedLimits::default()
+        };
+        let mut decoder = ChunkedDecoder::with_limits(limits);
+        assert!(decode_all(&mut decoder, b"5\r\nhello\r\n1\r\n!\r\n").is_ok());
+        assert_eq!(
+            decode_all(&mut decoder, b"1\r\n"),
+            Err(HttpError::BodyTooLarge)
         );
     }
 
     #[test]
-    fn size_line_and_trailer_bounds() {
-        let long_ext = format!("1;{}\r\na\r\n0\r\n\r\n", "e".repeat(20));
-        let mut tight = ChunkedDecoder::new(1024).with_line_bytes_max(16);
-        assert_eq!(
-            decode_all(&mut tight, long_ext.as_bytes()),
-            Err(HttpError::BadChunk)
-        );
-        let mut roomy = ChunkedDecoder::new(1024).with_line_bytes_max(32);
-        assert_eq!(decode_all(&mut roomy, long_ext.as_bytes()).unwrap().0, b"a");
-
-        let long_trailers = format!("0\r\n{}", "T: v\r\n".repeat(10));
-        let mut tight = ChunkedDecoder::new(1024).with_line_bytes_max(40);
-        assert_eq!(
-            decode_all(&mut tight, long_trailers.as_bytes()),
-            Err(HttpError::BadChunk)
-        );
-    }
-
-    /// Encodes `chunks` the way a sender would, with the helpers from `response`.
-    fn encode(chunks: &[Vec<u8>]) -> Vec<u8> {
+    fn chunk_headers_round_trip() {
         let mut out = Vec::new();
-        for chunk in chunks.iter().filter(|c| !c.is_empty()) {
-            super::super::write_chunk_header(chunk.len(), &mut out);
-            out.extend_from_slice(chunk);
-            out.extend_from_slice(b"\r\n");
+        for len in [1usize, 9, 10, 15, 16, 255, 4096, 0xdead_beef] {
+            out.clear();
+            write_chunk_header(len, &mut out);
+            assert_eq!(out, format!("{len:x}\r\n").as_bytes());
         }
-        out.extend_from_slice(super::super::CHUNK_TRAILER_LAST);
-        out
+        // Encode then decode.
+        let mut wire = Vec::new();
+        for piece in [&b"abc"[..], b"0123456789abcdefXYZ", b"!"] {
+            write_chunk_header(piece.len(), &mut wire);
+            wire.extend_from_slice(piece);
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend_from_slice(CHUNK_TRAILER_LAST);
+        let mut decoder = ChunkedDecoder::new(1024);
+        let (body, progress) = decode_all(&mut decoder, &wire).unwrap();
+        assert_eq!(body, b"abc0123456789abcdefXYZ!");
+        assert_eq!(
+            progress,
+            ChunkedProgress {
+                consumed: wire.len(),
+                done: true
+            }
+        );
     }
 
     proptest! {
         #[test]
-        fn round_trip_at_any_split(
-            chunks in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..300), 0..8),
-            split_permille in 0usize..=1000,
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+            cut in any::<prop::sample::Index>(),
         ) {
-            let encoded = encode(&chunks);
-            let split = encoded.len() * split_permille / 1000;
-            let mut decoder = ChunkedDecoder::new(1 << 20);
-            let (mut body, first) = decode_all(&mut decoder, &encoded[..split]).unwrap();
-            let (rest, second) = decode_all(&mut decoder, &encoded[split..]).unwrap();
-            body.extend_from_slice(&rest);
-            prop_assert_eq!(body, chunks.concat());
-            prop_assert_eq!(first.consumed + second.consumed, encoded.len());
-            prop_assert!(second.done);
+            let cut = cut.index(bytes.len() + 1);
+            if let Ok((body, consumed, done)) = decode_pieces(64, &bytes, &[cut]) {
+                prop_assert!(consumed <= bytes.len());
+                prop_assert!(body.len() <= consumed);
+                prop_assert!(done || consumed == bytes.len());
+            }
         }
 
         #[test]
-        fn arbitrary_bytes_never_panic_and_consume_within_bounds(
-            input in prop::collection::vec(any::<u8>(), 0..400),
-            split in 0usize..400,
+        fn encoded_bodies_decode_identically_at_any_split(
+            pieces in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..40), 0..6),
+            cuts in proptest::collection::vec(0usize..400, 0..4),
+            tail in proptest::collection::vec(any::<u8>(), 0..8),
         ) {
-            let split = split.min(input.len());
-            let mut decoder = ChunkedDecoder::new(64).with_line_bytes_max(32);
-            let mut delivered = 0usize;
-            let mut sink = |data: &[u8]| delivered += data.len();
-            if let Ok(first) = decoder.decode(&input[..split], &mut sink) {
-                prop_assert!(first.consumed <= split);
-                if let Ok(second) = decoder.decode(&input[split..], &mut sink) {
-                    prop_assert!(second.consumed <= input.len() - split);
-                }
+            let mut wire = Vec::new();
+            let mut expected = Vec::new();
+            for piece in &pieces {
+                write_chunk_header(piece.len(), &mut wire);
+                wire.extend_from_slice(piece);
+                wire.extend_from_slice(b"\r\n");
+                expected.extend_from_slice(piece);
             }
-            prop_assert!(delivered <= input.len());
+            wire.extend_from_slice(CHUNK_TRAILER_LAST);
+            let body_len = wire.len();
+            wire.extend_from_slice(&tail);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(wire.len())).collect();
+            cuts.sort_unstable();
+            let (body, consumed, done) = decode_pieces(64, &wire, &cuts).unwrap();
+            prop_assert_eq!(body, expected);
+            prop_assert_eq!(consumed, body_len);
+            prop_assert!(done);
         }
     }
 }

@@ -1,59 +1,54 @@
-//! Errors the HTTP/1.1 parsers report, and the status each one answers with.
-//!
-//! Every variant here is the peer's fault (a malformed or oversized request, or a framing we
-//! refuse); the caller's own failures (file not found, overload) are statuses it picks itself.
-//! One function, [`HttpError::status`], decides the reply, and [`HttpError::reason`] gives the
-//! bounded metric label, so a new variant cannot be added without choosing both.
+//! Errors a peer can cause while sending us an HTTP request, and the status each one earns.
 
 use std::fmt;
 
-/// Why a request (head or chunked body) was refused. Small and `Copy`: no strings on the hot path.
+/// Everything here is the peer's fault: each variant maps to exactly one status code, so the
+/// runtime needs a single `match`-free call ([`HttpError::status`]) to pick the reply, and
+/// [`HttpError::reason`] gives a fixed metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HttpError {
-    /// Bytes that are not an HTTP/1.x request: bad token, bad header line, missing or repeated
-    /// `Host` on HTTP/1.1, a request-target form we do not serve.
+    /// The request line or a header line breaks the grammar, or a header we rely on
+    /// (`Host`) is missing, duplicated or not valid UTF-8. 400.
     Malformed,
-    /// The request line is longer than `HttpLimits::request_line_bytes_max`.
+    /// The request line is longer than [`HttpLimits::request_line_bytes_max`]. 414.
+    ///
+    /// [`HttpLimits::request_line_bytes_max`]: super::HttpLimits::request_line_bytes_max
     UriTooLong,
-    /// The head is longer than `HttpLimits::header_bytes_max`, or has more than
-    /// `HttpLimits::headers_max` header lines.
+    /// The head is longer than `header_bytes_max` or has more than `headers_max` fields. 431.
     HeaderTooLarge,
-    /// `Content-Length` is not a decimal number, or is repeated with different values.
+    /// The body length cannot be decided safely: a non-numeric or overflowing
+    /// `Content-Length`, differing duplicates, `Content-Length` together with
+    /// `Transfer-Encoding`, or `Transfer-Encoding` on HTTP/1.0 (RFC 9112 §6.1 calls that
+    /// faulty framing). All of these are request-smuggling shapes. 400.
     BadContentLength,
-    /// `Transfer-Encoding` is anything other than exactly `chunked`, is sent on HTTP/1.0, or is
-    /// sent together with `Content-Length` (the classic request-smuggling ambiguity).
+    /// `Transfer-Encoding` names a coding other than exactly `chunked`. RFC 9112 §6.1: a
+    /// server that receives a transfer coding it does not understand SHOULD answer 501.
     BadTransferEncoding,
-    /// A well-formed `HTTP/x.y` version other than 1.0 and 1.1.
+    /// The version is not HTTP/1.0 or HTTP/1.1. 505.
     VersionNotSupported,
-    /// A chunked body with a bad size line, an oversized chunk, or a missing CRLF.
+    /// The chunked body breaks RFC 9112 §7.1 (bad hex, oversized chunk, missing CRLF,
+    /// over-long size or trailer line). 400.
     BadChunk,
-    /// The body is larger than the caller allows. The parsers here never produce it (they do not
-    /// know the route's limit); it exists so the runtime maps it through the same table.
+    /// The body is larger than the configured maximum. 413.
     BodyTooLarge,
 }
 
 impl HttpError {
     /// The status code to answer with before closing the connection.
-    ///
-    /// `BadTransferEncoding` is 400, not 501: RFC 9112 §6.3 says a request whose final coding is
-    /// not `chunked` MUST get 400, and CL+TE together "ought to be handled as an error"; the 501
-    /// of §6.1 is only a SHOULD for codings that are understood-but-unsupported framing such as
-    /// `gzip, chunked`. One status for every framing refusal keeps the rule simple, and every
-    /// one of them closes the connection anyway.
     pub fn status(self) -> u16 {
         match self {
             HttpError::Malformed => 400,
             HttpError::UriTooLong => 414,
             HttpError::HeaderTooLarge => 431,
             HttpError::BadContentLength => 400,
-            HttpError::BadTransferEncoding => 400,
+            HttpError::BadTransferEncoding => 501,
             HttpError::VersionNotSupported => 505,
             HttpError::BadChunk => 400,
             HttpError::BodyTooLarge => 413,
         }
     }
 
-    /// A short, fixed label for logs and metric labels (bounded cardinality).
+    /// A short fixed label for logs and metric labels (no spaces, stable across releases).
     pub fn reason(self) -> &'static str {
         match self {
             HttpError::Malformed => "malformed",
@@ -70,32 +65,109 @@ impl HttpError {
 
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.reason(), self.status())
+        let text = match self {
+            HttpError::Malformed => "malformed HTTP request",
+            HttpError::UriTooLong => "request line too long",
+            HttpError::HeaderTooLarge => "request head too large or too many header fields",
+            HttpError::BadContentLength => "ambiguous or invalid body length",
+            HttpError::BadTransferEncoding => "unsupported transfer coding",
+            HttpError::VersionNotSupported => "HTTP version not supported",
+            HttpError::BadChunk => "invalid chunked body",
+            HttpError::BodyTooLarge => "request body too large",
+        };
+        f.write_str(text)
     }
 }
 
 impl std::error::Error for HttpError {}
 
+/// The reason phrase for every status this server sends (RFC 9110 §15). Unknown codes get
+/// an empty phrase, which RFC 9112 §4 allows.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const ALL: [HttpError; 8] = [
+        HttpError::Malformed,
+        HttpError::UriTooLong,
+        HttpError::HeaderTooLarge,
+        HttpError::BadContentLength,
+        HttpError::BadTransferEncoding,
+        HttpError::VersionNotSupported,
+        HttpError::BadChunk,
+        HttpError::BodyTooLarge,
+    ];
+
     #[test]
-    fn status_and_reason_table() {
-        let table = [
-            (HttpError::Malformed, 400, "malformed"),
-            (HttpError::UriTooLong, 414, "uri_too_long"),
-            (HttpError::HeaderTooLarge, 431, "header_too_large"),
-            (HttpError::BadContentLength, 400, "bad_content_length"),
-            (HttpError::BadTransferEncoding, 400, "bad_transfer_encoding"),
-            (HttpError::VersionNotSupported, 505, "version_not_supported"),
-            (HttpError::BadChunk, 400, "bad_chunk"),
-            (HttpError::BodyTooLarge, 413, "body_too_large"),
-        ];
-        for (e, status, reason) in table {
-            assert_eq!(e.status(), status, "{e:?}");
-            assert_eq!(e.reason(), reason, "{e:?}");
+    fn statuses_are_the_documented_ones() {
+        let statuses: Vec<u16> = ALL.iter().map(|e| e.status()).collect();
+        assert_eq!(statuses, [400, 414, 431, 400, 501, 505, 400, 413]);
+    }
+
+    #[test]
+    fn every_status_we_send_has_a_phrase() {
+        for e in ALL {
+            assert!(!reason_phrase(e.status()).is_empty(), "{e:?}");
         }
-        assert_eq!(HttpError::UriTooLong.to_string(), "uri_too_long (414)");
+        for s in [
+            200, 204, 206, 304, 400, 403, 404, 405, 408, 409, 411, 412, 413, 414, 416, 431, 500,
+            501, 503, 505,
+        ] {
+            assert!(!reason_phrase(s).is_empty(), "{s}");
+        }
+        assert_eq!(reason_phrase(206), "Partial Content");
+        assert_eq!(reason_phrase(431), "Request Header Fields Too Large");
+        assert_eq!(reason_phrase(999), "");
+    }
+
+    #[test]
+    fn labels_are_unique_and_metric_safe() {
+        let mut labels: Vec<&str> = ALL.iter().map(|e| e.reason()).collect();
+        for l in &labels {
+            assert!(
+                l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{l}"
+            );
+        }
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), ALL.len());
+        assert_eq!(HttpError::UriTooLong.to_string(), "request line too long");
     }
 }

@@ -1,28 +1,27 @@
-//! HTTP/1.1 sans-IO pieces: request-head parsing, response-head writing, the `Date` cache and
+//! HTTP/1.1 sans-IO pieces: request-head parsing, response-head writing, the Date cache and
 //! the chunked transfer coding.
 //!
-//! How the runtime drives it:
-//! 1. Append received bytes to the connection's buffer and call [`parse_request`].
-//!    [`Parse::Partial`] means read more (the limits in [`HttpLimits`] bound how much);
-//!    an [`HttpError`] means answer [`HttpError::status`] and close.
-//! 2. On [`Parse::Complete`], the head is `buf[..head.head_len]`. A body follows if
-//!    `content_length` is set or `chunked` is true (decode it with [`ChunkedDecoder`]);
-//!    otherwise the next pipelined request starts at `head_len`.
-//! 3. Write the reply with [`ResponseHead`], taking `Date` from a per-worker [`DateCache`].
+//! Nothing here touches a socket or reads the clock. The runtime hands in bytes (and, for
+//! [`DateCache`], the current time) and gets back values or bytes to send.
 //!
-//! Nothing here reads a clock, touches an fd, or panics on peer input.
+//! Call order for one connection, as the runtime drives it:
+//! 1. Append received bytes to the connection buffer and call [`parse_request`].
+//!    [`Parse::Partial`] means "read more"; an [`HttpError`] picks the reply with
+//!    [`HttpError::status`] and the connection is then closed.
+//! 2. On [`Parse::Complete`], advance the buffer by [`RequestHead::head_len`]. Any bytes after
+//!    the head are body or the next pipelined request.
+//! 3. For a chunked body, feed the bytes after the head to a [`ChunkedDecoder`] until it
+//!    reports `done`; whatever it did not consume belongs to the next request.
+//! 4. Write the reply with [`ResponseHead`].
 
 mod chunked;
 mod error;
 mod request;
 mod response;
 
-pub use chunked::{CHUNK_LINE_BYTES_MAX_DEFAULT, ChunkedDecoder, ChunkedProgress};
-pub use error::HttpError;
-pub use request::{
-    HEADERS_STACK_CAPACITY, HttpLimits, Method, Parse, RequestHead, Version, parse_request,
+pub use chunked::{
+    CHUNK_TRAILER_LAST, ChunkedDecoder, ChunkedLimits, ChunkedProgress, write_chunk_header,
 };
-pub use response::{
-    CHUNK_TRAILER_LAST, DateCache, ResponseHead, clamp_http_date, fmt_http_date, reason_phrase,
-    write_chunk_header,
-};
+pub use error::{HttpError, reason_phrase};
+pub use request::{HttpLimits, Method, Parse, RequestHead, Version, parse_request};
+pub use response::{DateCache, ResponseHead};
