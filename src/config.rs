@@ -138,6 +138,10 @@ pub struct LiveConfig {
     pub max_skips: u32,
     /// Bytes one reader may have in flight in one send.
     pub reader_inflight_bytes_max: usize,
+    /// SO_SNDBUF of a live reader's socket. It bounds the media the kernel buffers per viewer
+    /// (memory) and makes a stalled viewer visible as lag instead of hiding seconds of media in
+    /// an autotuned send buffer. 0 = leave the kernel's autotuning alone.
+    pub reader_socket_send_bytes: usize,
     /// Readers stay attached this long after their publisher drops, waiting for a republish.
     pub publisher_grace_ms: u64,
     /// A play request for a missing stream waits this long for it to appear (0 = 404 at once).
@@ -241,6 +245,7 @@ impl Default for LiveConfig {
             max_lag_bytes: 8 << 20,
             max_skips: 5,
             reader_inflight_bytes_max: 1 << 20,
+            reader_socket_send_bytes: 512 << 10,
             publisher_grace_ms: 5_000,
             play_wait_ms: 0,
             streams_max: 1024,
@@ -443,6 +448,12 @@ impl Config {
             "live.reader_inflight_bytes_max",
             l.reader_inflight_bytes_max as u64,
             4096,
+            64 << 20,
+        )?;
+        range(
+            "live.reader_socket_send_bytes",
+            l.reader_socket_send_bytes as u64,
+            0,
             64 << 20,
         )?;
         range("live.publisher_grace_ms", l.publisher_grace_ms, 0, 600_000)?;

@@ -19,8 +19,12 @@ use uringcast::proto::flv::{FlvDemuxer, FlvEvent, FlvLimits};
 fn clip() -> PathBuf {
     static CLIP: OnceLock<PathBuf> = OnceLock::new();
     CLIP.get_or_init(|| {
-        assert!(have("ffmpeg") && have("ffprobe"), "ffmpeg/ffprobe are required (README set-up installs them)");
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("live-media-{}", std::process::id()));
+        assert!(
+            have("ffmpeg") && have("ffprobe"),
+            "ffmpeg/ffprobe are required (README set-up installs them)"
+        );
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("live-media-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         test_mp4(&dir, 30)
     })
@@ -32,7 +36,16 @@ fn publish(server: &Server, path: &str, seconds: u32) -> Child {
     Command::new("ffmpeg")
         .args(["-v", "error", "-re", "-i"])
         .arg(clip())
-        .args(["-t", &seconds.to_string(), "-c", "copy", "-f", "flv", "-method", "POST"])
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            "-method",
+            "POST",
+        ])
         .arg(server.url(path))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -45,10 +58,16 @@ fn wait_for_stream(server: &Server, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let body = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
-        if body.contains(&format!("\"name\":\"{name}\"")) && body.contains("\"keyframes\":") && !body.contains("\"keyframes\":0") {
+        if body.contains(&format!("\"name\":\"{name}\""))
+            && body.contains("\"keyframes\":")
+            && !body.contains("\"keyframes\":0")
+        {
             return;
         }
-        assert!(Instant::now() < deadline, "stream {name} never appeared: {body}");
+        assert!(
+            Instant::now() < deadline,
+            "stream {name} never appeared: {body}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -66,7 +85,9 @@ struct Tag {
 
 fn checksum(data: &[u8]) -> u64 {
     // FNV-1a: enough to tell tag bodies apart.
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 /// An HTTP-FLV reader that parses what it gets. `read_delay` per 4 KiB read makes it slow.
@@ -78,17 +99,31 @@ struct Reader {
     error: Option<String>,
 }
 
-fn read_flv(server_addr: std::net::SocketAddr, path: &str, duration: Duration, rcvbuf_small: bool, read_delay: Duration) -> Reader {
+fn read_flv(
+    server_addr: std::net::SocketAddr,
+    path: &str,
+    duration: Duration,
+    rcvbuf_small: bool,
+    read_delay: Duration,
+) -> Reader {
     let started = Instant::now();
-    let mut reader = Reader { tags: Vec::new(), first_byte: None, status: 0, ended_cleanly: false, error: None };
+    let mut reader = Reader {
+        tags: Vec::new(),
+        first_byte: None,
+        status: 0,
+        ended_cleanly: false,
+        error: None,
+    };
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     if rcvbuf_small {
         socket.set_recv_buffer_size(4096).unwrap();
     }
     socket.connect(&server_addr.into()).unwrap();
     let mut s: TcpStream = socket.into();
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
     let mut raw = Vec::new();
     let mut buf = vec![0u8; 4096];
     let mut head_done = false;
@@ -98,7 +133,14 @@ fn read_flv(server_addr: std::net::SocketAddr, path: &str, duration: Duration, r
         let n = match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
             Err(e) => {
                 reader.error = Some(e.to_string());
                 break;
@@ -108,17 +150,29 @@ fn read_flv(server_addr: std::net::SocketAddr, path: &str, duration: Duration, r
         let mut data = &buf[..n];
         if !head_done {
             raw.extend_from_slice(data);
-            let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+            let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+                continue;
+            };
             let head = String::from_utf8_lossy(&raw[..end]).into_owned();
-            reader.status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-            assert!(head.to_ascii_lowercase().contains("content-type: video/x-flv"), "{head}");
+            reader.status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("content-type: video/x-flv"),
+                "{head}"
+            );
             head_done = true;
             let rest = raw[end + 4..].to_vec();
             raw = rest;
             data = &raw;
         }
         let mut plain = Vec::new();
-        let progress = chunked.decode(data, &mut |b: &[u8]| plain.extend_from_slice(b)).expect("valid chunked body");
+        let progress = chunked
+            .decode(data, &mut |b: &[u8]| plain.extend_from_slice(b))
+            .expect("valid chunked body");
         demuxer.push(&plain);
         loop {
             match demuxer.poll() {
@@ -166,11 +220,34 @@ fn published_sums() -> HashSet<u64> {
 }
 
 fn assert_monotonic_and_starts_with_keyframe(tags: &[Tag], who: &str) {
-    let first_video = tags.iter().find(|t| t.kind == UnitKind::Video && !t.config).unwrap_or_else(|| panic!("{who}: no video"));
-    assert!(first_video.keyframe, "{who}: first video frame is not a keyframe");
+    let first_video = tags
+        .iter()
+        .find(|t| t.kind == UnitKind::Video && !t.config)
+        .unwrap_or_else(|| panic!("{who}: no video"));
+    assert!(
+        first_video.keyframe,
+        "{who}: first video frame is not a keyframe"
+    );
     for kind in [UnitKind::Video, UnitKind::Audio] {
-        let dts: Vec<u32> = tags.iter().filter(|t| t.kind == kind && !t.config).map(|t| t.dts_ms).collect();
-        assert!(dts.windows(2).all(|w| w[0] <= w[1]), "{who}: {kind:?} dts not monotonic");
+        let dts: Vec<u32> = tags
+            .iter()
+            .filter(|t| t.kind == kind && !t.config)
+            .map(|t| t.dts_ms)
+            .collect();
+        if let Some(i) = dts.windows(2).position(|w| w[0] > w[1]) {
+            let all: Vec<(UnitKind, bool, u32)> =
+                tags.iter().map(|t| (t.kind, t.config, t.dts_ms)).collect();
+            let at = all
+                .iter()
+                .position(|t| t.0 == kind && !t.1 && t.2 == dts[i + 1])
+                .unwrap_or(0);
+            panic!(
+                "{who}: {kind:?} dts not monotonic: {} then {}; around: {:?}",
+                dts[i],
+                dts[i + 1],
+                &all[at.saturating_sub(12)..(at + 4).min(all.len())]
+            );
+        }
     }
 }
 
@@ -193,16 +270,49 @@ fn publish_and_many_readers_decode_from_a_keyframe() {
         .collect();
     // A parsing reader that joins mid-stream.
     std::thread::sleep(Duration::from_millis(2500));
-    let joiner = read_flv(server.addr, "/live/cam1.flv", Duration::from_secs(4), false, Duration::ZERO);
+    let joiner = read_flv(
+        server.addr,
+        "/live/cam1.flv",
+        Duration::from_secs(4),
+        false,
+        Duration::ZERO,
+    );
     assert_eq!(joiner.status, 200);
-    assert!(joiner.first_byte.unwrap() < Duration::from_millis(500), "first byte after {:?}", joiner.first_byte);
+    assert!(
+        joiner.first_byte.unwrap() < Duration::from_millis(500),
+        "first byte after {:?}",
+        joiner.first_byte
+    );
     assert_monotonic_and_starts_with_keyframe(&joiner.tags, "joiner");
-    let first_frame = joiner.tags.iter().find(|t| t.kind == UnitKind::Video && !t.config).unwrap();
-    assert!(first_frame.at < Duration::from_millis(500), "first keyframe after {:?}", first_frame.at);
-    assert!(joiner.tags.iter().any(|t| t.config && t.kind == UnitKind::Video), "sequence headers sent first");
+    let first_frame = joiner
+        .tags
+        .iter()
+        .find(|t| t.kind == UnitKind::Video && !t.config)
+        .unwrap();
+    assert!(
+        first_frame.at < Duration::from_millis(500),
+        "first keyframe after {:?}",
+        first_frame.at
+    );
+    assert!(
+        joiner
+            .tags
+            .iter()
+            .any(|t| t.config && t.kind == UnitKind::Video),
+        "sequence headers sent first"
+    );
     // ffprobe: first frame a keyframe, timestamps increasing.
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v", "-show_entries", "frame=key_frame,pkt_dts", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "frame=key_frame,pkt_dts",
+            "-of",
+            "csv=p=0",
+        ])
         .args(["-read_intervals", "%+#50", &url])
         .output()
         .unwrap();
@@ -211,23 +321,54 @@ fn publish_and_many_readers_decode_from_a_keyframe() {
         .lines()
         .filter_map(|l| {
             let mut it = l.split(',');
-            Some((it.next()?.trim().parse().ok()?, it.next()?.trim().parse().ok()?))
+            Some((
+                it.next()?.trim().parse().ok()?,
+                it.next()?.trim().parse().ok()?,
+            ))
         })
         .collect();
-    assert!(frames.len() >= 40, "ffprobe read {} frames: {text}", frames.len());
+    assert!(
+        frames.len() >= 40,
+        "ffprobe read {} frames: {text}",
+        frames.len()
+    );
     assert_eq!(frames[0].0, 1, "ffprobe: first frame must be a keyframe");
-    assert!(frames.windows(2).all(|w| w[0].1 < w[1].1), "ffprobe: dts not increasing");
+    assert!(
+        frames.windows(2).all(|w| w[0].1 < w[1].1),
+        "ffprobe: dts not increasing"
+    );
     for child in decoders {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "decoder failed: {}", String::from_utf8_lossy(&out.stderr));
-        assert!(out.stderr.is_empty(), "decoder printed errors: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "decoder failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "decoder printed errors: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let api = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
-    for field in ["\"video_codec\":\"h264\"", "\"audio_codec\":\"aac\"", "\"width\":320", "\"height\":240", "\"gop_interval_ms\":1000"] {
+    for field in [
+        "\"video_codec\":\"h264\"",
+        "\"audio_codec\":\"aac\"",
+        "\"width\":320",
+        "\"height\":240",
+        "\"gop_interval_ms\":1000",
+    ] {
         assert!(api.contains(field), "{field} missing: {api}");
     }
     let metrics = server.metrics();
-    assert!(metric_sum(&metrics, "uringcast_stream_bytes_out_total", &["stream=\"live/cam1\""]) > 100_000.0, "{metrics}");
+    assert!(
+        metric_sum(
+            &metrics,
+            "uringcast_stream_bytes_out_total",
+            &["stream=\"live/cam1\""]
+        ) > 100_000.0,
+        "{metrics}"
+    );
     let _ = publisher.kill();
     let _ = publisher.wait();
 }
@@ -235,36 +376,79 @@ fn publish_and_many_readers_decode_from_a_keyframe() {
 #[test]
 fn a_slow_reader_hurts_nobody_and_is_skipped_then_dropped() {
     // Small lag budget so the slow reader crosses it quickly.
-    let server = Server::start("live-slow", "[live]\nmax_lag_ms = 1500\nmax_skips = 2\n[http]\nsend_timeout_ms = 3000\n");
+    let server = Server::start(
+        "live-slow",
+        "[live]\nmax_lag_ms = 1500\nmax_skips = 2\nreader_socket_send_bytes = 16384\n[http]\nsend_timeout_ms = 3000\n",
+    );
     let mut publisher = publish(&server, "/live/slow.flv", 14);
     wait_for_stream(&server, "slow");
     let addr = server.addr;
-    let slow = std::thread::spawn(move || read_flv(addr, "/live/slow.flv", Duration::from_secs(10), true, Duration::from_millis(400)));
+    let slow = std::thread::spawn(move || {
+        read_flv(
+            addr,
+            "/live/slow.flv",
+            Duration::from_secs(10),
+            true,
+            Duration::from_millis(400),
+        )
+    });
     let normal: Vec<_> = (0..2)
-        .map(|_| std::thread::spawn(move || read_flv(addr, "/live/slow.flv", Duration::from_secs(8), false, Duration::ZERO)))
+        .map(|_| {
+            std::thread::spawn(move || {
+                read_flv(
+                    addr,
+                    "/live/slow.flv",
+                    Duration::from_secs(8),
+                    false,
+                    Duration::ZERO,
+                )
+            })
+        })
         .collect();
     let ingest_start = Instant::now();
     for handle in normal {
         let r = handle.join().unwrap();
         assert_monotonic_and_starts_with_keyframe(&r.tags, "normal reader");
-        let video: Vec<&Tag> = r.tags.iter().filter(|t| t.kind == UnitKind::Video && !t.config).collect();
+        let video: Vec<&Tag> = r
+            .tags
+            .iter()
+            .filter(|t| t.kind == UnitKind::Video && !t.config)
+            .collect();
         let media_ms = video.last().unwrap().dts_ms - video.first().unwrap().dts_ms;
         let wall_ms = (video.last().unwrap().at - video.first().unwrap().at).as_millis() as u32;
-        assert!(media_ms as f64 >= 0.9 * wall_ms as f64, "normal reader fell behind: {media_ms} ms media in {wall_ms} ms");
+        assert!(
+            media_ms as f64 >= 0.9 * wall_ms as f64,
+            "normal reader fell behind: {media_ms} ms media in {wall_ms} ms"
+        );
         assert!(media_ms >= 6000, "normal reader got only {media_ms} ms");
     }
     let slow = slow.join().unwrap();
     let _ = slow;
     // The publisher kept real time: its stream advanced ~as much media as wall time passed.
     let api = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
-    let video_frames: f64 = api.split("\"video_frames\":").nth(1).and_then(|s| s.split([',', '}']).next()).and_then(|s| s.parse().ok()).unwrap();
+    let video_frames: f64 = api
+        .split("\"video_frames\":")
+        .nth(1)
+        .and_then(|s| s.split([',', '}']).next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
     let elapsed = ingest_start.elapsed().as_secs_f64();
-    assert!(video_frames >= 25.0 * elapsed * 0.9, "ingest slowed: {video_frames} frames in {elapsed:.1}+ s");
+    assert!(
+        video_frames >= 25.0 * elapsed * 0.9,
+        "ingest slowed: {video_frames} frames in {elapsed:.1}+ s"
+    );
     std::thread::sleep(Duration::from_millis(300));
     let metrics = server.metrics();
     let skips = metric_sum(&metrics, "uringcast_stream_skips_total", &["live/slow"]);
-    let dropped = metric_sum(&metrics, "uringcast_stream_slow_reader_disconnects_total", &["live/slow"]);
-    assert!(skips + dropped >= 1.0, "the slow reader was neither skipped nor dropped:\n{metrics}");
+    let dropped = metric_sum(
+        &metrics,
+        "uringcast_stream_slow_reader_disconnects_total",
+        &["live/slow"],
+    );
+    assert!(
+        skips + dropped >= 1.0,
+        "the slow reader was neither skipped nor dropped:\n{metrics}"
+    );
     let _ = publisher.kill();
     let _ = publisher.wait();
 }
@@ -272,14 +456,23 @@ fn a_slow_reader_hurts_nobody_and_is_skipped_then_dropped() {
 #[test]
 fn ring_wraps_under_in_flight_sends_without_torn_tags() {
     // A tiny ring: it wraps every ~second while slow readers have sends in flight.
-    let server = Server::start("live-wrap", "[live]\nring_bytes = 65536\nring_bytes_hard_max = 4194304\nring_entries = 64\nmax_lag_ms = 100000\nmax_lag_bytes = 67108864\nmax_skips = 1000\n");
+    let server = Server::start(
+        "live-wrap",
+        "[live]\nring_bytes = 65536\nring_bytes_hard_max = 4194304\nring_entries = 64\nmax_lag_ms = 100000\nmax_lag_bytes = 67108864\nmax_skips = 1000\n",
+    );
     let mut publisher = publish(&server, "/live/wrap.flv", 10);
     wait_for_stream(&server, "wrap");
     let addr = server.addr;
     let readers: Vec<_> = (0..3)
         .map(|i| {
             std::thread::spawn(move || {
-                read_flv(addr, "/live/wrap.flv", Duration::from_secs(7), true, Duration::from_millis(20 + 30 * i))
+                read_flv(
+                    addr,
+                    "/live/wrap.flv",
+                    Duration::from_secs(7),
+                    true,
+                    Duration::from_millis(20 + 30 * i),
+                )
             })
         })
         .collect();
@@ -289,13 +482,26 @@ fn ring_wraps_under_in_flight_sends_without_torn_tags() {
         let r = handle.join().unwrap();
         assert!(r.tags.len() > 50, "reader got {} tags", r.tags.len());
         for (i, t) in r.tags.iter().enumerate() {
-            assert!(t.kind == UnitKind::Script || sums.contains(&t.sum), "tag {i} ({:?}, dts {}) differs from every published tag", t.kind, t.dts_ms);
+            assert!(
+                t.kind == UnitKind::Script || sums.contains(&t.sum),
+                "tag {i} ({:?}, dts {}) differs from every published tag",
+                t.kind,
+                t.dts_ms
+            );
         }
         // After every jump in video dts (a skip), the next video frame is a keyframe.
-        let video: Vec<&Tag> = r.tags.iter().filter(|t| t.kind == UnitKind::Video && !t.config).collect();
+        let video: Vec<&Tag> = r
+            .tags
+            .iter()
+            .filter(|t| t.kind == UnitKind::Video && !t.config)
+            .collect();
         for w in video.windows(2) {
             if w[1].dts_ms > w[0].dts_ms + 200 {
-                assert!(w[1].keyframe, "skip landed on a non-keyframe at dts {}", w[1].dts_ms);
+                assert!(
+                    w[1].keyframe,
+                    "skip landed on a non-keyframe at dts {}",
+                    w[1].dts_ms
+                );
             }
         }
         total += r.tags.len();
@@ -312,17 +518,42 @@ fn second_publisher_is_refused_and_republish_continues_readers() {
     wait_for_stream(&server, "re");
     // A second publisher: 409, and the first is untouched.
     let mut second = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Transfer-Encoding: chunked", "--data-binary", "@-"])
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            "@-",
+        ])
         .arg(server.url("/live/re.flv"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    second.stdin.take().unwrap().write_all(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00").unwrap();
+    second
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00")
+        .unwrap();
     let code = String::from_utf8(second.wait_with_output().unwrap().stdout).unwrap();
     assert_eq!(code, "409");
     let addr = server.addr;
-    let reader = std::thread::spawn(move || read_flv(addr, "/live/re.flv", Duration::from_secs(9), false, Duration::ZERO));
+    let reader = std::thread::spawn(move || {
+        read_flv(
+            addr,
+            "/live/re.flv",
+            Duration::from_secs(9),
+            false,
+            Duration::ZERO,
+        )
+    });
     let status = first.wait().unwrap();
     assert!(status.success());
     // Publisher gone; within the grace period a new one continues the same readers.
@@ -331,14 +562,36 @@ fn second_publisher_is_refused_and_republish_continues_readers() {
     let r = reader.join().unwrap();
     let _ = again.wait();
     assert_monotonic_and_starts_with_keyframe(&r.tags, "reader across republish");
-    let video: Vec<&Tag> = r.tags.iter().filter(|t| t.kind == UnitKind::Video && !t.config).collect();
+    let video: Vec<&Tag> = r
+        .tags
+        .iter()
+        .filter(|t| t.kind == UnitKind::Video && !t.config)
+        .collect();
     let span = video.last().unwrap().dts_ms - video.first().unwrap().dts_ms;
-    assert!(span >= 4000, "the reader saw only {span} ms: it did not continue after the republish");
-    let configs = r.tags.iter().filter(|t| t.kind == UnitKind::Video && t.config).count();
+    assert!(
+        span >= 4000,
+        "the reader saw only {span} ms: it did not continue after the republish"
+    );
+    let configs = r
+        .tags
+        .iter()
+        .filter(|t| t.kind == UnitKind::Video && t.config)
+        .count();
     assert!(configs >= 2, "new sequence headers after the republish");
     // After the grace period the stream ends and readers get a clean end.
-    let late = read_flv(server.addr, "/live/re.flv", Duration::from_secs(8), false, Duration::ZERO);
-    assert!(late.status == 404 || late.ended_cleanly, "reader after the end: status {} ended {}", late.status, late.ended_cleanly);
+    let late = read_flv(
+        server.addr,
+        "/live/re.flv",
+        Duration::from_secs(8),
+        false,
+        Duration::ZERO,
+    );
+    assert!(
+        late.status == 404 || late.ended_cleanly,
+        "reader after the end: status {} ended {}",
+        late.status,
+        late.ended_cleanly
+    );
 }
 
 #[test]
@@ -348,18 +601,30 @@ fn bad_publishes_are_refused_cleanly_and_missing_streams_are_404() {
     // Garbage, a lying tag size, and a truncated body.
     let garbage = pattern(5000, 3);
     let mut lying = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
-    lying.extend_from_slice(&[9, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0x17, 0, 0, 0, 0, 0, 0, 0, 99]);
+    lying.extend_from_slice(&[
+        9, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0x17, 0, 0, 0, 0, 0, 0, 0, 99,
+    ]);
     let mut truncated = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
     truncated.extend_from_slice(&[9, 0, 0, 50, 0, 0, 0, 0, 0, 0, 0, 0x17, 0]);
-    for (name, body) in [("garbage", garbage), ("lying", lying), ("truncated", truncated)] {
-        let req = format!("POST /live/{name}.flv HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n", body.len());
+    for (name, body) in [
+        ("garbage", garbage),
+        ("lying", lying),
+        ("truncated", truncated),
+    ] {
+        let req = format!(
+            "POST /live/{name}.flv HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
         let mut s = server.connect();
         s.write_all(req.as_bytes()).unwrap();
         s.write_all(&body).unwrap();
         let r = read_response(&mut s, false).unwrap();
         assert_eq!(r.status, 400, "{name}");
         let text = String::from_utf8_lossy(&r.body);
-        assert!(text.contains("FLV"), "{name}: the reason names the problem: {text}");
+        assert!(
+            text.contains("FLV"),
+            "{name}: the reason names the problem: {text}"
+        );
     }
     std::thread::sleep(Duration::from_millis(200));
     assert!(server.stderr().contains("publish ended with an error"));

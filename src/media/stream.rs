@@ -256,10 +256,11 @@ impl Publisher {
                 stream.stats.audio_frames.fetch_add(1, Ordering::Relaxed);
             }
         }
+        // The newest dts over all tracks: a republish continues after it.
         stream
             .stats
             .last_dts_ms
-            .store(u64::from(dts_ms), Ordering::Relaxed);
+            .fetch_max(u64::from(dts_ms), Ordering::Relaxed);
         self.scratch.clear();
         flv::mux::write_tag(
             flv::mux::tag_type(unit.kind),

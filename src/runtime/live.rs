@@ -398,6 +398,19 @@ impl Worker {
             return;
         }
         let generation = self.conns[key].generation;
+        let sndbuf = self.config.live.reader_socket_send_bytes as libc::c_int;
+        if sndbuf > 0 {
+            // SAFETY: setsockopt reads a c_int of the stated size on the connection's socket.
+            unsafe {
+                libc::setsockopt(
+                    self.conns[key].raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUF,
+                    (&sndbuf as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
         let reader = LiveReader {
             stream: stream.clone(),
             cursor: None,
@@ -573,12 +586,18 @@ impl Worker {
             v
         };
         let mut ends = line_ends.into_iter();
-        let crlf = libc::iovec { iov_base: CRLF.as_ptr() as *mut _, iov_len: CRLF.len() };
+        let crlf = libc::iovec {
+            iov_base: CRLF.as_ptr() as *mut _,
+            iov_len: CRLF.len(),
+        };
         if !preamble.is_empty() {
             let end = ends.next().unwrap_or(0);
             let v = line(reader, end);
             reader.iov.push(v);
-            reader.iov.push(libc::iovec { iov_base: preamble.as_mut_ptr().cast(), iov_len: preamble.len() });
+            reader.iov.push(libc::iovec {
+                iov_base: preamble.as_mut_ptr().cast(),
+                iov_len: preamble.len(),
+            });
             reader.iov.push(crlf);
         }
         for index in 0..reader.held.len() {
@@ -586,7 +605,10 @@ impl Worker {
             let v = line(reader, end);
             reader.iov.push(v);
             let bytes = &reader.held[index].bytes;
-            reader.iov.push(libc::iovec { iov_base: bytes.as_ptr() as *mut _, iov_len: bytes.len() });
+            reader.iov.push(libc::iovec {
+                iov_base: bytes.as_ptr() as *mut _,
+                iov_len: bytes.len(),
+            });
             reader.iov.push(crlf);
         }
         reader.batch_bytes = reader.iov.iter().map(|v| v.iov_len).sum();
@@ -612,11 +634,22 @@ impl Worker {
 
     /// During a short send: is the reader over its lag budget? Then the batch is cut after the
     /// entry in progress, so the next pump can skip it to the latest keyframe.
-    fn trim_if_lagging(reader: &mut LiveReader, preamble_len: usize, max_lag_ms: u64, max_lag_bytes: u64) {
-        let Some(newest) = reader.stream.flv.newest() else { return };
+    fn trim_if_lagging(
+        reader: &mut LiveReader,
+        preamble_len: usize,
+        max_lag_ms: u64,
+        max_lag_bytes: u64,
+    ) {
+        let Some(newest) = reader.stream.flv.newest() else {
+            return;
+        };
         // Which entry is the kernel in? Group sizes: line + bytes + CRLF.
         let group = |len: usize| format!("{len:x}").len() + 2 + len + 2;
-        let mut offset = if preamble_len > 0 { group(preamble_len) } else { 0 };
+        let mut offset = if preamble_len > 0 {
+            group(preamble_len)
+        } else {
+            0
+        };
         let mut current = None;
         for (index, entry) in reader.held.iter().enumerate() {
             offset += group(entry.bytes.len());
@@ -661,7 +694,10 @@ impl Worker {
         if reader.batch_sent < reader.batch_bytes {
             // Short send: the rest of the same batch, from where the kernel stopped — cut
             // after the current entry if the reader is lagging.
-            let (max_lag_ms, max_lag_bytes) = (self.config.live.max_lag_ms, self.config.live.max_lag_bytes as u64);
+            let (max_lag_ms, max_lag_bytes) = (
+                self.config.live.max_lag_ms,
+                self.config.live.max_lag_bytes as u64,
+            );
             Self::trim_if_lagging(reader, conn.wbuf.len(), max_lag_ms, max_lag_bytes);
             Self::build_iov(reader, &mut conn.wbuf);
             let entry = opcode::SendMsg::new(Fd(fd), &*reader.msg as *const libc::msghdr)
