@@ -9,7 +9,10 @@
 //!   so 0 means the reader receives media exactly as fast as it plays; a stream that bursts a
 //!   GOP cache at the start shows a negative lag of up to one GOP, and a reader falling
 //!   behind shows a growing positive lag. p50/p99/max over all samples, plus each reader's
-//!   final lag,
+//!   final lag. Because the GOP burst makes the absolute number depend on where in the GOP
+//!   the reader joined, the report also gives "lag over best": each sample minus the lowest
+//!   lag that reader had so far (≥ 0; it grows only when delivery falls behind real time,
+//!   so it isolates stalls and jitter from the join point),
 //! - first-byte latency (connect start to the first response byte) and first-keyframe
 //!   latency (connect start to the first video tag that is a picture with frame type 1),
 //! - whether each reader's first picture was a keyframe (it should be, with a GOP cache),
@@ -168,6 +171,7 @@ struct Reader {
     tags: u64,
     first_media: Option<(Instant, u32)>,
     last_lag_ms: Option<f64>,
+    best_lag_ms: f64,
     /// First video picture (non-config video tag): when, and whether it was a keyframe.
     first_picture: Option<(Instant, bool)>,
     first_keyframe_at: Option<Instant>,
@@ -188,6 +192,7 @@ impl Reader {
             tags: 0,
             first_media: None,
             last_lag_ms: None,
+            best_lag_ms: f64::INFINITY,
             first_picture: None,
             first_keyframe_at: None,
             failure: None,
@@ -206,7 +211,7 @@ impl Reader {
         self.ended_at.get_or_insert(now);
     }
 
-    fn on_tag(&mut self, tag: TagInfo, now: Instant, lag_hist: &mut MsHistogram) {
+    fn on_tag(&mut self, tag: TagInfo, now: Instant, lag: &mut LagHistograms) {
         self.tags += 1;
         let media = matches!(tag.kind, TagKind::Audio | TagKind::Video) && !tag.config;
         if !media {
@@ -217,7 +222,10 @@ impl Reader {
         // Wrapping difference as i32: a small backwards step stays a small negative number.
         let media_ms = f64::from(tag.dts_ms.wrapping_sub(first_dts_ms) as i32);
         let lag_ms = wall_ms - media_ms;
-        lag_hist.record(lag_ms.round() as i64);
+        lag.absolute.record(lag_ms.round() as i64);
+        self.best_lag_ms = self.best_lag_ms.min(lag_ms);
+        lag.over_best
+            .record((lag_ms - self.best_lag_ms).round() as i64);
         self.last_lag_ms = Some(lag_ms);
         if tag.kind == TagKind::Video {
             self.first_picture.get_or_insert((now, tag.video_keyframe));
@@ -232,7 +240,7 @@ impl Reader {
         &mut self,
         mut data: &[u8],
         now: Instant,
-        lag_hist: &mut MsHistogram,
+        lag_hist: &mut LagHistograms,
     ) -> Result<(), Failure> {
         self.body_bytes += data.len() as u64;
         while !data.is_empty() {
@@ -251,7 +259,7 @@ impl Reader {
         &mut self,
         mut data: &[u8],
         now: Instant,
-        lag_hist: &mut MsHistogram,
+        lag_hist: &mut LagHistograms,
     ) -> Result<(), Failure> {
         let Phase::ReadingBody { framing } = &mut self.phase else {
             return Ok(());
@@ -344,9 +352,26 @@ impl Reader {
     }
 }
 
+/// Lag samples of all readers.
+struct LagHistograms {
+    /// `lag` as defined in the module docs.
+    absolute: MsHistogram,
+    /// Each sample minus that reader's lowest lag so far.
+    over_best: MsHistogram,
+}
+
+impl LagHistograms {
+    fn new(limits: &LoadgenLimits) -> Self {
+        Self {
+            absolute: MsHistogram::new(limits.lag_histogram_min_ms, limits.lag_histogram_max_ms),
+            over_best: MsHistogram::new(0, limits.lag_histogram_max_ms),
+        }
+    }
+}
+
 /// State shared by all readers during a run.
 struct RunContext {
-    lag_hist: MsHistogram,
+    lag_hist: LagHistograms,
     status_codes: BTreeMap<u16, u64>,
 }
 
@@ -638,6 +663,7 @@ struct Report {
     aggregate_mbps: f64,
     lag_ms: Option<Summary>,
     lag_samples_clamped: u64,
+    lag_over_best_ms: Option<Summary>,
     final_lag_ms: Option<Summary>,
     first_byte_ms: Option<Summary>,
     first_keyframe_ms: Option<Summary>,
@@ -739,8 +765,9 @@ fn build_report(
         } else {
             0.0
         },
-        lag_ms: ctx.lag_hist.summary(),
-        lag_samples_clamped: ctx.lag_hist.clamped(),
+        lag_ms: ctx.lag_hist.absolute.summary(),
+        lag_samples_clamped: ctx.lag_hist.absolute.clamped(),
+        lag_over_best_ms: ctx.lag_hist.over_best.summary(),
         final_lag_ms: summarize(&mut final_lags),
         first_byte_ms: summarize(&mut first_bytes),
         first_keyframe_ms: summarize(&mut first_keyframes),
@@ -782,6 +809,11 @@ fn print_table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "aggregate Mbit/s    {:.1}", r.aggregate_mbps)?;
     writeln!(out, "lag ms (all tags)   {}", fmt_summary(&r.lag_ms))?;
     writeln!(out, "final lag ms        {}", fmt_summary(&r.final_lag_ms))?;
+    writeln!(
+        out,
+        "lag over best ms    {}",
+        fmt_summary(&r.lag_over_best_ms)
+    )?;
     writeln!(out, "first byte ms       {}", fmt_summary(&r.first_byte_ms))?;
     writeln!(
         out,
@@ -846,7 +878,7 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
     let epoll = Epoll::new().map_err(|e| format!("epoll_create1: {e}"))?;
     let mut readers: Vec<Reader> = (0..args.readers).map(|_| Reader::new(limits)).collect();
     let mut ctx = RunContext {
-        lag_hist: MsHistogram::new(limits.lag_histogram_min_ms, limits.lag_histogram_max_ms),
+        lag_hist: LagHistograms::new(limits),
         status_codes: BTreeMap::new(),
     };
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; limits.epoll_batch];
@@ -977,7 +1009,7 @@ mod tests {
     fn reader_parses_chunked_flv_response() {
         let limits = LoadgenLimits::default();
         let mut ctx = RunContext {
-            lag_hist: MsHistogram::new(-1000, 1000),
+            lag_hist: LagHistograms::new(&limits),
             status_codes: BTreeMap::new(),
         };
         let flv_bytes = flv::tests::sample_stream();
@@ -1007,7 +1039,10 @@ mod tests {
         assert_eq!(r.first_media.map(|(_, d)| d), Some(40));
         assert_eq!(r.first_picture.map(|(_, k)| k), Some(true));
         assert!(r.first_keyframe_at.is_some());
-        let s = ctx.lag_hist.summary().unwrap();
+        let s = ctx.lag_hist.absolute.summary().unwrap();
+        assert_eq!((s.count, s.max, s.p50), (3, 0.0, -3.0));
+        // Lag only went down, so it never exceeded the reader's best.
+        let s = ctx.lag_hist.over_best.summary().unwrap();
         assert_eq!((s.count, s.max), (3, 0.0));
         // The last tag's dts is 0x0100_0050 - 40 ms ahead of the first.
         assert_eq!(r.last_lag_ms, Some(-f64::from(0x0100_0050u32 - 40)));
@@ -1022,7 +1057,7 @@ mod tests {
     fn reader_reports_status_and_bad_head() {
         let limits = LoadgenLimits::default();
         let mut ctx = RunContext {
-            lag_hist: MsHistogram::new(-1000, 1000),
+            lag_hist: LagHistograms::new(&limits),
             status_codes: BTreeMap::new(),
         };
         let now = Instant::now();
