@@ -1,0 +1,1086 @@
+//! `uringcast-loadgen`: a live HTTP-FLV load generator.
+//!
+//! What it measures: it opens `--readers` HTTP/1.1 GET readers on one HTTP-FLV URL, ramping
+//! up at `--ramp-per-s`, keeps them reading for `--duration-s` (total, ramp included), walks
+//! the FLV tags each one receives and reports, across readers:
+//! - delivered bitrate per reader (FLV bytes after de-chunking; p50 and min),
+//! - media-time lag: for each reader and each media tag,
+//!   `lag = (wall time since the reader's first media tag) - (tag dts - first media tag dts)`,
+//!   so 0 means the reader receives media exactly as fast as it plays; a stream that bursts a
+//!   GOP cache at the start shows a negative lag of up to one GOP, and a reader falling
+//!   behind shows a growing positive lag. p50/p99/max over all samples, plus each reader's
+//!   final lag. Because the GOP burst makes the absolute number depend on where in the GOP
+//!   the reader joined, the report also gives "lag over best": each sample minus the lowest
+//!   lag that reader had so far (≥ 0; it grows only when delivery falls behind real time,
+//!   so it isolates stalls and jitter from the join point),
+//! - first-byte latency (connect start to the first response byte) and first-keyframe
+//!   latency (connect start to the first video tag that is a picture with frame type 1),
+//! - whether each reader's first picture was a keyframe (it should be, with a GOP cache),
+//! - error counts: connect refused, other connect errors, HTTP status != 200, malformed HTTP
+//!   or chunked framing, FLV parse errors, early end of stream.
+//!
+//! "Media tag" and "picture" exclude codec configuration (AVC/HEVC sequence headers, AAC
+//! AudioSpecificConfig) and script tags: those are sent with dts 0 or the dts of the join
+//! point, they are not something a viewer sees, and counting them would skew the lag.
+//!
+//! Bounds: `--readers` ≤ 20,000, `--duration-s` ≤ 600, one thread, epoll over non-blocking
+//! sockets (no tokio: this tool is not the server's data path, and level-triggered epoll is
+//! the simplest robust way to hold thousands of sockets). Only loopback targets are accepted
+//! unless `--allow-non-loopback` is given: the tool opens thousands of connections as fast
+//! as it can, tests must stay on loopback, and pointing it at someone else's host is a denial
+//! of service, not a benchmark.
+//!
+//! Run: `cargo run --release --bin uringcast-loadgen -- http://127.0.0.1:8080/live/bench.flv
+//! --readers 500 --duration-s 30 [--json]`.
+
+mod chunked;
+mod flv;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use chunked::{ChunkedDecoder, ChunkedError, ChunkedLimits};
+use clap::Parser;
+use flv::{FlvError, FlvEvent, FlvLimits, FlvWalker, TagInfo, TagKind};
+use serde::Serialize;
+use socket2::{Domain, Protocol, Socket, Type};
+use stats::{MsHistogram, Summary, summarize};
+
+/// Every bound the tool enforces, in one place.
+#[derive(Debug, Clone, Copy)]
+struct LoadgenLimits {
+    max_readers: u32,
+    max_duration_s: u64,
+    /// Largest response head (status line + headers) accepted.
+    max_response_head_bytes: usize,
+    max_response_headers: usize,
+    /// Scratch buffer for one `read` call, shared by all readers.
+    read_buf_bytes: usize,
+    /// Events taken from one `epoll_wait`.
+    epoll_batch: usize,
+    /// Lag histogram range; samples outside are clamped (and counted) but min/max stay exact.
+    lag_histogram_min_ms: i64,
+    lag_histogram_max_ms: i64,
+    /// Extra descriptors beyond one per reader (stdio, epoll, slack).
+    spare_fds: u64,
+    /// How often to print a progress line on stderr.
+    progress_interval_ms: u64,
+    flv: FlvLimits,
+    chunked: ChunkedLimits,
+}
+
+impl Default for LoadgenLimits {
+    fn default() -> Self {
+        Self {
+            max_readers: 20_000,
+            max_duration_s: 600,
+            max_response_head_bytes: 16 * 1024,
+            max_response_headers: 64,
+            read_buf_bytes: 64 * 1024,
+            epoll_batch: 1024,
+            lag_histogram_min_ms: -120_000,
+            lag_histogram_max_ms: 600_000,
+            spare_fds: 64,
+            progress_interval_ms: 5_000,
+            flv: FlvLimits::default(),
+            chunked: ChunkedLimits::default(),
+        }
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "uringcast-loadgen",
+    about = "Live HTTP-FLV load generator (loopback only)"
+)]
+struct Args {
+    /// Stream URL, e.g. http://127.0.0.1:8080/live/bench.flv
+    url: String,
+    /// Number of concurrent readers (max 20000).
+    #[arg(long, default_value_t = 100)]
+    readers: u32,
+    /// Total run time in seconds, ramp-up included (max 600).
+    #[arg(long, default_value_t = 30)]
+    duration_s: u64,
+    /// New connections per second during ramp-up; 0 opens all at once.
+    #[arg(long, default_value_t = 500)]
+    ramp_per_s: u32,
+    /// Print the report as JSON on stdout (the human table then goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Allow a target that is not a loopback address. Off by default: tests must stay on
+    /// loopback, and thousands of connections at someone else's host is an attack.
+    #[arg(long)]
+    allow_non_loopback: bool,
+}
+
+/// Why a reader stopped early. Grouped as they are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    ConnectRefused,
+    /// Timeouts, unreachable, out of descriptors, and other connect-time errors.
+    ConnectOther,
+    HttpStatus(u16),
+    /// Malformed or oversized response head, or unsupported framing.
+    HttpParse,
+    Chunked(ChunkedError),
+    Flv(FlvError),
+    /// The server closed (or ended the chunked body) before the run's end.
+    EarlyEof,
+    /// A read or write error after the connection was up (reset, etc.).
+    Io,
+}
+
+/// How the response body is delimited.
+#[derive(Debug)]
+enum Framing {
+    Chunked(ChunkedDecoder),
+    Length { remaining_bytes: u64 },
+    UntilClose,
+}
+
+#[derive(Debug)]
+enum Phase {
+    NotStarted,
+    Connecting,
+    SendingRequest { sent_bytes: usize },
+    ReadingHead { head: Vec<u8> },
+    ReadingBody { framing: Framing },
+    Closed,
+}
+
+/// One reader's connection state and measurements.
+#[derive(Debug)]
+struct Reader {
+    phase: Phase,
+    stream: Option<TcpStream>,
+    walker: FlvWalker,
+    started_at: Option<Instant>,
+    ended_at: Option<Instant>,
+    first_byte_at: Option<Instant>,
+    status_ok: bool,
+    body_bytes: u64,
+    tags: u64,
+    first_media: Option<(Instant, u32)>,
+    last_lag_ms: Option<f64>,
+    best_lag_ms: f64,
+    /// First video picture (non-config video tag): when, and whether it was a keyframe.
+    first_picture: Option<(Instant, bool)>,
+    first_keyframe_at: Option<Instant>,
+    failure: Option<Failure>,
+}
+
+impl Reader {
+    fn new(limits: &LoadgenLimits) -> Self {
+        Self {
+            phase: Phase::NotStarted,
+            stream: None,
+            walker: FlvWalker::new(limits.flv),
+            started_at: None,
+            ended_at: None,
+            first_byte_at: None,
+            status_ok: false,
+            body_bytes: 0,
+            tags: 0,
+            first_media: None,
+            last_lag_ms: None,
+            best_lag_ms: f64::INFINITY,
+            first_picture: None,
+            first_keyframe_at: None,
+            failure: None,
+        }
+    }
+
+    fn fail(&mut self, failure: Failure, now: Instant) {
+        self.failure = Some(failure);
+        self.close(now);
+    }
+
+    fn close(&mut self, now: Instant) {
+        // Dropping the stream closes the fd, which also removes it from the epoll set.
+        self.stream = None;
+        self.phase = Phase::Closed;
+        self.ended_at.get_or_insert(now);
+    }
+
+    fn on_tag(&mut self, tag: TagInfo, now: Instant, lag: &mut LagHistograms) {
+        self.tags += 1;
+        let media = matches!(tag.kind, TagKind::Audio | TagKind::Video) && !tag.config;
+        if !media {
+            return;
+        }
+        let (first_at, first_dts_ms) = *self.first_media.get_or_insert((now, tag.dts_ms));
+        let wall_ms = now.duration_since(first_at).as_secs_f64() * 1000.0;
+        // Wrapping difference as i32: a small backwards step stays a small negative number.
+        let media_ms = f64::from(tag.dts_ms.wrapping_sub(first_dts_ms) as i32);
+        let lag_ms = wall_ms - media_ms;
+        lag.absolute.record(lag_ms.round() as i64);
+        self.best_lag_ms = self.best_lag_ms.min(lag_ms);
+        lag.over_best
+            .record((lag_ms - self.best_lag_ms).round() as i64);
+        self.last_lag_ms = Some(lag_ms);
+        if tag.kind == TagKind::Video {
+            self.first_picture.get_or_insert((now, tag.video_keyframe));
+            if tag.video_keyframe && self.first_keyframe_at.is_none() {
+                self.first_keyframe_at = Some(now);
+            }
+        }
+    }
+
+    /// Feeds de-framed FLV bytes to the walker.
+    fn on_flv_bytes(
+        &mut self,
+        mut data: &[u8],
+        now: Instant,
+        lag_hist: &mut LagHistograms,
+    ) -> Result<(), Failure> {
+        self.body_bytes += data.len() as u64;
+        while !data.is_empty() {
+            let (used, event) = self.walker.next_event(data).map_err(Failure::Flv)?;
+            data = &data[used..];
+            if let Some(FlvEvent::Tag(tag)) = event {
+                self.on_tag(tag, now, lag_hist);
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles body bytes according to the framing. Returns `Err(EarlyEof)` when the body
+    /// ends (a live stream should not end during the run).
+    fn on_body_bytes(
+        &mut self,
+        mut data: &[u8],
+        now: Instant,
+        lag_hist: &mut LagHistograms,
+    ) -> Result<(), Failure> {
+        let Phase::ReadingBody { framing } = &mut self.phase else {
+            return Ok(());
+        };
+        match framing {
+            Framing::UntilClose => self.on_flv_bytes(data, now, lag_hist),
+            Framing::Length { remaining_bytes } => {
+                let n = (*remaining_bytes).min(data.len() as u64) as usize;
+                *remaining_bytes -= n as u64;
+                let ended = *remaining_bytes == 0;
+                self.on_flv_bytes(&data[..n], now, lag_hist)?;
+                if ended {
+                    Err(Failure::EarlyEof)
+                } else {
+                    Ok(())
+                }
+            }
+            Framing::Chunked(_) => {
+                while !data.is_empty() {
+                    let Phase::ReadingBody {
+                        framing: Framing::Chunked(decoder),
+                    } = &mut self.phase
+                    else {
+                        return Ok(());
+                    };
+                    let (used, payload) = decoder.decode(data).map_err(Failure::Chunked)?;
+                    let done = decoder.is_done();
+                    data = &data[used..];
+                    self.on_flv_bytes(payload, now, lag_hist)?;
+                    if done {
+                        return Err(Failure::EarlyEof);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Parses the response head once it is complete; passes any body bytes on.
+    fn on_head_bytes(
+        &mut self,
+        data: &[u8],
+        now: Instant,
+        limits: &LoadgenLimits,
+        ctx: &mut RunContext,
+    ) -> Result<(), Failure> {
+        let Phase::ReadingHead { head } = &mut self.phase else {
+            return Ok(());
+        };
+        head.extend_from_slice(data);
+        let mut headers = vec![httparse::EMPTY_HEADER; limits.max_response_headers];
+        let mut response = httparse::Response::new(&mut headers);
+        let head_len = match response.parse(head) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => {
+                if head.len() > limits.max_response_head_bytes {
+                    return Err(Failure::HttpParse);
+                }
+                return Ok(());
+            }
+            Err(_) => return Err(Failure::HttpParse),
+        };
+        let status = response.code.unwrap_or(0);
+        if status != 200 {
+            *ctx.status_codes.entry(status).or_insert(0) += 1;
+            return Err(Failure::HttpStatus(status));
+        }
+        let mut framing = Framing::UntilClose;
+        for h in response.headers.iter() {
+            if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                let value = std::str::from_utf8(h.value).map_err(|_| Failure::HttpParse)?;
+                // Only "chunked" (last) is meaningful for a live FLV response.
+                if value.trim().to_ascii_lowercase().ends_with("chunked") {
+                    framing = Framing::Chunked(ChunkedDecoder::new(limits.chunked));
+                } else {
+                    return Err(Failure::HttpParse);
+                }
+            } else if h.name.eq_ignore_ascii_case("content-length")
+                && !matches!(framing, Framing::Chunked(_))
+            {
+                let value = std::str::from_utf8(h.value).map_err(|_| Failure::HttpParse)?;
+                let remaining_bytes = value.trim().parse().map_err(|_| Failure::HttpParse)?;
+                framing = Framing::Length { remaining_bytes };
+            }
+        }
+        let rest = head[head_len..].to_vec();
+        self.status_ok = true;
+        self.phase = Phase::ReadingBody { framing };
+        self.on_body_bytes(&rest, now, &mut ctx.lag_hist)
+    }
+}
+
+/// Lag samples of all readers.
+struct LagHistograms {
+    /// `lag` as defined in the module docs.
+    absolute: MsHistogram,
+    /// Each sample minus that reader's lowest lag so far.
+    over_best: MsHistogram,
+}
+
+impl LagHistograms {
+    fn new(limits: &LoadgenLimits) -> Self {
+        Self {
+            absolute: MsHistogram::new(limits.lag_histogram_min_ms, limits.lag_histogram_max_ms),
+            over_best: MsHistogram::new(0, limits.lag_histogram_max_ms),
+        }
+    }
+}
+
+/// State shared by all readers during a run.
+struct RunContext {
+    lag_hist: LagHistograms,
+    status_codes: BTreeMap<u16, u64>,
+}
+
+/// A minimal owned epoll instance. The only `unsafe` in the tool lives here and in
+/// [`raise_nofile_limit`].
+struct Epoll {
+    fd: OwnedFd,
+}
+
+impl Epoll {
+    fn new() -> io::Result<Self> {
+        // SAFETY: epoll_create1 takes no pointers; the result is checked below.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor returned just now that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Self { fd })
+    }
+
+    fn ctl(&self, op: i32, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: token };
+        // SAFETY: `event` is a valid, initialised epoll_event that outlives the call; the
+        // kernel copies it and keeps no pointer.
+        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut event) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Waits for events; an interrupted wait returns 0 events.
+    fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> io::Result<usize> {
+        let max = i32::try_from(events.len()).unwrap_or(i32::MAX);
+        // SAFETY: the pointer and `max` describe `events`, a writable buffer we hold
+        // exclusively for the duration of the call.
+        let rc =
+            unsafe { libc::epoll_wait(self.fd.as_raw_fd(), events.as_mut_ptr(), max, timeout_ms) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                return Ok(0);
+            }
+            return Err(err);
+        }
+        Ok(rc as usize)
+    }
+}
+
+/// Raises RLIMIT_NOFILE so that `needed` descriptors fit. Returns the resulting soft limit.
+fn raise_nofile_limit(needed: u64) -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid rlimit the kernel writes into.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if lim.rlim_cur >= needed {
+        return Ok(lim.rlim_cur);
+    }
+    // Raising the hard limit works as root; otherwise settle for the hard limit.
+    let want = libc::rlimit {
+        rlim_cur: needed,
+        rlim_max: lim.rlim_max.max(needed),
+    };
+    // SAFETY: `want` is a valid rlimit the kernel only reads.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+        return Ok(needed);
+    }
+    let fallback = libc::rlimit {
+        rlim_cur: lim.rlim_max,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &fallback) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lim.rlim_max)
+}
+
+/// Target of the run, parsed from an `http://host[:port]/path` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    host_header: String,
+    addr: SocketAddr,
+    path: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UrlError {
+    NotHttp,
+    NoHost,
+    Unresolvable,
+    NotLoopback,
+}
+
+fn parse_target(url: &str, allow_non_loopback: bool) -> Result<Target, UrlError> {
+    let rest = url.strip_prefix("http://").ok_or(UrlError::NotHttp)?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return Err(UrlError::NoHost);
+    }
+    // `host:port`, `[v6]:port`, or a host without a port (80).
+    let has_port = match authority.rfind(':') {
+        Some(i) => !authority[i..].contains(']'),
+        None => false,
+    };
+    let with_port = if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addrs: Vec<SocketAddr> = with_port
+        .to_socket_addrs()
+        .map_err(|_| UrlError::Unresolvable)?
+        .collect();
+    // Every resolved address must be loopback, so a name cannot sneak a remote host in.
+    if addrs.is_empty() {
+        return Err(UrlError::Unresolvable);
+    }
+    if !allow_non_loopback && !addrs.iter().all(|a| a.ip().is_loopback()) {
+        return Err(UrlError::NotLoopback);
+    }
+    Ok(Target {
+        host_header: authority.to_string(),
+        addr: addrs[0],
+        path: path.to_string(),
+    })
+}
+
+const EV_IN: u32 = libc::EPOLLIN as u32;
+const EV_OUT: u32 = libc::EPOLLOUT as u32;
+const EV_ERR: u32 = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+
+/// Starts a non-blocking connect for reader `idx`.
+fn start_reader(reader: &mut Reader, idx: usize, target: &Target, epoll: &Epoll, now: Instant) {
+    reader.started_at = Some(now);
+    let result = (|| -> io::Result<TcpStream> {
+        let socket = Socket::new(
+            Domain::for_address(target.addr),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )?;
+        socket.set_nonblocking(true)?;
+        socket.set_tcp_nodelay(true)?;
+        match socket.connect(&target.addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let stream: TcpStream = socket.into();
+        epoll.ctl(
+            libc::EPOLL_CTL_ADD,
+            stream.as_raw_fd(),
+            EV_IN | EV_OUT,
+            idx as u64,
+        )?;
+        Ok(stream)
+    })();
+    match result {
+        Ok(stream) => {
+            reader.stream = Some(stream);
+            reader.phase = Phase::Connecting;
+        }
+        Err(e) => reader.fail(classify_connect_error(&e), now),
+    }
+}
+
+fn classify_connect_error(e: &io::Error) -> Failure {
+    if e.kind() == io::ErrorKind::ConnectionRefused {
+        Failure::ConnectRefused
+    } else {
+        Failure::ConnectOther
+    }
+}
+
+/// What [`on_event`] needs besides the reader: fixed for the whole run.
+struct EventIo<'a> {
+    request: &'a [u8],
+    epoll: &'a Epoll,
+    /// Scratch space for one read, shared by all readers.
+    buf: &'a mut [u8],
+    limits: &'a LoadgenLimits,
+}
+
+/// Drives one reader after an epoll event.
+fn on_event(
+    reader: &mut Reader,
+    idx: usize,
+    flags: u32,
+    now: Instant,
+    io: &mut EventIo<'_>,
+    ctx: &mut RunContext,
+) {
+    if matches!(reader.phase, Phase::Connecting) {
+        let Some(stream) = &reader.stream else { return };
+        match stream.take_error() {
+            Ok(None) if flags & EV_ERR == 0 => {
+                reader.phase = Phase::SendingRequest { sent_bytes: 0 };
+            }
+            Ok(None) => return reader.fail(Failure::ConnectOther, now),
+            Ok(Some(e)) | Err(e) => return reader.fail(classify_connect_error(&e), now),
+        }
+    }
+    if let Phase::SendingRequest { sent_bytes } = &mut reader.phase {
+        let Some(stream) = &mut reader.stream else {
+            return;
+        };
+        match stream.write(&io.request[*sent_bytes..]) {
+            Ok(n) => *sent_bytes += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(_) => return reader.fail(Failure::Io, now),
+        }
+        if *sent_bytes < io.request.len() {
+            return;
+        }
+        if io
+            .epoll
+            .ctl(libc::EPOLL_CTL_MOD, stream.as_raw_fd(), EV_IN, idx as u64)
+            .is_err()
+        {
+            return reader.fail(Failure::Io, now);
+        }
+        reader.phase = Phase::ReadingHead { head: Vec::new() };
+        return;
+    }
+    if flags & (EV_IN | EV_ERR) == 0 {
+        return;
+    }
+    let Some(stream) = &mut reader.stream else {
+        return;
+    };
+    let n = match stream.read(io.buf) {
+        Ok(0) => return reader.fail(Failure::EarlyEof, now),
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return,
+        Err(_) => return reader.fail(Failure::Io, now),
+    };
+    reader.first_byte_at.get_or_insert(now);
+    let data = &io.buf[..n];
+    let result = match reader.phase {
+        Phase::ReadingHead { .. } => reader.on_head_bytes(data, now, io.limits, ctx),
+        Phase::ReadingBody { .. } => reader.on_body_bytes(data, now, &mut ctx.lag_hist),
+        _ => Ok(()),
+    };
+    if let Err(failure) = result {
+        reader.fail(failure, now);
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ErrorCounts {
+    connect_refused: u64,
+    connect_other: u64,
+    http_status: u64,
+    http_parse: u64,
+    chunked_parse: u64,
+    flv_parse: u64,
+    early_eof: u64,
+    io: u64,
+    /// Connected and asked, but not one response byte by the end of the run.
+    no_response: u64,
+    /// Got 200 but no media tag by the end of the run.
+    no_media: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    url: String,
+    readers_requested: u32,
+    readers_started: u64,
+    duration_s: f64,
+    ramp_per_s: u32,
+    readers_status_200: u64,
+    readers_with_media: u64,
+    readers_with_keyframe: u64,
+    first_picture_keyframe: u64,
+    first_picture_not_keyframe: u64,
+    /// Per-reader FLV bytes delivered ×8 / (end − first byte), kbit/s.
+    bitrate_kbps: Option<Summary>,
+    /// Sum over readers, Mbit/s.
+    aggregate_mbps: f64,
+    lag_ms: Option<Summary>,
+    lag_samples_clamped: u64,
+    lag_over_best_ms: Option<Summary>,
+    final_lag_ms: Option<Summary>,
+    first_byte_ms: Option<Summary>,
+    first_keyframe_ms: Option<Summary>,
+    tags_total: u64,
+    errors: ErrorCounts,
+    http_status_codes: BTreeMap<u16, u64>,
+}
+
+fn ms_between(a: Instant, b: Instant) -> f64 {
+    b.duration_since(a).as_secs_f64() * 1000.0
+}
+
+fn build_report(
+    args: &Args,
+    readers: &[Reader],
+    ctx: &RunContext,
+    run_start: Instant,
+    run_end: Instant,
+) -> Report {
+    let mut errors = ErrorCounts::default();
+    let mut bitrates = Vec::new();
+    let mut final_lags = Vec::new();
+    let mut first_bytes = Vec::new();
+    let mut first_keyframes = Vec::new();
+    let (mut status_ok, mut with_media, mut with_keyframe) = (0, 0, 0);
+    let (mut pic_key, mut pic_nonkey) = (0, 0);
+    let mut total_bits = 0.0;
+    let mut tags_total = 0;
+    for r in readers {
+        let Some(started) = r.started_at else {
+            continue;
+        };
+        tags_total += r.tags;
+        match r.failure {
+            Some(Failure::ConnectRefused) => errors.connect_refused += 1,
+            Some(Failure::ConnectOther) => errors.connect_other += 1,
+            Some(Failure::HttpStatus(_)) => errors.http_status += 1,
+            Some(Failure::HttpParse) => errors.http_parse += 1,
+            Some(Failure::Chunked(_)) => errors.chunked_parse += 1,
+            Some(Failure::Flv(_)) => errors.flv_parse += 1,
+            Some(Failure::EarlyEof) => errors.early_eof += 1,
+            Some(Failure::Io) => errors.io += 1,
+            None => {}
+        }
+        let connected = !matches!(
+            r.failure,
+            Some(Failure::ConnectRefused | Failure::ConnectOther)
+        );
+        if connected && r.first_byte_at.is_none() && r.failure.is_none() {
+            errors.no_response += 1;
+        }
+        if r.status_ok {
+            status_ok += 1;
+            if r.first_media.is_none() {
+                errors.no_media += 1;
+            }
+        }
+        if let Some(at) = r.first_byte_at {
+            first_bytes.push(ms_between(started, at));
+            let end = r.ended_at.unwrap_or(run_end);
+            let secs = end.duration_since(at).as_secs_f64();
+            if secs > 0.0 {
+                let bits = r.body_bytes as f64 * 8.0;
+                bitrates.push(bits / secs / 1000.0);
+                total_bits += bits;
+            }
+        }
+        if r.first_media.is_some() {
+            with_media += 1;
+        }
+        if let Some(lag) = r.last_lag_ms {
+            final_lags.push(lag);
+        }
+        if let Some(at) = r.first_keyframe_at {
+            with_keyframe += 1;
+            first_keyframes.push(ms_between(started, at));
+        }
+        match r.first_picture {
+            Some((_, true)) => pic_key += 1,
+            Some((_, false)) => pic_nonkey += 1,
+            None => {}
+        }
+    }
+    let duration_s = run_end.duration_since(run_start).as_secs_f64();
+    Report {
+        url: args.url.clone(),
+        readers_requested: args.readers,
+        readers_started: readers.iter().filter(|r| r.started_at.is_some()).count() as u64,
+        duration_s,
+        ramp_per_s: args.ramp_per_s,
+        readers_status_200: status_ok,
+        readers_with_media: with_media,
+        readers_with_keyframe: with_keyframe,
+        first_picture_keyframe: pic_key,
+        first_picture_not_keyframe: pic_nonkey,
+        bitrate_kbps: summarize(&mut bitrates),
+        aggregate_mbps: if duration_s > 0.0 {
+            total_bits / duration_s / 1e6
+        } else {
+            0.0
+        },
+        lag_ms: ctx.lag_hist.absolute.summary(),
+        lag_samples_clamped: ctx.lag_hist.absolute.clamped(),
+        lag_over_best_ms: ctx.lag_hist.over_best.summary(),
+        final_lag_ms: summarize(&mut final_lags),
+        first_byte_ms: summarize(&mut first_bytes),
+        first_keyframe_ms: summarize(&mut first_keyframes),
+        tags_total,
+        errors,
+        http_status_codes: ctx.status_codes.clone(),
+    }
+}
+
+fn fmt_summary(s: &Option<Summary>) -> String {
+    match s {
+        Some(s) => format!(
+            "p50 {:>9.1}  p99 {:>9.1}  min {:>9.1}  max {:>9.1}  (n={})",
+            s.p50, s.p99, s.min, s.max, s.count
+        ),
+        None => "no data".to_string(),
+    }
+}
+
+fn print_table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "uringcast-loadgen  {}", r.url)?;
+    writeln!(
+        out,
+        "readers: requested {}  started {}  status-200 {}  with-media {}  with-keyframe {}  ({:.1} s, ramp {}/s)",
+        r.readers_requested,
+        r.readers_started,
+        r.readers_status_200,
+        r.readers_with_media,
+        r.readers_with_keyframe,
+        r.duration_s,
+        r.ramp_per_s
+    )?;
+    writeln!(
+        out,
+        "first picture was keyframe: {} yes / {} no",
+        r.first_picture_keyframe, r.first_picture_not_keyframe
+    )?;
+    writeln!(out, "bitrate kbit/s      {}", fmt_summary(&r.bitrate_kbps))?;
+    writeln!(out, "aggregate Mbit/s    {:.1}", r.aggregate_mbps)?;
+    writeln!(out, "lag ms (all tags)   {}", fmt_summary(&r.lag_ms))?;
+    writeln!(out, "final lag ms        {}", fmt_summary(&r.final_lag_ms))?;
+    writeln!(
+        out,
+        "lag over best ms    {}",
+        fmt_summary(&r.lag_over_best_ms)
+    )?;
+    writeln!(out, "first byte ms       {}", fmt_summary(&r.first_byte_ms))?;
+    writeln!(
+        out,
+        "first keyframe ms   {}",
+        fmt_summary(&r.first_keyframe_ms)
+    )?;
+    let e = &r.errors;
+    writeln!(
+        out,
+        "errors: refused {} connect {} status {} http {} chunked {} flv {} early-eof {} io {} no-response {} no-media {}",
+        e.connect_refused,
+        e.connect_other,
+        e.http_status,
+        e.http_parse,
+        e.chunked_parse,
+        e.flv_parse,
+        e.early_eof,
+        e.io,
+        e.no_response,
+        e.no_media
+    )?;
+    if !r.http_status_codes.is_empty() {
+        writeln!(out, "status codes: {:?}", r.http_status_codes)?;
+    }
+    Ok(())
+}
+
+fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
+    if args.readers == 0 || args.readers > limits.max_readers {
+        return Err(format!("--readers must be 1..={}", limits.max_readers));
+    }
+    if args.duration_s == 0 || args.duration_s > limits.max_duration_s {
+        return Err(format!(
+            "--duration-s must be 1..={}",
+            limits.max_duration_s
+        ));
+    }
+    let target = parse_target(&args.url, args.allow_non_loopback).map_err(|e| match e {
+        UrlError::NotLoopback => format!(
+            "{}: not a loopback address; tests stay on loopback (see --allow-non-loopback)",
+            args.url
+        ),
+        other => format!(
+            "{}: bad URL ({other:?}); expected http://HOST:PORT/PATH",
+            args.url
+        ),
+    })?;
+    let needed_fds = u64::from(args.readers) + limits.spare_fds;
+    match raise_nofile_limit(needed_fds) {
+        Ok(got) if got < needed_fds => eprintln!(
+            "warning: RLIMIT_NOFILE is {got}, fewer than the {needed_fds} needed; some connects will fail"
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: could not raise RLIMIT_NOFILE: {e}"),
+    }
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: uringcast-loadgen\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        target.path, target.host_header
+    )
+    .into_bytes();
+
+    let epoll = Epoll::new().map_err(|e| format!("epoll_create1: {e}"))?;
+    let mut readers: Vec<Reader> = (0..args.readers).map(|_| Reader::new(limits)).collect();
+    let mut ctx = RunContext {
+        lag_hist: LagHistograms::new(limits),
+        status_codes: BTreeMap::new(),
+    };
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; limits.epoll_batch];
+    let mut buf = vec![0u8; limits.read_buf_bytes];
+    let mut io = EventIo {
+        request: &request,
+        epoll: &epoll,
+        buf: &mut buf,
+        limits,
+    };
+    let run_start = Instant::now();
+    let run_end_at = run_start + Duration::from_secs(args.duration_s);
+    let ramp_interval =
+        (args.ramp_per_s > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(args.ramp_per_s)));
+    let start_time_of = |i: usize| match ramp_interval {
+        Some(step) => run_start + step.mul_f64(i as f64),
+        None => run_start,
+    };
+    let progress_every = Duration::from_millis(limits.progress_interval_ms);
+    let mut next_progress = run_start + progress_every;
+    let mut next_to_start = 0usize;
+    loop {
+        let now = Instant::now();
+        if now >= run_end_at {
+            break;
+        }
+        while next_to_start < readers.len() && start_time_of(next_to_start) <= now {
+            start_reader(
+                &mut readers[next_to_start],
+                next_to_start,
+                &target,
+                &epoll,
+                now,
+            );
+            next_to_start += 1;
+        }
+        if !args.quiet && now >= next_progress {
+            next_progress += progress_every;
+            let open = readers.iter().filter(|r| r.stream.is_some()).count();
+            let media = readers.iter().filter(|r| r.first_media.is_some()).count();
+            let failed = readers.iter().filter(|r| r.failure.is_some()).count();
+            eprintln!(
+                "t={:>4.0}s started {next_to_start} open {open} with-media {media} failed {failed}",
+                now.duration_since(run_start).as_secs_f64()
+            );
+        }
+        let mut wake_at = run_end_at.min(next_progress);
+        if next_to_start < readers.len() {
+            wake_at = wake_at.min(start_time_of(next_to_start));
+        }
+        let timeout_ms = wake_at
+            .saturating_duration_since(now)
+            .as_millis()
+            .clamp(0, 1000) as i32;
+        let n = epoll
+            .wait(&mut events, timeout_ms)
+            .map_err(|e| format!("epoll_wait: {e}"))?;
+        let now = Instant::now();
+        for ev in &events[..n] {
+            let (flags, token) = (ev.events, ev.u64);
+            let idx = token as usize;
+            let Some(reader) = readers.get_mut(idx) else {
+                continue;
+            };
+            on_event(reader, idx, flags, now, &mut io, &mut ctx);
+        }
+    }
+    let run_end = Instant::now();
+    Ok(build_report(args, &readers, &ctx, run_start, run_end))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let limits = LoadgenLimits::default();
+    let report = match run(&args, &limits) {
+        Ok(r) => r,
+        Err(msg) => {
+            eprintln!("uringcast-loadgen: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = if args.json {
+        let _ = print_table(&report, &mut io::stderr());
+        serde_json::to_writer_pretty(io::stdout(), &report)
+            .map_err(io::Error::other)
+            .and_then(|()| writeln!(io::stdout()))
+    } else {
+        print_table(&report, &mut io::stdout())
+    };
+    if let Err(e) = result {
+        eprintln!("uringcast-loadgen: writing report: {e}");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_must_be_loopback_unless_allowed() {
+        let t = parse_target("http://127.0.0.1:8080/live/a.flv", false).unwrap();
+        assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            (t.host_header.as_str(), t.path.as_str()),
+            ("127.0.0.1:8080", "/live/a.flv")
+        );
+        let t = parse_target("http://[::1]:9/x", false).unwrap();
+        assert_eq!(t.addr, "[::1]:9".parse().unwrap());
+        let t = parse_target("http://127.0.0.2", false).unwrap();
+        assert_eq!((t.addr.port(), t.path.as_str()), (80, "/"));
+        assert_eq!(
+            parse_target("http://192.0.2.1:80/x", false),
+            Err(UrlError::NotLoopback)
+        );
+        assert!(parse_target("http://192.0.2.1:80/x", true).is_ok());
+        assert_eq!(
+            parse_target("https://127.0.0.1/", false),
+            Err(UrlError::NotHttp)
+        );
+        assert_eq!(parse_target("http:///x", false), Err(UrlError::NoHost));
+    }
+
+    /// A whole response (head + chunked FLV) split into small reads: the reader must
+    /// classify every tag and compute lag against the first media tag.
+    #[test]
+    fn reader_parses_chunked_flv_response() {
+        let limits = LoadgenLimits::default();
+        let mut ctx = RunContext {
+            lag_hist: LagHistograms::new(&limits),
+            status_codes: BTreeMap::new(),
+        };
+        let flv_bytes = flv::tests::sample_stream();
+        let mut wire =
+            b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        for c in flv_bytes.chunks(7) {
+            wire.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            wire.extend_from_slice(c);
+            wire.extend_from_slice(b"\r\n");
+        }
+        let mut r = Reader::new(&limits);
+        r.phase = Phase::ReadingHead { head: Vec::new() };
+        let now = Instant::now();
+        for piece in wire.chunks(5) {
+            let res = match r.phase {
+                Phase::ReadingHead { .. } => r.on_head_bytes(piece, now, &limits, &mut ctx),
+                _ => r.on_body_bytes(piece, now, &mut ctx.lag_hist),
+            };
+            res.unwrap();
+        }
+        assert!(r.status_ok);
+        assert_eq!(r.body_bytes, flv_bytes.len() as u64);
+        assert_eq!(r.tags, 6);
+        // First media tag is the keyframe at dts 40; the audio at 43 was "3 ms late" in
+        // media time but arrived at the same instant, so its lag is -3 ms.
+        assert_eq!(r.first_media.map(|(_, d)| d), Some(40));
+        assert_eq!(r.first_picture.map(|(_, k)| k), Some(true));
+        assert!(r.first_keyframe_at.is_some());
+        let s = ctx.lag_hist.absolute.summary().unwrap();
+        assert_eq!((s.count, s.max, s.p50), (3, 0.0, -3.0));
+        // Lag only went down, so it never exceeded the reader's best.
+        let s = ctx.lag_hist.over_best.summary().unwrap();
+        assert_eq!((s.count, s.max), (3, 0.0));
+        // The last tag's dts is 0x0100_0050 - 40 ms ahead of the first.
+        assert_eq!(r.last_lag_ms, Some(-f64::from(0x0100_0050u32 - 40)));
+        // The zero-size chunk ends the body: a live reader calls that an early end.
+        assert_eq!(
+            r.on_body_bytes(b"0\r\n\r\n", now, &mut ctx.lag_hist),
+            Err(Failure::EarlyEof)
+        );
+    }
+
+    #[test]
+    fn reader_reports_status_and_bad_head() {
+        let limits = LoadgenLimits::default();
+        let mut ctx = RunContext {
+            lag_hist: LagHistograms::new(&limits),
+            status_codes: BTreeMap::new(),
+        };
+        let now = Instant::now();
+        let mut r = Reader::new(&limits);
+        r.phase = Phase::ReadingHead { head: Vec::new() };
+        assert_eq!(
+            r.on_head_bytes(b"HTTP/1.1 404 Not Found\r\n\r\n", now, &limits, &mut ctx),
+            Err(Failure::HttpStatus(404))
+        );
+        assert_eq!(ctx.status_codes.get(&404), Some(&1));
+        let mut r = Reader::new(&limits);
+        r.phase = Phase::ReadingHead { head: Vec::new() };
+        assert_eq!(
+            r.on_head_bytes(b"HTTX/1.1 200\r\n\r\n", now, &limits, &mut ctx),
+            Err(Failure::HttpParse)
+        );
+        let mut r = Reader::new(&limits);
+        r.phase = Phase::ReadingHead { head: Vec::new() };
+        let mut big = b"HTTP/1.1 200 OK\r\nX-Pad: ".to_vec();
+        big.resize(limits.max_response_head_bytes + 1, b'a');
+        assert_eq!(
+            r.on_head_bytes(&big, now, &limits, &mut ctx),
+            Err(Failure::HttpParse)
+        );
+    }
+}
