@@ -43,6 +43,8 @@
 #   WRK_THREADS    wrk threads (default 2)
 #   BENCH_CACHE    where the 1 GiB file is kept between runs (default /tmp/uringcast-bench)
 #   NGINX_REUSEPORT=0  listen without reuseport in nginx (default: with, like uringcast)
+#   URINGCAST_CONFIG   a TOML file for uringcast, e.g. bench/splice.toml to measure the
+#                      splice send path instead of the default sendfile one
 
 set -euo pipefail
 
@@ -109,7 +111,9 @@ if [ "$URINGCAST_BIN" = nginx ]; then
     write_nginx_conf "$WORK/standin" "$UC_PORT" "$WORKERS" "$MEDIA"
     start_nginx "$WORK/standin" UC_PID
 else
-    "$URINGCAST_BIN" --http-listen "127.0.0.1:$UC_PORT" --media-root "$MEDIA" \
+    UC_CONFIG_ARGS=()
+    if [ -n "${URINGCAST_CONFIG:-}" ]; then UC_CONFIG_ARGS=(--config "$URINGCAST_CONFIG"); fi
+    "$URINGCAST_BIN" "${UC_CONFIG_ARGS[@]}" --http-listen "127.0.0.1:$UC_PORT" --media-root "$MEDIA" \
         --workers "$WORKERS" >"$WORK/uringcast.log" 2>&1 &
     UC_PID=$!
 fi

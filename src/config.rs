@@ -144,8 +144,6 @@ pub struct LiveConfig {
     pub reader_socket_send_bytes: usize,
     /// Readers stay attached this long after their publisher drops, waiting for a republish.
     pub publisher_grace_ms: u64,
-    /// A play request for a missing stream waits this long for it to appear (0 = 404 at once).
-    pub play_wait_ms: u64,
     /// Streams per server.
     pub streams_max: usize,
     /// Largest FLV tag accepted from a publisher.
@@ -247,7 +245,6 @@ impl Default for LiveConfig {
             reader_inflight_bytes_max: 1 << 20,
             reader_socket_send_bytes: 512 << 10,
             publisher_grace_ms: 5_000,
-            play_wait_ms: 0,
             streams_max: 1024,
             tag_bytes_max: 16 << 20,
             timestamp_gap_max_ms: 10_000,
@@ -457,7 +454,6 @@ impl Config {
             64 << 20,
         )?;
         range("live.publisher_grace_ms", l.publisher_grace_ms, 0, 600_000)?;
-        range("live.play_wait_ms", l.play_wait_ms, 0, 600_000)?;
         range("live.streams_max", l.streams_max as u64, 1, 1 << 20)?;
         range(
             "live.tag_bytes_max",
