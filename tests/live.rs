@@ -633,3 +633,67 @@ fn bad_publishes_are_refused_cleanly_and_missing_streams_are_404() {
     let r = server.raw(b"POST /live/x.flv HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 411);
 }
+
+#[test]
+fn hevc_in_enhanced_flv_passes_through_byte_exact() {
+    let server = Server::start("live-hevc", "[live]\npublisher_grace_ms = 3000\n");
+    // Enhanced RTMP/FLV video: IsExHeader | frame type << 4 | packet type, FourCC "hvc1".
+    let seq_start: Vec<u8> = [&[0x80 | 0x10][..], b"hvc1", &[1, 2, 3, 4, 5, 6, 7]].concat();
+    let frame = |key: bool, n: u8| -> Vec<u8> {
+        let frame_type = if key { 0x10 } else { 0x20 };
+        [
+            &[0x80 | frame_type | 1][..],
+            b"hvc1",
+            &[0, 0, 0],
+            &[n; 300][..],
+        ]
+        .concat()
+    };
+    let mut body = Vec::new();
+    uringcast::proto::flv::write_file_header(false, true, &mut body);
+    uringcast::proto::flv::write_tag(9, 0, &seq_start, &mut body);
+    let mut frames = Vec::new();
+    for n in 0..15u8 {
+        let f = frame(n % 5 == 0, n);
+        uringcast::proto::flv::write_tag(9, u32::from(n) * 40, &f, &mut body);
+        frames.push(f);
+    }
+    let mut s = server.connect();
+    s.write_all(
+        format!(
+            "PUT /live/hevc.flv HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    assert_eq!(read_response(&mut s, false).unwrap().status, 200);
+    let api = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
+    assert!(api.contains("\"video_codec\":\"hevc\""), "{api}");
+    // Within the grace period a reader gets the sequence start, then the GOP cache (frames 10..15).
+    let r = read_flv(
+        server.addr,
+        "/live/hevc.flv",
+        Duration::from_secs(6),
+        false,
+        Duration::ZERO,
+    );
+    assert!(
+        r.ended_cleanly,
+        "the stream ends cleanly after the grace period"
+    );
+    let video: Vec<&Tag> = r
+        .tags
+        .iter()
+        .filter(|t| t.kind == UnitKind::Video)
+        .collect();
+    assert!(
+        video[0].config && video[0].sum == checksum(&seq_start),
+        "sequence start first, byte-exact"
+    );
+    let got: Vec<u64> = video[1..].iter().map(|t| t.sum).collect();
+    let want: Vec<u64> = frames[10..].iter().map(|f| checksum(f)).collect();
+    assert_eq!(got, want, "the GOP cache, byte-exact");
+    assert!(video[1].keyframe);
+}

@@ -119,6 +119,8 @@ pub struct Publisher {
     last_out: [Option<i64>; 3],
     last_out_any: Option<i64>,
     gap_max_ms: i64,
+    /// The next unit continues a previous publisher's timeline (republish).
+    continue_next: bool,
     scratch: Vec<u8>,
 }
 
@@ -137,6 +139,11 @@ impl Publisher {
         }
     }
 
+    /// How far behind the newest dts of any track a unit may be before it counts as a jump
+    /// back: audio and video are interleaved by muxers with up to a few hundred ms between
+    /// tracks, and a real restart of the encoder's clock goes back by far more.
+    const INTERLEAVE_SLACK_MS: i64 = 1000;
+
     /// Rebase `dts_ms` so that output timestamps never go backwards and never jump by more
     /// than `timestamp_gap_max_ms`; returns the output dts.
     fn rebase(&mut self, kind: UnitKind, dts_ms: u32) -> u32 {
@@ -152,7 +159,11 @@ impl Publisher {
             Some(last_any) => {
                 // A discontinuity on any track (a backwards jump past the interleave slack, or
                 // a forward gap past the limit) moves the whole timeline so A/V stay in sync.
-                if out < last_any - 1000 || out > last_any + self.gap_max_ms {
+                if self.continue_next
+                    || out < last_any - Self::INTERLEAVE_SLACK_MS
+                    || out > last_any + self.gap_max_ms
+                {
+                    self.continue_next = false;
                     let target = last_any + 1;
                     self.offset_ms += target - out;
                     out = target;
@@ -184,15 +195,21 @@ impl Publisher {
         if let Some(last) = previous_last_dts_ms {
             self.last_out_any = Some(last as i64);
             self.last_out = [Some(last as i64); 3];
-            // The first unit of the new publish will be treated as a discontinuity and
-            // rebased to last + 1 unless it already continues.
+            // The first unit of the new publish is placed just after the old timeline.
             self.offset_ms = 0;
+            self.continue_next = true;
         }
     }
 
     /// Publish one unit: update headers/stats and append its FLV tag to the ring.
     pub fn publish(&mut self, unit: &MediaUnit) -> Result<(), PublishError> {
-        let dts_ms = self.rebase(unit.kind, unit.dts_ms);
+        // Script data (onMetaData) is not on the media timeline (encoders stamp it 0 at any
+        // time), so it never moves the rebasing.
+        let dts_ms = if unit.kind == UnitKind::Script {
+            0
+        } else {
+            self.rebase(unit.kind, unit.dts_ms)
+        };
         let stream = &self.stream;
         stream
             .stats
@@ -374,6 +391,7 @@ impl Registry {
             last_out: [None; 3],
             last_out_any: None,
             gap_max_ms: i64::from(self.config.timestamp_gap_max_ms),
+            continue_next: false,
             scratch: Vec::with_capacity(64 << 10),
         };
         publisher.continue_after(previous_last);
@@ -431,4 +449,110 @@ impl Registry {
 
 fn stream_has_media(stream: &Stream) -> bool {
     stream.flv.head() > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::unit::{Codec, MediaUnit};
+
+    fn registry() -> Registry {
+        Registry::new(LiveConfig {
+            timestamp_gap_max_ms: 5_000,
+            ..LiveConfig::default()
+        })
+    }
+
+    fn unit(kind: UnitKind, dts_ms: u32, keyframe: bool) -> MediaUnit {
+        let (codec, body) = match kind {
+            UnitKind::Video => (Codec::H264, Bytes::from_static(&[0x17, 1, 0, 0, 0, 0xaa])),
+            UnitKind::Audio => (Codec::Aac, Bytes::from_static(&[0xaf, 1, 0xbb])),
+            UnitKind::Script => (Codec::None, Bytes::from_static(&[2, 0, 1, b'x'])),
+        };
+        MediaUnit {
+            kind,
+            codec,
+            keyframe,
+            config: false,
+            dts_ms,
+            cts_ms: 0,
+            body,
+            payload_offset: 0,
+        }
+    }
+
+    fn published(p: &Publisher) -> Vec<u32> {
+        (p.stream.flv.tail()..p.stream.flv.head())
+            .filter_map(|s| p.stream.flv.get(s))
+            .map(|e| e.dts_ms)
+            .collect()
+    }
+
+    #[test]
+    fn jumps_back_and_gaps_are_rebased_and_counted() {
+        let reg = registry();
+        let mut p = reg.publish("a", "b", 0).unwrap();
+        for (kind, dts) in [
+            (UnitKind::Video, 1000),
+            (UnitKind::Audio, 990), // interleave jitter: clamped per track only if needed
+            (UnitKind::Video, 1040),
+            (UnitKind::Video, 10), // encoder clock restarted: jump back
+            (UnitKind::Video, 50),
+            (UnitKind::Video, 60_050), // a one-minute gap
+            (UnitKind::Video, 60_090),
+            (UnitKind::Script, 0), // script data does not move the timeline
+            (UnitKind::Video, 60_130),
+        ] {
+            p.publish(&unit(kind, dts, kind == UnitKind::Video))
+                .unwrap();
+        }
+        let dts = published(&p);
+        // 990 is audio: another track, inside the interleave slack, left alone.
+        assert_eq!(dts, vec![1000, 990, 1040, 1041, 1081, 1082, 1122, 1162]);
+        assert_eq!(
+            p.stream.stats.timestamp_corrections.load(Ordering::Relaxed),
+            2
+        );
+    }
+
+    #[test]
+    fn republish_continues_after_the_newest_dts_and_second_publisher_is_refused() {
+        let reg = registry();
+        let mut p = reg.publish("a", "b", 0).unwrap();
+        assert!(matches!(
+            reg.publish("a", "b", 0),
+            Err(RegistryError::AlreadyPublishing)
+        ));
+        p.publish(&unit(UnitKind::Video, 0, true)).unwrap();
+        p.publish(&unit(UnitKind::Audio, 500, false)).unwrap();
+        p.publish(&unit(UnitKind::Video, 400, false)).unwrap();
+        reg.unpublish(&p.stream, 10);
+        let mut again = reg.publish("a", "b", 20).unwrap();
+        assert!(
+            Arc::ptr_eq(&p.stream, &again.stream),
+            "same stream, same readers"
+        );
+        again.publish(&unit(UnitKind::Video, 0, true)).unwrap();
+        again.publish(&unit(UnitKind::Audio, 20, false)).unwrap();
+        let dts = published(&again);
+        assert!(dts.windows(2).skip(2).all(|w| w[0] <= w[1]), "{dts:?}");
+        assert_eq!(&dts[3..], &[501, 521]);
+    }
+
+    #[test]
+    fn grace_expiry_ends_the_stream() {
+        let reg = Registry::new(LiveConfig {
+            publisher_grace_ms: 100,
+            ..LiveConfig::default()
+        });
+        let p = reg.publish("a", "b", 0).unwrap();
+        reg.unpublish(&p.stream, 1_000);
+        assert!(reg.sweep(1_050).is_empty());
+        assert_eq!(reg.sweep(1_100).len(), 1);
+        assert!(p.stream.ended.load(Ordering::Acquire));
+        assert!(reg.get("a", "b").is_none());
+        // A new publish makes a fresh stream.
+        let q = reg.publish("a", "b", 2_000).unwrap();
+        assert!(!Arc::ptr_eq(&p.stream, &q.stream));
+    }
 }
