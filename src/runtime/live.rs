@@ -90,7 +90,14 @@ impl Worker {
             } else {
                 head.content_length
             },
-            buf: vec![0u8; self.config.runtime.recv_bytes].into_boxed_slice(),
+            buf: vec![
+                0u8;
+                self.config
+                    .runtime
+                    .recv_bytes
+                    .max(self.config.http.header_bytes_max)
+            ]
+            .into_boxed_slice(),
             units: 0,
         };
         let conn = &mut self.conns[key];
@@ -98,7 +105,12 @@ impl Worker {
         conn.keep_alive = false;
         conn.body = Body::Ingest(Box::new(ingest));
         // Body bytes that arrived with the head.
-        let leftover = conn.rbuf[..conn.rlen].to_vec();
+        // Body bytes that arrived with the head move to the ingest buffer (which is at least
+        // as large as the head buffer).
+        let leftover = conn.rlen;
+        if let Body::Ingest(ingest) = &mut conn.body {
+            ingest.buf[..leftover].copy_from_slice(&conn.rbuf[..leftover]);
+        }
         conn.rlen = 0;
         if head.expect_continue {
             conn.wbuf.clear();
@@ -117,7 +129,7 @@ impl Worker {
             self.push(entry);
         }
         self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
-        if !leftover.is_empty() && !self.ingest_bytes(key, &leftover) {
+        if leftover > 0 && !self.ingest_bytes(key, leftover) {
             return;
         }
         self.submit_ingest_recv(key);
@@ -143,13 +155,7 @@ impl Worker {
             return;
         }
         self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
-        let conn = &mut self.conns[key];
-        let Body::Ingest(ingest) = &mut conn.body else {
-            return;
-        };
-        // Move the bytes out of the receive buffer so the next recv can be queued at once.
-        let data = ingest.buf[..result as usize].to_vec();
-        if self.ingest_bytes(key, &data)
+        if self.ingest_bytes(key, result as usize)
             && self
                 .conns
                 .get(key)
@@ -160,35 +166,41 @@ impl Worker {
     }
 
     /// Feed body bytes; returns false when the publish ended (error or end of body).
-    fn ingest_bytes(&mut self, key: usize, data: &[u8]) -> bool {
+    /// Feed the first `len` bytes of the ingest buffer; returns false when the publish ended
+    /// (error or end of body). The body is decoded straight from the receive buffer into the
+    /// demuxer: the payload's only userspace copies are that one and its FLV tag in the ring.
+    fn ingest_bytes(&mut self, key: usize, len: usize) -> bool {
         let conn = &mut self.conns[key];
         let Body::Ingest(ingest) = &mut conn.body else {
             return false;
         };
+        let Ingest {
+            chunked,
+            remaining,
+            buf,
+            demuxer,
+            ..
+        } = &mut **ingest;
+        let data = &buf[..len];
         let mut body_done = false;
         let mut error: Option<String> = None;
-        // 1. Transfer coding.
-        let mut plain = Vec::new();
-        match &mut ingest.chunked {
-            Some(decoder) => match decoder.decode(data, &mut |b: &[u8]| plain.extend_from_slice(b))
-            {
+        // 1. Transfer coding, straight into the demuxer.
+        match chunked {
+            Some(decoder) => match decoder.decode(data, &mut |b: &[u8]| demuxer.push(b)) {
                 Ok(progress) => body_done = progress.done,
                 Err(e) => error = Some(format!("bad chunked body: {e}")),
             },
             None => {
-                let take = ingest
-                    .remaining
-                    .map_or(data.len() as u64, |r| r.min(data.len() as u64))
-                    as usize;
-                plain.extend_from_slice(&data[..take]);
-                if let Some(r) = &mut ingest.remaining {
+                let take =
+                    remaining.map_or(data.len() as u64, |r| r.min(data.len() as u64)) as usize;
+                demuxer.push(&data[..take]);
+                if let Some(r) = remaining {
                     *r -= take as u64;
                     body_done = *r == 0;
                 }
             }
         }
         // 2. Demux and publish.
-        ingest.demuxer.push(&plain);
         let mut published = 0u64;
         while error.is_none() {
             match ingest.demuxer.poll() {
