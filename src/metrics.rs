@@ -63,6 +63,15 @@ impl CloseReason {
         CloseReason::SlowReader,
     ];
 
+    /// The reason for a failed socket operation: the peer's doing (reset, gone) or ours.
+    pub fn from_errno(errno: i32) -> CloseReason {
+        if errno == libc::EPIPE || errno == libc::ECONNRESET || errno == libc::ENOTCONN {
+            CloseReason::Peer
+        } else {
+            CloseReason::IoError
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             CloseReason::Peer => "peer",

@@ -19,7 +19,7 @@ use crate::media::stream::{PublishError, RegistryError, Stream};
 use crate::metrics::CloseReason;
 use crate::proto::flv::{FlvDemuxer, FlvEvent, FlvLimits};
 use crate::proto::http::{ChunkedDecoder, RequestHead};
-use crate::runtime::conn::{Body, Deadline, Ingest, LiveReader, Phase};
+use crate::runtime::conn::{Body, Conn, Deadline, Ingest, LiveReader, Phase};
 use crate::runtime::op::{Op, UserData};
 
 const CRLF: &[u8] = b"\r\n";
@@ -136,16 +136,11 @@ impl Worker {
     }
 
     fn submit_ingest_recv(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        let fd = conn.raw_fd();
-        let Body::Ingest(ingest) = &mut conn.body else {
+        let Body::Ingest(ingest) = &mut self.conns[key].body else {
             return;
         };
-        let entry = opcode::Recv::new(Fd(fd), ingest.buf.as_mut_ptr(), ingest.buf.len() as u32)
-            .build()
-            .user_data(UserData::new(Op::Recv, key, conn.generation).encode());
-        conn.inflight += 1;
-        self.push(entry);
+        let (ptr, len) = (ingest.buf.as_mut_ptr(), ingest.buf.len());
+        self.queue_recv(key, ptr, len);
     }
 
     pub(super) fn on_ingest_recv(&mut self, key: usize, result: i32) {
@@ -458,8 +453,6 @@ impl Worker {
         if conn.inflight > 0 || conn.woff < conn.wbuf.len() || conn.phase != Phase::Respond {
             return;
         }
-        let generation = conn.generation;
-        let fd = conn.raw_fd();
         let Body::Live(reader) = &mut conn.body else {
             return;
         };
@@ -482,10 +475,7 @@ impl Worker {
                 None => {
                     if stream.ended.load(Ordering::Acquire) {
                         reader.finishing = true;
-                        conn.wbuf.clear();
-                        conn.wbuf.extend_from_slice(LAST_CHUNK);
-                        conn.woff = 0;
-                        conn.keep_alive = false;
+                        Self::queue_last_chunk(conn);
                         self.advance(key);
                     }
                     return;
@@ -539,10 +529,7 @@ impl Worker {
             conn.deadline_ms = u64::MAX / 2;
             if stream.ended.load(Ordering::Acquire) {
                 reader.finishing = true;
-                conn.wbuf.clear();
-                conn.wbuf.extend_from_slice(LAST_CHUNK);
-                conn.woff = 0;
-                conn.keep_alive = false;
+                Self::queue_last_chunk(conn);
                 self.advance(key);
             }
             return;
@@ -553,14 +540,31 @@ impl Worker {
         conn.woff = conn.wbuf.len();
         reader.batch_sent = 0;
         Self::build_iov(reader, &mut conn.wbuf);
-        let entry = opcode::SendMsg::new(Fd(fd), &*reader.msg as *const libc::msghdr)
+        self.submit_sendmsg(key);
+        self.arm_deadline(key, Deadline::Send, self.config.http.send_timeout_ms);
+    }
+
+    /// The body's end: the zero-length chunk, then the connection closes.
+    fn queue_last_chunk(conn: &mut Conn) {
+        conn.wbuf.clear();
+        conn.wbuf.extend_from_slice(LAST_CHUNK);
+        conn.woff = 0;
+        conn.keep_alive = false;
+    }
+
+    /// Queue the sendmsg of the reader's prepared msghdr (see `build_iov`).
+    fn submit_sendmsg(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        let Body::Live(reader) = &conn.body else {
+            return;
+        };
+        let entry = opcode::SendMsg::new(Fd(conn.raw_fd()), &*reader.msg as *const libc::msghdr)
             .flags(libc::MSG_NOSIGNAL as u32)
             .build()
-            .user_data(UserData::new(Op::SendMsg, key, generation).encode());
+            .user_data(UserData::new(Op::SendMsg, key, conn.generation).encode());
         conn.inflight += 1;
         self.stats.sends_submitted += 1;
         self.push(entry);
-        self.arm_deadline(key, Deadline::Send, self.config.http.send_timeout_ms);
     }
 
     /// Lay out the batch as iovecs — `[size line, preamble, CRLF]` then `[size line, entry,
@@ -681,19 +685,13 @@ impl Worker {
 
     pub(super) fn on_sendmsg(&mut self, key: usize, result: i32) {
         if result < 0 {
-            let reason = if result == -libc::EPIPE || result == -libc::ECONNRESET {
-                CloseReason::Peer
-            } else {
-                CloseReason::IoError
-            };
+            let reason = CloseReason::from_errno(-result);
             self.close(key, reason);
             return;
         }
         let sent = result as usize;
         self.progress(key, sent as u64);
         let conn = &mut self.conns[key];
-        let generation = conn.generation;
-        let fd = conn.raw_fd();
         let Body::Live(reader) = &mut conn.body else {
             return;
         };
@@ -712,12 +710,7 @@ impl Worker {
             );
             Self::trim_if_lagging(reader, conn.wbuf.len(), max_lag_ms, max_lag_bytes);
             Self::build_iov(reader, &mut conn.wbuf);
-            let entry = opcode::SendMsg::new(Fd(fd), &*reader.msg as *const libc::msghdr)
-                .flags(libc::MSG_NOSIGNAL as u32)
-                .build()
-                .user_data(UserData::new(Op::SendMsg, key, generation).encode());
-            conn.inflight += 1;
-            self.push(entry);
+            self.submit_sendmsg(key);
             return;
         }
         if let Some(c) = reader.cursor.as_mut() {

@@ -435,12 +435,20 @@ impl Worker {
         self.due = due;
     }
 
+    /// Receive into the free part of the connection's head buffer.
     fn submit_recv(&mut self, key: usize) {
         let conn = &mut self.conns[key];
         let free = conn.rbuf.len() - conn.rlen;
         // SAFETY: rlen <= rbuf.len(), so the pointer stays inside (or one past) the buffer.
         let ptr = unsafe { conn.rbuf.as_mut_ptr().add(conn.rlen) };
-        let entry = opcode::Recv::new(Fd(conn.raw_fd()), ptr, free as u32)
+        self.queue_recv(key, ptr, free);
+    }
+
+    /// Queue a receive of up to `len` bytes at `ptr`, memory owned by connection `key` (its head
+    /// buffer or its ingest buffer), which outlives the CQE (see `push`).
+    fn queue_recv(&mut self, key: usize, ptr: *mut u8, len: usize) {
+        let conn = &mut self.conns[key];
+        let entry = opcode::Recv::new(Fd(conn.raw_fd()), ptr, len as u32)
             .build()
             .user_data(UserData::new(Op::Recv, key, conn.generation).encode());
         conn.inflight += 1;
@@ -925,11 +933,7 @@ impl Worker {
                 if errno == libc::EINTR {
                     continue;
                 }
-                outcome = Err(if errno == libc::EPIPE || errno == libc::ECONNRESET {
-                    CloseReason::Peer
-                } else {
-                    CloseReason::IoError
-                });
+                outcome = Err(CloseReason::from_errno(errno));
                 break;
             }
         }
@@ -963,14 +967,7 @@ impl Worker {
                 self.advance(key);
                 return;
             }
-            self.close(
-                key,
-                if result == -libc::EPIPE || result == -libc::ECONNRESET {
-                    CloseReason::Peer
-                } else {
-                    CloseReason::IoError
-                },
-            );
+            self.close(key, CloseReason::from_errno(-result));
             return;
         }
         self.conns[key].woff += result as usize;
@@ -1007,11 +1004,7 @@ impl Worker {
         } else if result == -libc::EAGAIN {
             conn.want_pollout = true;
         } else if result != -libc::ECANCELED {
-            let reason = if result == -libc::EPIPE || result == -libc::ECONNRESET {
-                CloseReason::Peer
-            } else {
-                CloseReason::IoError
-            };
+            let reason = CloseReason::from_errno(-result);
             self.close(key, reason);
             return;
         }
