@@ -697,3 +697,32 @@ fn hevc_in_enhanced_flv_passes_through_byte_exact() {
     assert_eq!(got, want, "the GOP cache, byte-exact");
     assert!(video[1].keyframe);
 }
+
+#[test]
+fn sigterm_with_live_readers_and_a_publisher_exits_promptly_and_cleanly() {
+    let mut server = Server::start("live-term", "");
+    let mut publisher = publish(&server, "/live/term.flv", 20);
+    wait_for_stream(&server, "term");
+    let mut reader = server.connect();
+    reader
+        .write_all(b"GET /live/term.flv HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(reader.read(&mut buf).unwrap() > 0);
+    let started = Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    // The reader's connection is closed, not left hanging.
+    reader
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest);
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}

@@ -41,6 +41,13 @@ pub struct WorkerSpec {
     pub wake: OwnedFd,
 }
 
+/// After the drain deadline, how long closed connections get to collect their last CQEs.
+const DRAIN_CLOSE_WAIT_MS: u64 = 1000;
+
+/// After a failed accept (EMFILE, ENFILE, ENOBUFS...), wait this long before accepting again,
+/// so a full fd table does not turn the loop into a busy spin.
+const ACCEPT_RETRY_MS: u64 = 100;
+
 /// Bytes a sendfile(2) loop moves before it yields the core to other connections.
 const SENDFILE_BYTES_PER_TURN: u64 = 4 << 20;
 
@@ -70,6 +77,8 @@ pub struct Worker {
     backlog: VecDeque<squeue::Entry>,
     epoch: Instant,
     accepting: bool,
+    /// Re-arm the multishot accept at this time (after an accept error).
+    accept_retry_at_ms: Option<u64>,
     drain_deadline_ms: Option<u64>,
     /// Local readers per stream id: (stream, [(slab key, generation)]).
     live: HashMap<u32, LocalReaders>,
@@ -142,6 +151,7 @@ impl Worker {
             backlog: VecDeque::new(),
             epoch,
             accepting: true,
+            accept_retry_at_ms: None,
             drain_deadline_ms: None,
             live: HashMap::new(),
             shared,
@@ -232,18 +242,36 @@ impl Worker {
             let now_ms = self.now_ms();
             self.expire(now_ms);
             self.live_tick();
+            if let Some(at) = self.accept_retry_at_ms
+                && now_ms >= at
+            {
+                self.accept_retry_at_ms = None;
+                if self.accepting {
+                    self.arm_accept();
+                }
+            }
             self.flush_backlog();
             if now_ms >= last_flush_ms + tick_ms {
                 last_flush_ms = now_ms;
                 self.stats.active = self.conns.len() as u64;
                 self.metrics.flush(&mut self.stats);
             }
-            if let Some(deadline) = self.drain_deadline_ms
-                && (self.conns.is_empty() || now_ms >= deadline)
-            {
-                self.stats.active = self.conns.len() as u64;
-                self.metrics.flush(&mut self.stats);
-                return Ok(());
+            if let Some(deadline) = self.drain_deadline_ms {
+                if now_ms >= deadline && !self.conns.is_empty() {
+                    // Out of time: close the rest, then wait for their in-flight operations
+                    // (bounded: a shut-down socket completes its operations at once), so no
+                    // buffer is freed under the kernel.
+                    let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                    for key in keys {
+                        self.close(key, CloseReason::Shutdown);
+                    }
+                }
+                let hard_deadline = deadline + DRAIN_CLOSE_WAIT_MS;
+                if self.conns.is_empty() || now_ms >= hard_deadline {
+                    self.stats.active = self.conns.len() as u64;
+                    self.metrics.flush(&mut self.stats);
+                    return Ok(());
+                }
             }
         }
     }
@@ -307,10 +335,16 @@ impl Worker {
         // SAFETY: shutdown(2) on our own listening socket: the multishot accept completes
         // with an error and is not re-armed; the fd stays open (owned) until the worker ends.
         unsafe { libc::shutdown(self.http_listener.as_raw_fd(), libc::SHUT_RDWR) };
+        // Idle keep-alive connections, live readers and publishers (whose bodies never end)
+        // close now; a response in progress gets the drain period to finish.
         let idle: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.phase == Phase::ReadHead && c.rlen == 0)
+            .filter(|(_, c)| {
+                (c.phase == Phase::ReadHead && c.rlen == 0)
+                    || c.phase == Phase::Ingest
+                    || matches!(c.body, Body::Live(_))
+            })
             .map(|(k, _)| k)
             .collect();
         for key in idle {
@@ -333,7 +367,11 @@ impl Worker {
                 self.open_conn(fd);
             }
         } else if result != -libc::ECANCELED && self.accepting {
-            tracing::debug!(worker = self.id, errno = -result, "accept failed");
+            tracing::warn!(worker = self.id, error = %io::Error::from_raw_os_error(-result), "accept failed");
+            if !cqueue::more(flags) {
+                self.accept_retry_at_ms = Some(self.now_ms() + ACCEPT_RETRY_MS);
+                return;
+            }
         }
         if !cqueue::more(flags) && self.accepting {
             self.arm_accept();
