@@ -313,6 +313,27 @@ fn abrupt_disconnects_mid_body_leak_nothing() {
         }
         std::thread::sleep(Duration::from_millis(300));
         let baseline = server.fd_count();
+        // A well-behaved client downloads the whole file over and over during the storm.
+        let addr = server.addr;
+        let expected = data.clone();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop_bystander = stop.clone();
+        let bystander = std::thread::spawn(move || {
+            let mut downloads = 0;
+            while !stop_bystander.load(std::sync::atomic::Ordering::Relaxed) || downloads == 0 {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                s.write_all(b"GET /vod/big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                let r = read_response(&mut s, false).unwrap();
+                assert!(
+                    r.status == 200 && r.body == expected,
+                    "a bystander download was damaged"
+                );
+                downloads += 1;
+            }
+            downloads
+        });
         for i in 0..500 {
             let mut s = server.connect();
             s.write_all(b"GET /vod/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -323,6 +344,8 @@ fn abrupt_disconnects_mid_body_leak_nothing() {
             // data makes the kernel send RST anyway.
             drop(s);
         }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(bystander.join().unwrap() >= 1);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let now = server.fd_count();

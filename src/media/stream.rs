@@ -79,6 +79,14 @@ pub struct StreamInfo {
     pub publishes: u64,
 }
 
+/// One live stream.
+///
+/// Each output framing has its own chunk ring of the same media units: `flv` today (FLV tags,
+/// which are also the RTMP message bodies). FLV is always produced because its ring is the GOP
+/// cache every new reader starts from. Framings added later (188-byte TS packets, HLS
+/// segments) get a ring of their own beside it, appended by the same `Publisher::publish` only
+/// while their reader count (`StreamStats::readers_*`) is above zero, and rebuilt from the next
+/// keyframe when a first reader of that format arrives.
 pub struct Stream {
     pub id: u32,
     pub app: String,
