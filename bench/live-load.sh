@@ -31,7 +31,10 @@
 #   RAMP           loadgen connections per second (default 500)
 #   PREENCODE      1 (default) or 0, see above
 #   BENCH_CACHE    where the encoded clip is kept (default /tmp/uringcast-bench)
-#   SERVER         uringcast (default); placeholders for nginx-rtmp / node-media-server below
+#   SERVER         uringcast (default) or node-media-server (npm, same HTTP-FLV push and
+#                  play URLs); nginx-rtmp is a placeholder (it plays only RTMP)
+#   NMS_DIR, NMS_VERSION  where/which node-media-server to install (default
+#                  $BENCH_CACHE/nms, 4.4.3)
 
 set -euo pipefail
 
@@ -123,9 +126,37 @@ publish_uringcast() {
 # which needs an RTMP client in the loadgen. Not implemented yet.
 start_server_nginx_rtmp() { echo "SERVER=nginx-rtmp: needs RTMP play in uringcast-loadgen (not implemented)" >&2; exit 2; }
 publish_nginx_rtmp() { :; }
-# node-media-server: serves HTTP-FLV, so the loadgen works as is; needs node installed.
-start_server_node_media_server() { echo "SERVER=node-media-server: not implemented yet" >&2; exit 2; }
-publish_node_media_server() { :; }
+# node-media-server (npm, v4): takes the same HTTP-FLV push (POST /live/NAME.flv) and serves
+# the same HTTP-FLV play URL, so publisher, loadgen and measurement are identical. Installed
+# once with npm into $NMS_DIR (default $BENCH_CACHE/nms). Node is single-threaded: it uses one
+# core whatever WORKERS says.
+NMS_VERSION=${NMS_VERSION:-4.4.3}
+NMS_DIR=${NMS_DIR:-$BENCH_CACHE/nms}
+start_server_node_media_server() {
+    command -v node >/dev/null && command -v npm >/dev/null ||
+        { echo "SERVER=node-media-server needs node and npm" >&2; exit 2; }
+    if [ ! -f "$NMS_DIR/node_modules/node-media-server/bin/app.js" ]; then
+        echo "installing node-media-server@$NMS_VERSION into $NMS_DIR (once)..." >&2
+        mkdir -p "$NMS_DIR"
+        (cd "$NMS_DIR" && npm install --silent --no-audit --no-fund "node-media-server@$NMS_VERSION" >/dev/null)
+    fi
+    PORT=$(free_port)
+    local rtmp_port
+    rtmp_port=$(free_port)
+    mkdir -p "$WORK/nms"
+    cat >"$WORK/nms/config.json" <<JSON
+{ "bind": "127.0.0.1", "notify": { "url": "" },
+  "store": { "path": "$WORK/nms/data", "maxHistory": 100 },
+  "auth": { "play": false, "publish": false, "secret": "" },
+  "rtmp": { "port": $rtmp_port }, "http": { "port": $PORT },
+  "webadmin": { "enable": false }, "record": { "auto": false, "path": "$WORK/nms/record" } }
+JSON
+    (cd "$WORK/nms" && exec node "$NMS_DIR/node_modules/node-media-server/bin/app.js" \
+        -c "$WORK/nms/config.json" --no-admin) >"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    wait_http "http://127.0.0.1:$PORT/" 15 || { cat "$WORK/server.log" >&2; exit 1; }
+}
+publish_node_media_server() { publish_uringcast; }
 
 case $SERVER in
     uringcast) start_server_uringcast; publish_uringcast ;;
@@ -165,7 +196,7 @@ sample() {
 
 ROWS=$WORK/rows.txt
 : >"$ROWS"
-echo "server=$SERVER ($URINGCAST_BIN) workers=$WORKERS duration=${DURATION}s ramp=${RAMP}/s preencode=$PREENCODE" >&2
+echo "server=$SERVER workers=$WORKERS duration=${DURATION}s ramp=${RAMP}/s preencode=$PREENCODE" >&2
 for n in $READER_COUNTS; do
     samples=$WORK/samples-$n.txt
     : >"$samples"

@@ -726,3 +726,52 @@ fn sigterm_with_live_readers_and_a_publisher_exits_promptly_and_cleanly() {
     let _ = publisher.kill();
     let _ = publisher.wait();
 }
+
+#[test]
+fn readers_that_come_and_go_never_leave_later_readers_unwoken() {
+    // Regression: a wake-up that reached a worker after its last reader of a stream had left
+    // used to leave the worker's "wake pending" bit set, so that worker's later readers were
+    // only pumped by their own send completions and stalled once they caught up.
+    let server = Server::start("live-churn", "");
+    let mut publisher = publish(&server, "/live/churn.flv", 20);
+    wait_for_stream(&server, "churn");
+    for _ in 0..200 {
+        let mut s = server.connect();
+        s.write_all(b"GET /live/churn.flv HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let addr = server.addr;
+    let readers: Vec<_> = (0..6)
+        .map(|_| {
+            std::thread::spawn(move || {
+                read_flv(
+                    addr,
+                    "/live/churn.flv",
+                    Duration::from_secs(5),
+                    false,
+                    Duration::ZERO,
+                )
+            })
+        })
+        .collect();
+    for handle in readers {
+        let r = handle.join().unwrap();
+        let video: Vec<&Tag> = r
+            .tags
+            .iter()
+            .filter(|t| t.kind == UnitKind::Video && !t.config)
+            .collect();
+        let last = video.last().expect("video");
+        // Media keeps arriving until the end of the read window, not just the GOP burst.
+        assert!(
+            last.at > Duration::from_millis(4000),
+            "reader stalled after {:?}",
+            last.at
+        );
+    }
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}

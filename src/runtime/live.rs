@@ -432,12 +432,19 @@ impl Worker {
             finishing: false,
         };
         stream.stats.readers_flv.fetch_add(1, Ordering::Relaxed);
-        stream
-            .reader_workers
-            .fetch_or(1 << self.id, Ordering::AcqRel);
+        let id = self.id;
         self.live
             .entry(stream.id)
-            .or_insert_with(|| (stream.clone(), Vec::new()))
+            .or_insert_with(|| {
+                // First local reader of this stream: a wake-up bit left set by a message that
+                // arrived after the previous last reader left would suppress every future
+                // wake-up, so start clean (the new reader is pumped when its head is out).
+                stream
+                    .wake_pending
+                    .fetch_and(!(1u64 << id), Ordering::AcqRel);
+                stream.reader_workers.fetch_or(1 << id, Ordering::AcqRel);
+                (stream.clone(), Vec::new())
+            })
             .1
             .push((key, generation));
         self.start_response(key, 200, Body::Live(Box::new(reader)));
