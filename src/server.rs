@@ -98,7 +98,11 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 Ok(worker) => {
                     let _ = ready.send(Ok(()));
                     if let Err(e) = worker.run() {
-                        tracing::error!(worker = id, error = %e, "worker stopped");
+                        // Its ring and connections are gone; a server with a hole in it is
+                        // worse than a restart by the supervisor.
+                        tracing::error!(worker = id, error = %e, "worker failed; exiting");
+                        eprintln!("uringcast: worker {id} failed: {e}");
+                        std::process::exit(1);
                     }
                 }
                 Err(e) => {
