@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use io_uring::opcode;
 use io_uring::types::Fd;
 
-use super::Worker;
+use super::{TEXT_PLAIN, Worker};
 use crate::media::ring::Position;
 use crate::media::stream::{PublishError, RegistryError, Stream};
 use crate::metrics::CloseReason;
@@ -44,12 +44,11 @@ impl Worker {
     // ----- ingest -------------------------------------------------------------------------
 
     pub(super) fn start_ingest(&mut self, key: usize, head: &RequestHead, app: &str, name: &str) {
-        const TEXT: &str = "text/plain; charset=utf-8";
         if !head.chunked && head.content_length.is_none() {
             self.respond_simple(
                 key,
                 411,
-                TEXT,
+                TEXT_PLAIN,
                 b"a live publish needs a chunked or sized body\n",
                 false,
                 &[],
@@ -64,7 +63,7 @@ impl Worker {
                 self.respond_simple(
                     key,
                     409,
-                    TEXT,
+                    TEXT_PLAIN,
                     b"stream is already being published\n",
                     false,
                     &[],
@@ -72,7 +71,7 @@ impl Worker {
                 return;
             }
             Err(_) => {
-                self.respond_simple(key, 503, TEXT, b"too many streams\n", false, &[]);
+                self.respond_simple(key, 503, TEXT_PLAIN, b"too many streams\n", false, &[]);
                 return;
             }
         };
@@ -273,16 +272,9 @@ impl Worker {
         match error {
             Some(reason) => {
                 let body = format!("{reason}\n");
-                self.respond_simple(
-                    key,
-                    400,
-                    "text/plain; charset=utf-8",
-                    body.as_bytes(),
-                    false,
-                    &[],
-                );
+                self.respond_simple(key, 400, TEXT_PLAIN, body.as_bytes(), false, &[]);
             }
-            None => self.respond_simple(key, 200, "text/plain; charset=utf-8", b"ok\n", false, &[]),
+            None => self.respond_simple(key, 200, TEXT_PLAIN, b"ok\n", false, &[]),
         }
     }
 
@@ -380,9 +372,8 @@ impl Worker {
     }
 
     pub(super) fn start_reader(&mut self, key: usize, app: &str, name: &str, send_body: bool) {
-        const TEXT: &str = "text/plain; charset=utf-8";
         let Some(stream) = self.shared.registry.get(app, name) else {
-            self.respond_simple(key, 404, TEXT, b"no such live stream\n", true, &[]);
+            self.respond_simple(key, 404, TEXT_PLAIN, b"no such live stream\n", true, &[]);
             return;
         };
         // An endless body ends the connection; a HEAD keeps it.

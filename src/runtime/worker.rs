@@ -41,6 +41,9 @@ pub struct WorkerSpec {
     pub wake: OwnedFd,
 }
 
+/// Content-Type of the server's own short answers (errors, "ok").
+pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
 /// After the drain deadline, how long closed connections get to collect their last CQEs.
 const DRAIN_CLOSE_WAIT_MS: u64 = 1000;
 
@@ -530,7 +533,7 @@ impl Worker {
                 self.respond_simple(
                     key,
                     e.status(),
-                    "text/plain; charset=utf-8",
+                    TEXT_PLAIN,
                     e.reason().as_bytes(),
                     false,
                     &[],
@@ -546,45 +549,38 @@ impl Worker {
             && conn.requests < self.config.http.keepalive_requests_max
             && self.drain_deadline_ms.is_none();
         let path = head.path.as_str();
-        if let Some((app, name)) = live::parse_live_path(path) {
-            let (app, name) = (app.to_string(), name.to_string());
+        let live =
+            live::parse_live_path(path).map(|(app, name)| (app.to_string(), name.to_string()));
+        let ingest = live.is_some() && matches!(head.method, Method::Post | Method::Put);
+        if !ingest && (head.content_length.unwrap_or(0) > 0 || head.chunked) {
+            // Only a live publish takes a request body; reading and discarding one elsewhere
+            // would let a client make us spend bandwidth for nothing, so the answer is a
+            // consistent 400 and close.
+            self.respond_simple(
+                key,
+                400,
+                TEXT_PLAIN,
+                b"request body not accepted here\n",
+                false,
+                &[],
+            );
+            return;
+        }
+        if let Some((app, name)) = live {
             match head.method {
                 Method::Post | Method::Put => self.start_ingest(key, &head, &app, &name),
-                Method::Get | Method::Head
-                    if head.content_length.unwrap_or(0) == 0 && !head.chunked =>
-                {
+                Method::Get | Method::Head => {
                     self.start_reader(key, &app, &name, head.method == Method::Get)
                 }
-                Method::Get | Method::Head => self.respond_simple(
-                    key,
-                    400,
-                    "text/plain; charset=utf-8",
-                    b"request body not accepted here\n",
-                    false,
-                    &[],
-                ),
                 _ => self.respond_simple(
                     key,
                     405,
-                    "text/plain; charset=utf-8",
+                    TEXT_PLAIN,
                     b"method not allowed\n",
                     true,
                     &[("Allow", "GET, HEAD, POST, PUT")],
                 ),
             }
-            return;
-        }
-        if head.content_length.unwrap_or(0) > 0 || head.chunked {
-            // No route below takes a request body; reading and discarding one would let a
-            // client make us spend bandwidth for nothing, so the answer is a consistent 400.
-            self.respond_simple(
-                key,
-                400,
-                "text/plain; charset=utf-8",
-                b"request body not accepted here\n",
-                false,
-                &[],
-            );
             return;
         }
         let get_or_head = matches!(head.method, Method::Get | Method::Head);
@@ -647,14 +643,7 @@ impl Worker {
                     body_for_head,
                 );
             }
-            _ => self.respond_simple(
-                key,
-                404,
-                "text/plain; charset=utf-8",
-                b"not found\n",
-                true,
-                &[],
-            ),
+            _ => self.respond_simple(key, 404, TEXT_PLAIN, b"not found\n", true, &[]),
         }
     }
 
@@ -663,7 +652,7 @@ impl Worker {
             self.respond_simple(
                 key,
                 501,
-                "text/plain; charset=utf-8",
+                TEXT_PLAIN,
                 b"method not implemented\n",
                 true,
                 &[("Allow", "GET, HEAD")],
@@ -672,7 +661,7 @@ impl Worker {
             self.respond_simple(
                 key,
                 405,
-                "text/plain; charset=utf-8",
+                TEXT_PLAIN,
                 b"method not allowed\n",
                 true,
                 &[("Allow", "GET, HEAD")],
@@ -748,11 +737,10 @@ impl Worker {
     }
 
     fn serve_vod(&mut self, key: usize, head: &RequestHead, raw: String) {
-        const TEXT: &str = "text/plain; charset=utf-8";
         let rel = match vod::normalise_vod_path(&raw) {
             Ok(rel) => rel,
             Err(_) => {
-                self.respond_simple(key, 400, TEXT, b"bad path\n", true, &[]);
+                self.respond_simple(key, 400, TEXT_PLAIN, b"bad path\n", true, &[]);
                 return;
             }
         };
@@ -772,12 +760,12 @@ impl Worker {
                     }
                     _ => (500, b"cannot open file\n"),
                 };
-                self.respond_simple(key, status, TEXT, text, true, &[]);
+                self.respond_simple(key, status, TEXT_PLAIN, text, true, &[]);
                 return;
             }
         };
         if !meta.is_file {
-            self.respond_simple(key, 403, TEXT, b"not a file\n", true, &[]);
+            self.respond_simple(key, 403, TEXT_PLAIN, b"not a file\n", true, &[]);
             return;
         }
         let plan = vod::plan(head.method, head, &meta, vod::content_type(&rel));
