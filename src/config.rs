@@ -27,7 +27,8 @@ pub struct Cli {
     /// HTTP listen address, e.g. 0.0.0.0:8080 (port 0 picks a free port).
     #[arg(long, value_name = "ADDR:PORT")]
     pub http_listen: Option<String>,
-    /// RTMP listen address, e.g. 0.0.0.0:1935.
+    /// RTMP listen address, e.g. 0.0.0.0:1935 (validated and reserved: RTMP ingest is not
+    /// built yet, nothing listens there in this version).
     #[arg(long, value_name = "ADDR:PORT")]
     pub rtmp_listen: Option<String>,
     /// Directory served under /vod/ (created if missing).
@@ -86,7 +87,8 @@ pub struct HttpConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RtmpConfig {
-    /// RTMP listen address ("" disables RTMP).
+    /// RTMP listen address ("" disables RTMP). Validated and reserved: RTMP ingest is not built
+    /// yet, so nothing listens there in this version.
     pub listen: String,
 }
 

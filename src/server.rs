@@ -245,7 +245,8 @@ fn wait_for_signal(set: &libc::sigset_t, shared: &Shared) {
 }
 
 /// The plain status page at `/`: what is served and where.
-pub fn status_page(config: &Config) -> String {
+pub fn status_page(shared: &Shared) -> String {
+    let config = &shared.config;
     const LIST_MAX: usize = 500;
     let mut page = String::with_capacity(4096);
     page.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>uringcast</title></head><body>\n");
@@ -291,6 +292,27 @@ pub fn status_page(config: &Config) -> String {
                 html_escape(&name)
             );
         }
+    }
+    page.push_str("</ul>\n<h2>Live streams</h2><ul>\n");
+    let streams = shared.registry.list();
+    if streams.is_empty() {
+        page.push_str("<li>(none: publish with <code>ffmpeg -re -i IN -c copy -f flv -method POST http://HOST/live/NAME.flv</code>)</li>\n");
+    }
+    for s in streams {
+        use std::sync::atomic::Ordering::Relaxed;
+        // app and name are [A-Za-z0-9_-] (see parse_live_path): safe in HTML and URLs.
+        let _ = writeln!(
+            page,
+            "<li><a href=\"/{app}/{name}.flv\">/{app}/{name}.flv</a> ({state}, {readers} readers)</li>",
+            app = s.app,
+            name = s.name,
+            state = if s.publishing.load(Relaxed) {
+                "live"
+            } else {
+                "publisher gone"
+            },
+            readers = s.stats.readers_flv.load(Relaxed),
+        );
     }
     page.push_str("</ul>\n</body></html>\n");
     page

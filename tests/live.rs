@@ -369,6 +369,11 @@ fn publish_and_many_readers_decode_from_a_keyframe() {
         ) > 100_000.0,
         "{metrics}"
     );
+    let page = String::from_utf8(server.get("/", &[]).body).unwrap();
+    assert!(
+        page.contains("href=\"/live/cam1.flv\""),
+        "status page lists the stream: {page}"
+    );
     let _ = publisher.kill();
     let _ = publisher.wait();
 }

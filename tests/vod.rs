@@ -597,3 +597,86 @@ fn connection_flood_past_the_fd_limit_does_not_spin_or_kill_the_server() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn sigterm_lets_an_in_flight_download_finish_then_exits_0() {
+    let data = pattern(8 << 20, 11);
+    let copy = data.clone();
+    let mut server = Server::start_with(
+        "drain",
+        "[runtime]\ndrain_timeout_ms = 10000\n",
+        move |media| {
+            std::fs::write(media.join("big.bin"), &copy).unwrap();
+        },
+    );
+    // A reader with a small receive buffer that reads slowly, so the response is still in
+    // flight when the signal arrives.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(16 << 10).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut s: std::net::TcpStream = socket.into();
+    s.write_all(b"GET /vod/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 1024];
+    s.read_exact(&mut first).unwrap();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.pid().to_string())
+        .status();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server waits for the in-flight response"
+    );
+    // New connections are no longer accepted...
+    let refused = std::net::TcpStream::connect(server.addr).map(|mut c| {
+        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+        read_response(&mut c, false).is_err()
+    });
+    assert!(
+        refused.unwrap_or(true),
+        "a new connection was served during the drain"
+    );
+    // ...but the download in flight completes byte-exact.
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    let mut all = first.to_vec();
+    all.extend_from_slice(&rest);
+    let head_end = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(
+        all[head_end..] == data[..],
+        "the drained download is complete and exact"
+    );
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn connections_past_the_per_worker_cap_are_refused_and_counted() {
+    let server = Server::start(
+        "cap",
+        "workers = 1\n[http]\nconnections_max_per_worker = 4\n",
+    );
+    let held: Vec<std::net::TcpStream> = (0..4).map(|_| server.connect()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // The fifth is accepted by the kernel and closed by the worker at once.
+    let mut extra = server.connect();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let _ = extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    let mut buf = [0u8; 16];
+    assert!(
+        matches!(extra.read(&mut buf), Ok(0) | Err(_)),
+        "the connection over the cap is closed"
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        server.get("/healthz", &[]).status,
+        200,
+        "served again below the cap"
+    );
+    assert!(server.metric_sum("uringcast_connections_refused_total", &[]) >= 1.0);
+}

@@ -634,7 +634,7 @@ impl Worker {
                 );
             }
             "/" => {
-                let body = crate::server::status_page(&self.config);
+                let body = crate::server::status_page(&self.shared);
                 self.respond_body(
                     key,
                     200,

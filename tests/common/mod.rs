@@ -42,7 +42,13 @@ impl Server {
         std::fs::create_dir_all(&media).unwrap();
         prepare(&media);
         let config = dir.join("uringcast.toml");
-        std::fs::write(&config, format!("workers = 2\n{extra_toml}\n")).unwrap();
+        // Two workers unless the test chooses (top-level keys must come before any table).
+        let workers = if extra_toml.starts_with("workers") {
+            ""
+        } else {
+            "workers = 2\n"
+        };
+        std::fs::write(&config, format!("{workers}{extra_toml}\n")).unwrap();
         let stderr_path = dir.join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_uringcast"))
