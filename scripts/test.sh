@@ -4,7 +4,7 @@
 # 1. Installs what the tests need on a fresh Debian machine (as root, with apt-get):
 #    ffmpeg/ffprobe (real publishers, players and decoders) and curl (a real HTTP client).
 # 2. cargo fmt --check, cargo clippy --all-targets -D warnings.
-# 3. cargo test --benches (criterion in test mode), then cargo test: unit and property tests (parsers, ring, timer, config), the stable runs of
+# 3. cargo test --bench http_parse (criterion in test mode), then cargo test: unit and property tests (parsers, ring, timer, config), the stable runs of
 #    the fuzz entry points, and the integration tests that start the real binary on
 #    ephemeral loopback ports.
 set -euo pipefail
@@ -29,5 +29,5 @@ cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 # Criterion benches once each in test mode (they must keep building and running), then every
 # other target: unit, property and integration tests.
-cargo test --benches
+cargo test --bench http_parse
 cargo test
