@@ -103,7 +103,7 @@ impl Worker {
         conn.phase = Phase::Ingest;
         conn.keep_alive = false;
         conn.body = Body::Ingest(Box::new(ingest));
-        // Body bytes that arrived with the head.
+
         // Body bytes that arrived with the head move to the ingest buffer (which is at least
         // as large as the head buffer).
         let leftover = conn.rlen;
@@ -111,6 +111,8 @@ impl Worker {
             ingest.buf[..leftover].copy_from_slice(&conn.rbuf[..leftover]);
         }
         conn.rlen = 0;
+        // The head buffer is not used again: the body is received into the ingest buffer.
+        conn.rbuf = Box::default();
         if head.expect_continue {
             conn.wbuf.clear();
             conn.wbuf
@@ -396,6 +398,10 @@ impl Worker {
             return;
         }
         let generation = self.conns[key].generation;
+        // A viewer never sends another request on this connection: give back its head buffer
+        // (no receive is in flight while a response is being started).
+        self.conns[key].rbuf = Box::default();
+        self.conns[key].rlen = 0;
         let sndbuf = self.config.live.reader_socket_send_bytes as libc::c_int;
         if sndbuf > 0 {
             // SAFETY: setsockopt reads a c_int of the stated size on the connection's socket.
