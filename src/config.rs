@@ -100,6 +100,9 @@ pub enum SendPath {
     Splice,
     /// sendfile(2) on the non-blocking socket from the worker thread, POLLOUT through the ring.
     Sendfile,
+    /// Per chunk: sendfile when cachestat(2) says the whole chunk is in the page cache (it cannot
+    /// block then), splice otherwise (the disk wait goes to io-wq, never to the worker).
+    Auto,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -118,7 +121,7 @@ pub struct VodConfig {
     pub pipe_bytes: usize,
     /// Idle pipes kept per worker for reuse.
     pub pipe_pool_max: usize,
-    /// splice or sendfile; see kernel-notes/vod-send-path.md for the measurement.
+    /// auto, sendfile or splice; see kernel-notes/vod-send-path.md for the measurement.
     pub send_path: SendPath,
 }
 

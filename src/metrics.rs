@@ -101,6 +101,8 @@ pub struct WorkerStats {
     pub deadline_expired_header: u64,
     pub deadline_expired_send: u64,
     pub live_skips: u64,
+    /// `auto` send path: chunks not (entirely) in the page cache, sent with splice.
+    pub uncached_chunks: u64,
     pub active: u64,
 }
 
@@ -118,6 +120,7 @@ pub struct WorkerMetrics {
     deadline_header: Counter,
     deadline_send: Counter,
     live_skips: Counter,
+    uncached_chunks: Counter,
     active: Gauge,
 }
 
@@ -148,6 +151,7 @@ impl WorkerMetrics {
             deadline_header: deadline("header"),
             deadline_send: deadline("send"),
             live_skips: counter!("uringcast_live_skips_total", "worker" => w.clone()),
+            uncached_chunks: counter!("uringcast_vod_uncached_chunks_total", "worker" => w.clone()),
             active: gauge!("uringcast_connections_active", "worker" => w),
         }
     }
@@ -176,6 +180,7 @@ impl WorkerMetrics {
         take(&self.deadline_header, &mut stats.deadline_expired_header);
         take(&self.deadline_send, &mut stats.deadline_expired_send);
         take(&self.live_skips, &mut stats.live_skips);
+        take(&self.uncached_chunks, &mut stats.uncached_chunks);
         self.active.set(stats.active as f64);
     }
 }

@@ -24,6 +24,7 @@
 //! (so pending receives and polls complete at once) and the slot, its buffers, its pipe and its
 //! file stay alive until the last CQE for them has arrived.
 
+pub mod cachestat;
 pub mod op;
 pub mod pipe;
 pub mod timer;

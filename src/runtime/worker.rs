@@ -862,6 +862,25 @@ impl Worker {
         match send_path {
             SendPath::Splice => self.queue_splices(key),
             SendPath::Sendfile => self.sendfile_step(key),
+            SendPath::Auto => {
+                // sendfile only for a chunk that is entirely in the page cache (and only once
+                // the pipe is drained, so bytes stay in order); anything else goes through
+                // io_uring splice, where a disk read waits on io-wq instead of on this core.
+                let cached = match &self.conns[key].body {
+                    Body::File(f) if f.pipe_fill == 0 => {
+                        let chunk = f.remaining.min(SENDFILE_BYTES_PER_TURN);
+                        super::cachestat::range_cached(f.file.as_raw_fd(), f.offset, chunk)
+                            == Some(true)
+                    }
+                    _ => false,
+                };
+                if cached {
+                    self.sendfile_step(key);
+                } else {
+                    self.stats.uncached_chunks += 1;
+                    self.queue_splices(key);
+                }
+            }
         }
     }
 
