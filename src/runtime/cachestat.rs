@@ -61,7 +61,8 @@ pub fn range_cached(fd: RawFd, offset: u64, len: u64) -> Option<bool> {
     let page = page_size();
     let first = offset / page;
     let last = (offset + len - 1) / page;
-    Some(stat.nr_cache >= last - first + 1)
+    let pages = last - first + 1;
+    Some(stat.nr_cache >= pages)
 }
 
 fn page_size() -> u64 {
