@@ -233,7 +233,7 @@ impl Default for VodConfig {
             file_cache_revalidate_ms: 1000,
             pipe_bytes: 1 << 20,
             pipe_pool_max: 256,
-            send_path: SendPath::Sendfile,
+            send_path: SendPath::Auto,
         }
     }
 }
