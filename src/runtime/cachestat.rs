@@ -66,9 +66,12 @@ pub fn range_cached(fd: RawFd, offset: u64, len: u64) -> Option<bool> {
 }
 
 fn page_size() -> u64 {
-    // SAFETY: sysconf has no pointer arguments.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 { size as u64 } else { 4096 }
+    static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf has no pointer arguments.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        if size > 0 { size as u64 } else { 4096 }
+    })
 }
 
 #[cfg(test)]
