@@ -325,147 +325,241 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn codec_name(codec: Option<crate::media::unit::Codec>) -> serde_json::Value {
+fn codec_name(codec: Option<crate::media::unit::Codec>) -> Option<&'static str> {
     use crate::media::unit::Codec;
-    match codec {
-        None => serde_json::Value::Null,
-        Some(c) => serde_json::Value::String(
-            match c {
-                Codec::H264 => "h264",
-                Codec::Hevc => "hevc",
-                Codec::Av1 => "av1",
-                Codec::Vp9 => "vp9",
-                Codec::Aac => "aac",
-                Codec::Mp3 => "mp3",
-                Codec::Opus => "opus",
-                Codec::None => "none",
-                Codec::Other(_) => "other",
-            }
-            .into(),
-        ),
+    codec.map(|c| match c {
+        Codec::H264 => "h264",
+        Codec::Hevc => "hevc",
+        Codec::Av1 => "av1",
+        Codec::Vp9 => "vp9",
+        Codec::Aac => "aac",
+        Codec::Mp3 => "mp3",
+        Codec::Opus => "opus",
+        Codec::None => "none",
+        Codec::Other(_) => "other",
+    })
+}
+
+/// A stream's figures, read once per request for both `/api/v1/streams` and `/metrics`.
+#[derive(serde::Serialize)]
+struct StreamFigures {
+    app: String,
+    name: String,
+    publishing: bool,
+    video_codec: Option<&'static str>,
+    audio_codec: Option<&'static str>,
+    width: Option<u32>,
+    height: Option<u32>,
+    /// From onMetaData when the publisher sent it, else measured from the frames received.
+    fps: Option<f64>,
+    ingest_bitrate_kbps: u64,
+    gop_interval_ms: u64,
+    uptime_ms: u64,
+    publishes: u64,
+    readers: Readers,
+    bytes_in: u64,
+    bytes_out: u64,
+    video_frames: u64,
+    audio_frames: u64,
+    keyframes: u64,
+    timestamp_corrections: u64,
+    skips: u64,
+    slow_reader_disconnects: u64,
+    ring_bytes: usize,
+}
+
+#[derive(serde::Serialize)]
+struct Readers {
+    flv: u32,
+}
+
+fn stream_figures(s: &crate::media::stream::Stream, now_ms: u64) -> StreamFigures {
+    use std::sync::atomic::Ordering::Relaxed;
+    let info = s.info.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let bytes_in = s.stats.bytes_in.load(Relaxed);
+    let media_ms = s.stats.last_dts_ms.load(Relaxed);
+    let video_frames = s.stats.video_frames.load(Relaxed);
+    let measured_fps =
+        (media_ms > 0 && video_frames > 1).then(|| video_frames as f64 * 1000.0 / media_ms as f64);
+    StreamFigures {
+        app: s.app.clone(),
+        name: s.name.clone(),
+        publishing: s.publishing.load(Relaxed),
+        video_codec: codec_name(info.video_codec),
+        audio_codec: codec_name(info.audio_codec),
+        width: info.width,
+        height: info.height,
+        fps: info.fps.or(measured_fps),
+        ingest_bitrate_kbps: (bytes_in * 8).checked_div(media_ms).unwrap_or(0),
+        gop_interval_ms: s.stats.gop_interval_ms.load(Relaxed),
+        uptime_ms: now_ms.saturating_sub(s.started_at_ms),
+        publishes: info.publishes,
+        readers: Readers {
+            flv: s.stats.readers_flv.load(Relaxed),
+        },
+        bytes_in,
+        bytes_out: s.stats.bytes_out.load(Relaxed),
+        video_frames,
+        audio_frames: s.stats.audio_frames.load(Relaxed),
+        keyframes: s.stats.keyframes.load(Relaxed),
+        timestamp_corrections: s.stats.timestamp_corrections.load(Relaxed),
+        skips: s.stats.skips.load(Relaxed),
+        slow_reader_disconnects: s.stats.slow_disconnects.load(Relaxed),
+        ring_bytes: s.flv.retained_bytes(),
     }
 }
 
 /// `/api/v1/streams`: every live stream with its figures.
 pub fn streams_json(shared: &Shared, now_ms: u64) -> String {
-    use std::sync::atomic::Ordering::Relaxed;
-    let streams: Vec<serde_json::Value> = shared
+    let streams: Vec<StreamFigures> = shared
         .registry
         .list()
         .iter()
-        .map(|s| {
-            let info = s.info.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let uptime_ms = now_ms.saturating_sub(s.started_at_ms);
-            let bytes_in = s.stats.bytes_in.load(Relaxed);
-            let media_ms = s.stats.last_dts_ms.load(Relaxed);
-            let bitrate_kbps = (bytes_in * 8).checked_div(media_ms).unwrap_or(0);
-            serde_json::json!({
-                "app": s.app,
-                "name": s.name,
-                "publishing": s.publishing.load(Relaxed),
-                "video_codec": codec_name(info.video_codec),
-                "audio_codec": codec_name(info.audio_codec),
-                "width": info.width,
-                "height": info.height,
-                "fps": info.fps,
-                "ingest_bitrate_kbps": bitrate_kbps,
-                "gop_interval_ms": s.stats.gop_interval_ms.load(Relaxed),
-                "uptime_ms": uptime_ms,
-                "publishes": info.publishes,
-                "readers": { "flv": s.stats.readers_flv.load(Relaxed) },
-                "bytes_in": bytes_in,
-                "bytes_out": s.stats.bytes_out.load(Relaxed),
-                "video_frames": s.stats.video_frames.load(Relaxed),
-                "audio_frames": s.stats.audio_frames.load(Relaxed),
-                "keyframes": s.stats.keyframes.load(Relaxed),
-                "timestamp_corrections": s.stats.timestamp_corrections.load(Relaxed),
-                "skips": s.stats.skips.load(Relaxed),
-                "slow_reader_disconnects": s.stats.slow_disconnects.load(Relaxed),
-                "ring_bytes": s.flv.retained_bytes(),
-            })
-        })
+        .map(|s| stream_figures(s, now_ms))
         .collect();
     let mut text = serde_json::json!({ "streams": streams }).to_string();
     text.push('\n');
     text
 }
 
-/// Per-stream series appended to `/metrics` (labels bounded: one set per live stream, and
-/// none at all with `metrics.stream_labels = false`).
-pub fn stream_metrics(shared: &Shared, out: &mut String) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let streams = shared.registry.list();
+/// One per-stream Prometheus series: name, type, help, value.
+type Series = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&StreamFigures) -> f64,
+);
+
+/// The per-stream series of `/metrics`: the `/api/v1/streams` figures.
+const STREAM_SERIES: &[Series] = &[
+    (
+        "uringcast_stream_bytes_in_total",
+        "counter",
+        "Bytes received from the publisher.",
+        |f| f.bytes_in as f64,
+    ),
+    (
+        "uringcast_stream_bytes_out_total",
+        "counter",
+        "Bytes sent to readers.",
+        |f| f.bytes_out as f64,
+    ),
+    (
+        "uringcast_stream_video_frames_total",
+        "counter",
+        "Video frames published.",
+        |f| f.video_frames as f64,
+    ),
+    (
+        "uringcast_stream_audio_frames_total",
+        "counter",
+        "Audio frames published.",
+        |f| f.audio_frames as f64,
+    ),
+    (
+        "uringcast_stream_keyframes_total",
+        "counter",
+        "Video keyframes published.",
+        |f| f.keyframes as f64,
+    ),
+    (
+        "uringcast_stream_readers",
+        "gauge",
+        "Readers attached, by protocol.",
+        |f| f64::from(f.readers.flv),
+    ),
+    (
+        "uringcast_stream_skips_total",
+        "counter",
+        "Readers moved to the latest keyframe for lagging.",
+        |f| f.skips as f64,
+    ),
+    (
+        "uringcast_stream_slow_reader_disconnects_total",
+        "counter",
+        "Readers disconnected as too slow.",
+        |f| f.slow_reader_disconnects as f64,
+    ),
+    (
+        "uringcast_stream_timestamp_corrections_total",
+        "counter",
+        "Timestamps rebased (jumps, republish).",
+        |f| f.timestamp_corrections as f64,
+    ),
+    (
+        "uringcast_stream_ring_bytes",
+        "gauge",
+        "Bytes retained in the stream's chunk ring.",
+        |f| f.ring_bytes as f64,
+    ),
+    (
+        "uringcast_stream_ingest_bitrate_kbps",
+        "gauge",
+        "Average ingest bitrate since the stream started.",
+        |f| f.ingest_bitrate_kbps as f64,
+    ),
+    (
+        "uringcast_stream_gop_interval_ms",
+        "gauge",
+        "Time between the last two keyframes.",
+        |f| f.gop_interval_ms as f64,
+    ),
+    (
+        "uringcast_stream_fps",
+        "gauge",
+        "Frame rate (onMetaData, else measured).",
+        |f| f.fps.unwrap_or(0.0),
+    ),
+    (
+        "uringcast_stream_uptime_seconds",
+        "gauge",
+        "Time since the stream was first published.",
+        |f| f.uptime_ms as f64 / 1000.0,
+    ),
+    (
+        "uringcast_stream_publishing",
+        "gauge",
+        "1 while a publisher is connected.",
+        |f| f64::from(u8::from(f.publishing)),
+    ),
+];
+
+/// Per-stream series appended to `/metrics` (labels bounded: one set per live stream; with
+/// `metrics.stream_labels = false` one unlabelled sum per series — gauges such as fps then
+/// make little sense, which is the price of unbounded stream counts).
+pub fn stream_metrics(shared: &Shared, now_ms: u64, out: &mut String) {
+    let figures: Vec<StreamFigures> = shared
+        .registry
+        .list()
+        .iter()
+        .map(|s| stream_figures(s, now_ms))
+        .collect();
     let labels = shared.config.metrics.stream_labels;
-    let series: [(&str, &str, &str); 8] = [
-        (
-            "uringcast_stream_bytes_in_total",
-            "counter",
-            "Bytes received from the publisher.",
-        ),
-        (
-            "uringcast_stream_bytes_out_total",
-            "counter",
-            "Bytes sent to readers.",
-        ),
-        (
-            "uringcast_stream_video_frames_total",
-            "counter",
-            "Video frames published.",
-        ),
-        (
-            "uringcast_stream_readers",
-            "gauge",
-            "Readers attached, by protocol.",
-        ),
-        (
-            "uringcast_stream_skips_total",
-            "counter",
-            "Readers moved to the latest keyframe for lagging.",
-        ),
-        (
-            "uringcast_stream_slow_reader_disconnects_total",
-            "counter",
-            "Readers disconnected as too slow.",
-        ),
-        (
-            "uringcast_stream_timestamp_corrections_total",
-            "counter",
-            "Timestamps rebased (jumps, republish).",
-        ),
-        (
-            "uringcast_stream_ring_bytes",
-            "gauge",
-            "Bytes retained in the stream's chunk ring.",
-        ),
-    ];
-    for (index, (name, kind, help)) in series.iter().enumerate() {
+    for (name, kind, help, value) in STREAM_SERIES {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        let mut total = 0u64;
-        for s in &streams {
-            let v = match index {
-                0 => s.stats.bytes_in.load(Relaxed),
-                1 => s.stats.bytes_out.load(Relaxed),
-                2 => s.stats.video_frames.load(Relaxed),
-                3 => u64::from(s.stats.readers_flv.load(Relaxed)),
-                4 => s.stats.skips.load(Relaxed),
-                5 => s.stats.slow_disconnects.load(Relaxed),
-                6 => s.stats.timestamp_corrections.load(Relaxed),
-                _ => s.flv.retained_bytes() as u64,
-            };
-            if labels {
-                let proto = if index == 3 { ",protocol=\"flv\"" } else { "" };
-                let _ = writeln!(out, "{name}{{stream=\"{}/{}\"{proto}}} {v}", s.app, s.name);
-            } else {
-                total += v;
+        if labels {
+            for f in &figures {
+                let proto = if *name == "uringcast_stream_readers" {
+                    ",protocol=\"flv\""
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    out,
+                    "{name}{{stream=\"{}/{}\"{proto}}} {}",
+                    f.app,
+                    f.name,
+                    value(f)
+                );
             }
-        }
-        if !labels {
+        } else {
+            let total: f64 = figures.iter().map(value).sum();
             let _ = writeln!(out, "{name} {total}");
         }
     }
     let _ = writeln!(
         out,
         "# HELP uringcast_streams Live streams.\n# TYPE uringcast_streams gauge\nuringcast_streams {}",
-        streams.len()
+        figures.len()
     );
 }

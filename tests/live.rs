@@ -374,6 +374,14 @@ fn publish_and_many_readers_decode_from_a_keyframe() {
         page.contains("href=\"/live/cam1.flv\""),
         "status page lists the stream: {page}"
     );
+    for series in [
+        "uringcast_stream_fps{stream=\"live/cam1\"} 25",
+        "uringcast_stream_gop_interval_ms{stream=\"live/cam1\"} 1000",
+        "uringcast_stream_publishing{stream=\"live/cam1\"} 1",
+        "uringcast_stream_readers{stream=\"live/cam1\",protocol=\"flv\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from /metrics");
+    }
     let _ = publisher.kill();
     let _ = publisher.wait();
 }

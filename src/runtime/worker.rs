@@ -624,7 +624,7 @@ impl Worker {
             }
             "/metrics" => {
                 let mut body = crate::metrics::render();
-                crate::server::stream_metrics(&self.shared, &mut body);
+                crate::server::stream_metrics(&self.shared, self.now_ms(), &mut body);
                 self.respond_body(
                     key,
                     200,
