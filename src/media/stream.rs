@@ -239,27 +239,22 @@ impl Publisher {
                 // Script data is delivered to new readers through the headers only.
                 return Ok(());
             }
-            UnitKind::Video if unit.config => {
+            UnitKind::Video | UnitKind::Audio if unit.config => {
+                // A new sequence header: new readers get it in their preamble, current readers
+                // get it in-stream (it is appended below like any tag).
                 let mut headers = (**stream.headers.load()).clone();
-                headers.has_video = true;
-                headers.video_config = Some(unit.body.clone());
+                let mut info = stream.info.lock().unwrap_or_else(|p| p.into_inner());
+                if unit.kind == UnitKind::Video {
+                    headers.has_video = true;
+                    headers.video_config = Some(unit.body.clone());
+                    info.video_codec = Some(unit.codec);
+                } else {
+                    headers.has_audio = true;
+                    headers.audio_config = Some(unit.body.clone());
+                    info.audio_codec = Some(unit.codec);
+                }
+                drop(info);
                 stream.headers.store(Arc::new(headers));
-                stream
-                    .info
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .video_codec = Some(unit.codec);
-            }
-            UnitKind::Audio if unit.config => {
-                let mut headers = (**stream.headers.load()).clone();
-                headers.has_audio = true;
-                headers.audio_config = Some(unit.body.clone());
-                stream.headers.store(Arc::new(headers));
-                stream
-                    .info
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .audio_codec = Some(unit.codec);
             }
             UnitKind::Video => {
                 stream.stats.video_frames.fetch_add(1, Ordering::Relaxed);

@@ -71,11 +71,12 @@ impl FileMeta {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::vod::test_dir::TestDir;
 
-    fn sample() -> FileMeta {
+    /// The shared test file: 1000 bytes, inode 0xabc, mtime 1994-11-06 08:49:37 + 5 ns.
+    pub(crate) fn sample() -> FileMeta {
         FileMeta {
             dev: 1,
             ino: 0xabc,

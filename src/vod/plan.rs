@@ -134,15 +134,7 @@ mod tests {
     const LATER: &str = "Sun, 06 Nov 1994 08:49:38 GMT";
 
     fn meta() -> FileMeta {
-        FileMeta {
-            dev: 1,
-            ino: 0xabc,
-            size: 1000,
-            mtime_s: 784_111_777,
-            mtime_ns: 5,
-            is_file: true,
-            is_dir: false,
-        }
+        crate::vod::meta::tests::sample()
     }
 
     fn request(method: &str, fields: &[(&str, &str)]) -> RequestHead {
