@@ -151,7 +151,8 @@ pub struct LiveConfig {
     pub publisher_grace_ms: u64,
     /// Streams per server.
     pub streams_max: usize,
-    /// Largest FLV tag accepted from a publisher.
+    /// Largest FLV tag body accepted from a publisher (the FLV and RTMP size fields are 24
+    /// bits, so at most 16 MiB - 1).
     pub tag_bytes_max: u32,
     /// A forward dts jump larger than this is treated as a discontinuity and rebased.
     pub timestamp_gap_max_ms: u32,
@@ -251,7 +252,7 @@ impl Default for LiveConfig {
             reader_socket_send_bytes: 512 << 10,
             publisher_grace_ms: 5_000,
             streams_max: 1024,
-            tag_bytes_max: 16 << 20,
+            tag_bytes_max: (1 << 24) - 1,
             timestamp_gap_max_ms: 10_000,
             publish_timeout_ms: 10_000,
         }
@@ -464,7 +465,7 @@ impl Config {
             "live.tag_bytes_max",
             u64::from(l.tag_bytes_max),
             1024,
-            1 << 26,
+            (1 << 24) - 1,
         )?;
         range(
             "live.timestamp_gap_max_ms",
