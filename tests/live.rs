@@ -788,3 +788,57 @@ fn readers_that_come_and_go_never_leave_later_readers_unwoken() {
     let _ = publisher.kill();
     let _ = publisher.wait();
 }
+
+#[test]
+fn stalled_publisher_times_out_and_oversized_gop_is_refused_with_a_clear_reason() {
+    let server = Server::start(
+        "live-limits",
+        "[live]\npublish_timeout_ms = 500\npublisher_grace_ms = 0\nring_bytes = 65536\nring_bytes_hard_max = 65536\n[metrics]\nstream_labels = false\n",
+    );
+    // A publisher that sends a header and one tag, then nothing: dropped after the timeout.
+    let mut s = server.connect();
+    let mut body = Vec::new();
+    uringcast::proto::flv::write_file_header(false, true, &mut body);
+    uringcast::proto::flv::write_tag(9, 0, &[0x17, 0, 0, 0, 0, 1, 2, 3], &mut body);
+    s.write_all(
+        format!(
+            "POST /live/stall.flv HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len() + 1000
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
+        "dropped after {waited:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.metric_sum("uringcast_deadline_expired_total", &["deadline=\"idle\""]) >= 1.0);
+    // Without stream labels the per-stream series are single unlabelled sums.
+    let metrics = server.metrics();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("uringcast_stream_bytes_in_total ")),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("stream=\""),
+        "no stream label when switched off"
+    );
+    // A 1 s GOP of the test clip (~100 KiB) does not fit a 64 KiB hard cap.
+    let mut publisher = publish(&server, "/live/big.flv", 4);
+    let _ = publisher.wait();
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.stderr();
+    assert!(
+        log.contains("a GOP exceeds live.ring_bytes_hard_max"),
+        "{log}"
+    );
+    assert_eq!(server.get("/healthz", &[]).status, 200);
+}

@@ -116,8 +116,9 @@ pub(crate) struct Conn {
     pub requests: u64,
     pub deadline: Deadline,
     pub deadline_ms: u64,
-    /// The connection has an entry in the timer wheel.
-    pub in_wheel: bool,
+    /// When the connection's live entry in the timer wheel fires (None: no entry). Entries
+    /// with another time are stale and ignored.
+    pub wheel_at_ms: Option<u64>,
 }
 
 impl Conn {

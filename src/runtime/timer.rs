@@ -1,12 +1,14 @@
 //! A hashed timer wheel for connection deadlines.
 //!
-//! Each connection keeps its current deadline in its own state and has at most one entry in the
-//! wheel. Pushing a deadline later (on progress) costs nothing: when the old entry comes due, the
-//! worker sees the deadline moved and re-inserts it. So the cost is O(1) per connection per
-//! deadline change and O(due entries) per tick, never a scan of every connection.
+//! Each connection keeps its current deadline in its own state and one live entry in the wheel
+//! (the entry's time is recorded in the connection). Pushing a deadline later (on progress)
+//! costs nothing: when the old entry comes due, the worker sees the deadline moved and re-inserts
+//! it. Pulling it earlier inserts a new entry and leaves the old one stale, to be dropped when it
+//! surfaces. So the cost is O(1) per connection per deadline change and O(due entries) per tick,
+//! never a scan of every connection.
 
-/// (slab key, generation) of a connection with an entry in the wheel.
-pub type TimerEntry = (usize, u32);
+/// (slab key, generation, scheduled time in ms) of a connection's entry in the wheel.
+pub type TimerEntry = (usize, u32, u64);
 
 pub struct TimerWheel {
     slots: Vec<Vec<TimerEntry>>,
@@ -58,23 +60,23 @@ mod tests {
     #[test]
     fn fires_after_deadline_not_before() {
         let mut wheel = TimerWheel::new(100, 10_000, 0);
-        wheel.insert((1, 0), 250);
+        wheel.insert((1, 0, 250), 250);
         let mut due = Vec::new();
         wheel.advance(200, &mut due);
         assert!(due.is_empty());
         wheel.advance(300, &mut due);
-        assert_eq!(due, vec![(1, 0)]);
+        assert_eq!(due, vec![(1, 0, 250)]);
     }
 
     #[test]
     fn wrapped_entries_surface_early_for_reinsertion_and_long_stalls_visit_all() {
         let mut wheel = TimerWheel::new(10, 160, 0);
-        wheel.insert((7, 1), 1_000); // beyond the horizon: surfaces early, caller re-inserts
-        wheel.insert((8, 1), 50);
+        wheel.insert((7, 1, 1_000), 1_000); // beyond the horizon: surfaces early, caller re-inserts
+        wheel.insert((8, 1, 50), 50);
         let mut due = Vec::new();
         wheel.advance(5_000, &mut due);
         due.sort();
-        assert_eq!(due, vec![(7, 1), (8, 1)]);
+        assert_eq!(due, vec![(7, 1, 1_000), (8, 1, 50)]);
     }
 
     #[test]
@@ -82,8 +84,8 @@ mod tests {
         let mut wheel = TimerWheel::new(100, 1_000, 10_000);
         let mut due = Vec::new();
         wheel.advance(10_000, &mut due);
-        wheel.insert((3, 2), 5);
+        wheel.insert((3, 2, 5), 5);
         wheel.advance(10_100, &mut due);
-        assert_eq!(due, vec![(3, 2)]);
+        assert_eq!(due, vec![(3, 2, 5)]);
     }
 }

@@ -411,7 +411,7 @@ impl Worker {
             requests: 0,
             deadline: Deadline::Idle,
             deadline_ms: now_ms + self.config.http.header_timeout_ms,
-            in_wheel: false,
+            wheel_at_ms: None,
         };
         let key = self.conns.insert(conn);
         self.arm_deadline(key, Deadline::Idle, self.config.http.header_timeout_ms);
@@ -425,31 +425,34 @@ impl Worker {
         };
         conn.deadline = kind;
         conn.deadline_ms = deadline_ms;
-        if !conn.in_wheel {
-            conn.in_wheel = true;
-            let entry = (key, conn.generation);
-            self.wheel.insert(entry, deadline_ms);
+        // A later deadline needs no new entry: the pending one fires first and re-inserts.
+        // An earlier one does; the old entry becomes stale (its time no longer matches).
+        if conn.wheel_at_ms.is_none_or(|at| at > deadline_ms) {
+            conn.wheel_at_ms = Some(deadline_ms);
+            self.wheel
+                .insert((key, conn.generation, deadline_ms), deadline_ms);
         }
     }
 
     fn expire(&mut self, now_ms: u64) {
         let mut due = std::mem::take(&mut self.due);
         self.wheel.advance(now_ms, &mut due);
-        for (key, generation) in due.drain(..) {
+        for (key, generation, at_ms) in due.drain(..) {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            if conn.generation != generation {
-                continue;
+            if conn.generation != generation || conn.wheel_at_ms != Some(at_ms) {
+                continue; // another connection's, or superseded by an earlier deadline
             }
-            conn.in_wheel = false;
+            conn.wheel_at_ms = None;
             if conn.phase == Phase::Closing {
                 continue;
             }
             if conn.deadline_ms > now_ms {
-                conn.in_wheel = true;
                 let deadline_ms = conn.deadline_ms;
-                self.wheel.insert((key, generation), deadline_ms);
+                conn.wheel_at_ms = Some(deadline_ms);
+                self.wheel
+                    .insert((key, generation, deadline_ms), deadline_ms);
                 continue;
             }
             match conn.deadline {
