@@ -141,6 +141,9 @@ pub struct LiveConfig {
     pub max_lag_bytes: usize,
     /// Skips allowed before a reader is disconnected.
     pub max_skips: u32,
+    /// Skips are counted within this window: `max_skips` skips with no gap longer than this
+    /// disconnect a reader; a longer healthy stretch starts the count again.
+    pub skip_window_ms: u64,
     /// Bytes one reader may have in flight in one send.
     pub reader_inflight_bytes_max: usize,
     /// SO_SNDBUF of a live reader's socket. It bounds the media the kernel buffers per viewer
@@ -248,6 +251,7 @@ impl Default for LiveConfig {
             max_lag_ms: 5_000,
             max_lag_bytes: 8 << 20,
             max_skips: 5,
+            skip_window_ms: 60_000,
             reader_inflight_bytes_max: 1 << 20,
             reader_socket_send_bytes: 512 << 10,
             publisher_grace_ms: 5_000,
@@ -447,6 +451,7 @@ impl Config {
             4 << 30,
         )?;
         range("live.max_skips", u64::from(l.max_skips), 0, 1_000_000)?;
+        range("live.skip_window_ms", l.skip_window_ms, 100, 86_400_000)?;
         range(
             "live.reader_inflight_bytes_max",
             l.reader_inflight_bytes_max as u64,

@@ -74,6 +74,8 @@ pub(crate) struct LiveReader {
     pub batch_bytes: usize,
     pub batch_sent: usize,
     pub skips: u32,
+    /// When the last skip happened (worker ms); skips older than `live.skip_window_ms` reset.
+    pub last_skip_ms: u64,
     /// The final zero-length chunk has been queued.
     pub finishing: bool,
 }

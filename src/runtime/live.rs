@@ -426,6 +426,7 @@ impl Worker {
             batch_bytes: 0,
             batch_sent: 0,
             skips: 0,
+            last_skip_ms: 0,
             finishing: false,
         };
         stream.stats.readers_flv.fetch_add(1, Ordering::Relaxed);
@@ -452,6 +453,8 @@ impl Worker {
         let max_lag_ms = self.config.live.max_lag_ms;
         let max_lag_bytes = self.config.live.max_lag_bytes as u64;
         let max_skips = self.config.live.max_skips;
+        let skip_window_ms = self.config.live.skip_window_ms;
+        let now_ms = self.now_ms();
         let inflight_max = self.config.live.reader_inflight_bytes_max;
         let conn = &mut self.conns[key];
         if conn.inflight > 0 || conn.woff < conn.wbuf.len() || conn.phase != Phase::Respond {
@@ -501,7 +504,13 @@ impl Worker {
             };
         if behind || lagging {
             if let Some(start) = ring.gop_start().filter(|s| *s > cursor) {
+                // Skips count within a window: a viewer that stumbled once an hour ago is not
+                // one skip closer to being dropped today.
+                if now_ms.saturating_sub(reader.last_skip_ms) > skip_window_ms {
+                    reader.skips = 0;
+                }
                 reader.skips += 1;
+                reader.last_skip_ms = now_ms;
                 stream.stats.skips.fetch_add(1, Ordering::Relaxed);
                 self.stats.live_skips += 1;
                 if reader.skips > max_skips {
