@@ -16,8 +16,6 @@
 pub enum Op {
     /// IORING_OP_ACCEPT, multishot, on this worker's HTTP listener (io_uring_prep_multishot_accept(3)).
     AcceptHttp = 1,
-    /// IORING_OP_ACCEPT, multishot, on this worker's RTMP listener.
-    AcceptRtmp = 2,
     /// IORING_OP_READ of the worker's eventfd (shutdown and cross-thread wake-ups).
     WakeRead = 3,
     /// IORING_OP_RECV into the connection's receive buffer.
@@ -32,8 +30,6 @@ pub enum Op {
     PollOut = 14,
     /// IORING_OP_SENDMSG of live chunks (vectored, from the shared chunk ring).
     SendMsg = 15,
-    /// IORING_OP_ASYNC_CANCEL; its own completion carries nothing we need.
-    Cancel = 16,
     /// IORING_OP_MSG_RING sent to another worker; the sender's completion is ignored.
     MsgRingSent = 17,
     /// IORING_OP_MSG_RING received from another worker: "streams you read have new data".
@@ -44,7 +40,6 @@ impl Op {
     fn from_u8(v: u8) -> Option<Op> {
         Some(match v {
             1 => Op::AcceptHttp,
-            2 => Op::AcceptRtmp,
             3 => Op::WakeRead,
             10 => Op::Recv,
             11 => Op::Send,
@@ -52,7 +47,6 @@ impl Op {
             13 => Op::SpliceOut,
             14 => Op::PollOut,
             15 => Op::SendMsg,
-            16 => Op::Cancel,
             17 => Op::MsgRingSent,
             18 => Op::MsgRingWake,
             _ => return None,

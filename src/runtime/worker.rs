@@ -287,7 +287,7 @@ impl Worker {
             Op::AcceptHttp => self.on_accept(result, flags),
             Op::WakeRead => self.on_wake(result),
             Op::MsgRingWake => self.on_msg_ring_wake(result),
-            Op::AcceptRtmp | Op::Cancel | Op::MsgRingSent => {}
+            Op::MsgRingSent => {}
             _ => {
                 let key = ud.key as usize;
                 let Some(conn) = self.conns.get_mut(key) else {
