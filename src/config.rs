@@ -152,6 +152,9 @@ pub struct LiveConfig {
     pub reader_socket_send_bytes: usize,
     /// Readers stay attached this long after their publisher drops, waiting for a republish.
     pub publisher_grace_ms: u64,
+    /// A play request for a stream that is not live yet waits this long for its publisher
+    /// (players that connect before the encoder); 0 = answer 404 at once.
+    pub play_wait_ms: u64,
     /// Streams per server.
     pub streams_max: usize,
     /// Largest FLV tag body accepted from a publisher (the FLV and RTMP size fields are 24
@@ -255,6 +258,7 @@ impl Default for LiveConfig {
             reader_inflight_bytes_max: 1 << 20,
             reader_socket_send_bytes: 512 << 10,
             publisher_grace_ms: 5_000,
+            play_wait_ms: 0,
             streams_max: 1024,
             tag_bytes_max: (1 << 24) - 1,
             timestamp_gap_max_ms: 10_000,
@@ -465,6 +469,7 @@ impl Config {
             64 << 20,
         )?;
         range("live.publisher_grace_ms", l.publisher_grace_ms, 0, 600_000)?;
+        range("live.play_wait_ms", l.play_wait_ms, 0, 60_000)?;
         range("live.streams_max", l.streams_max as u64, 1, 1 << 20)?;
         range(
             "live.tag_bytes_max",

@@ -842,3 +842,41 @@ fn stalled_publisher_times_out_and_oversized_gop_is_refused_with_a_clear_reason(
     );
     assert_eq!(server.get("/healthz", &[]).status, 200);
 }
+
+#[test]
+fn a_player_that_arrives_before_the_encoder_waits_for_the_stream() {
+    let server = Server::start("live-wait", "[live]\nplay_wait_ms = 4000\n");
+    let addr = server.addr;
+    let early = std::thread::spawn(move || {
+        read_flv(
+            addr,
+            "/live/soon.flv",
+            Duration::from_secs(5),
+            false,
+            Duration::ZERO,
+        )
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let mut publisher = publish(&server, "/live/soon.flv", 6);
+    let r = early.join().unwrap();
+    assert_eq!(
+        r.status, 200,
+        "the early player is served once the stream is published"
+    );
+    assert_monotonic_and_starts_with_keyframe(&r.tags, "early player");
+    assert!(
+        r.tags.iter().filter(|t| t.kind == UnitKind::Video).count() > 25,
+        "media keeps coming"
+    );
+    // A stream that never comes: 404 after the wait, not before.
+    let started = Instant::now();
+    let r = server.get("/live/never.flv", &[]);
+    assert_eq!(r.status, 404);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(3800) && waited < Duration::from_secs(6),
+        "404 after {waited:?}"
+    );
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}

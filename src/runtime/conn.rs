@@ -20,6 +20,8 @@ pub(crate) enum Phase {
     Respond,
     /// Receiving a live publish (HTTP POST/PUT body of FLV).
     Ingest,
+    /// A play request waiting (`live.play_wait_ms`) for its stream to be published.
+    WaitStream,
     /// Closed from our side; the slot lives until its last completion arrives.
     Closing,
 }

@@ -25,6 +25,16 @@ use crate::runtime::op::{Op, UserData};
 const CRLF: &[u8] = b"\r\n";
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
+/// A play request parked until its stream is published (`live.play_wait_ms`).
+pub(crate) struct WaitingReader {
+    key: usize,
+    generation: u32,
+    app: String,
+    name: String,
+    send_body: bool,
+    until_ms: u64,
+}
+
 /// `/{app}/{stream}.flv` → (app, stream), with conservative names (no dots, slashes or
 /// escapes), so stream keys are safe in logs, labels and JSON.
 pub(crate) fn parse_live_path(path: &str) -> Option<(&str, &str)> {
@@ -362,6 +372,9 @@ impl Worker {
 
     /// Each tick: readers of streams that ended (grace expired) finish their bodies.
     pub(super) fn live_tick(&mut self) {
+        if !self.waiting.is_empty() {
+            self.wake_waiting_readers();
+        }
         let ended: Vec<u32> = self
             .live
             .iter()
@@ -373,9 +386,57 @@ impl Worker {
         }
     }
 
+    /// Parked play requests whose stream appeared start now; those out of time get 404.
+    fn wake_waiting_readers(&mut self) {
+        let now_ms = self.now_ms();
+        let mut ready = Vec::new();
+        let conns = &self.conns;
+        let registry = &self.shared.registry;
+        self.waiting.retain(|w| {
+            let parked = conns
+                .get(w.key)
+                .is_some_and(|c| c.generation == w.generation && c.phase == Phase::WaitStream);
+            if !parked {
+                return false;
+            }
+            let found = registry.get(&w.app, &w.name).is_some();
+            if found || now_ms >= w.until_ms {
+                ready.push((w.key, w.app.clone(), w.name.clone(), w.send_body, found));
+                return false;
+            }
+            true
+        });
+        for (key, app, name, send_body, found) in ready {
+            self.conns[key].phase = Phase::ReadHead;
+            if found {
+                self.start_reader(key, &app, &name, send_body);
+            } else {
+                self.respond_simple(key, 404, TEXT_PLAIN, b"no such live stream\n", true, &[]);
+            }
+        }
+    }
+
     pub(super) fn start_reader(&mut self, key: usize, app: &str, name: &str, send_body: bool) {
         let Some(stream) = self.shared.registry.get(app, name) else {
-            self.respond_simple(key, 404, TEXT_PLAIN, b"no such live stream\n", true, &[]);
+            let wait_ms = self.config.live.play_wait_ms;
+            if wait_ms == 0 || self.drain_deadline_ms.is_some() {
+                self.respond_simple(key, 404, TEXT_PLAIN, b"no such live stream\n", true, &[]);
+                return;
+            }
+            // Park the request: no I/O is in flight for it; `live_tick` looks again every tick.
+            let until_ms = self.now_ms() + wait_ms;
+            let conn = &mut self.conns[key];
+            conn.phase = Phase::WaitStream;
+            let generation = conn.generation;
+            self.arm_deadline(key, Deadline::Idle, wait_ms + 1000);
+            self.waiting.push(WaitingReader {
+                key,
+                generation,
+                app: app.to_string(),
+                name: name.to_string(),
+                send_body,
+                until_ms,
+            });
             return;
         };
         // An endless body ends the connection; a HEAD keeps it.

@@ -85,6 +85,8 @@ pub struct Worker {
     drain_deadline_ms: Option<u64>,
     /// Local readers per stream id: (stream, [(slab key, generation)]).
     live: HashMap<u32, LocalReaders>,
+    /// Play requests waiting for their stream to appear.
+    waiting: Vec<live::WaitingReader>,
 }
 
 impl Worker {
@@ -157,6 +159,7 @@ impl Worker {
             accept_retry_at_ms: None,
             drain_deadline_ms: None,
             live: HashMap::new(),
+            waiting: Vec::new(),
             shared,
             config,
         })
@@ -346,6 +349,7 @@ impl Worker {
             .filter(|(_, c)| {
                 (c.phase == Phase::ReadHead && c.rlen == 0)
                     || c.phase == Phase::Ingest
+                    || c.phase == Phase::WaitStream
                     || matches!(c.body, Body::Live(_))
             })
             .map(|(k, _)| k)
