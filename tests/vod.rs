@@ -528,6 +528,14 @@ fn connection_flood_past_the_fd_limit_does_not_spin_or_kill_the_server() {
     let media = dir.join("media");
     std::fs::create_dir_all(&media).unwrap();
     std::fs::write(media.join("a.txt"), b"a").unwrap();
+    // Killed on drop, also when an assertion below fails.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut child = Command::new("prlimit")
         .args(["--nofile=64:64", "--"])
         .arg(env!("CARGO_BIN_EXE_uringcast"))
@@ -555,6 +563,7 @@ fn connection_flood_past_the_fd_limit_does_not_spin_or_kill_the_server() {
         .unwrap()
         .parse()
         .unwrap();
+    let child = KillOnDrop(child);
     let cpu = |pid: u32| -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         let fields: Vec<&str> = stat
@@ -569,9 +578,9 @@ fn connection_flood_past_the_fd_limit_does_not_spin_or_kill_the_server() {
         .filter_map(|_| std::net::TcpStream::connect(addr).ok())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let before = cpu(child.id());
+    let before = cpu(child.0.id());
     std::thread::sleep(Duration::from_secs(1));
-    let spent = cpu(child.id()) - before;
+    let spent = cpu(child.0.id()) - before;
     assert!(
         spent < 0.5,
         "server burnt {spent:.2} CPU-s in 1 s under an fd flood"
@@ -594,8 +603,7 @@ fn connection_flood_past_the_fd_limit_does_not_spin_or_kill_the_server() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
 }
 
 #[test]
