@@ -164,6 +164,11 @@ fn read_flv(
                     .contains("content-type: video/x-flv"),
                 "{head}"
             );
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("access-control-allow-origin: *"),
+                "{head}"
+            );
             head_done = true;
             let rest = raw[end + 4..].to_vec();
             raw = rest;

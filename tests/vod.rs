@@ -43,6 +43,11 @@ fn full_and_ranged_bodies_are_byte_exact_on_every_send_path() {
         assert!(r.header("last-modified").is_some());
         assert!(r.header("date").is_some());
         assert!(r.header("server").unwrap().starts_with("uringcast/"));
+        assert_eq!(
+            r.header("access-control-allow-origin"),
+            Some("*"),
+            "CORS default on media"
+        );
 
         let cases: [(&str, usize, usize); 5] = [
             ("bytes=0-0", 0, 0),
@@ -434,6 +439,11 @@ fn health_metrics_status_page_and_graceful_shutdown() {
     let r = server.get("/healthz", &[]);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        None,
+        "no CORS on the server's own endpoints"
+    );
     let page = String::from_utf8(server.get("/", &[]).body).unwrap();
     assert!(
         page.contains("big.bin") && page.contains("/vod/small.txt"),

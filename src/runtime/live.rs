@@ -442,16 +442,12 @@ impl Worker {
         // An endless body ends the connection; a HEAD keeps it.
         let keep_alive = self.conns[key].keep_alive && !send_body;
         self.conns[key].keep_alive = keep_alive;
-        let cors = self.config.http.cors_allow_origin.clone();
-        self.write_head(key, 200, keep_alive, |h| {
+        self.write_head(key, 200, keep_alive, true, |h| {
             h.header("Content-Type", "video/x-flv");
             h.header("Cache-Control", "no-cache, no-store");
             h.header("Pragma", "no-cache");
             if send_body {
                 h.header("Transfer-Encoding", "chunked");
-            }
-            if !cors.is_empty() {
-                h.header("Access-Control-Allow-Origin", &cors);
             }
         });
         if !send_body {

@@ -685,7 +685,7 @@ impl Worker {
         send_body: bool,
     ) {
         let keep_alive = self.conns[key].keep_alive;
-        self.write_head(key, status, keep_alive, |h| {
+        self.write_head(key, status, keep_alive, false, |h| {
             h.header("Content-Type", content_type);
             h.header("Content-Length", body.len());
             h.header("Cache-Control", "no-store");
@@ -710,7 +710,7 @@ impl Worker {
         let conn = &mut self.conns[key];
         conn.keep_alive = keep && conn.keep_alive;
         let keep_alive = conn.keep_alive;
-        self.write_head(key, status, keep_alive, |h| {
+        self.write_head(key, status, keep_alive, false, |h| {
             for (name, value) in extra {
                 h.header(name, value);
             }
@@ -722,14 +722,18 @@ impl Worker {
     }
 
     /// Write the status line and the headers every response carries, then the caller's.
+    /// Write the status line, the headers every response carries, the caller's, and (for
+    /// media responses, `cors`) Access-Control-Allow-Origin. No allocation: the date is
+    /// borrowed from the per-second cache, the rest is pushed into the connection's buffer.
     fn write_head(
         &mut self,
         key: usize,
         status: u16,
         keep_alive: bool,
+        cors: bool,
         headers: impl FnOnce(&mut ResponseHead<'_>),
     ) {
-        let date = self.dates.get(SystemTime::now()).to_string();
+        let date = self.dates.get(SystemTime::now());
         let conn = &mut self.conns[key];
         conn.wbuf.clear();
         conn.woff = 0;
@@ -740,6 +744,10 @@ impl Worker {
             h.header("Connection", "close");
         }
         headers(&mut h);
+        let origin = &self.config.http.cors_allow_origin;
+        if cors && !origin.is_empty() {
+            h.header("Access-Control-Allow-Origin", origin);
+        }
         h.finish();
     }
 
@@ -777,13 +785,9 @@ impl Worker {
         }
         let plan = vod::plan(head.method, head, &meta, vod::content_type(&rel));
         let keep_alive = self.conns[key].keep_alive;
-        let cors = self.config.http.cors_allow_origin.clone();
-        self.write_head(key, plan.status, keep_alive, |h| {
+        self.write_head(key, plan.status, keep_alive, true, |h| {
             for (name, value) in &plan.headers {
                 h.header(name, value);
-            }
-            if !cors.is_empty() {
-                h.header("Access-Control-Allow-Origin", &cors);
             }
         });
         let body = match (&plan.body, head.method) {
