@@ -1040,8 +1040,9 @@ impl Worker {
             body.pipe_fill += result as usize;
             body.offset += result as u64;
             body.remaining -= (result as u64).min(body.remaining);
-        } else if result == 0 || result != -libc::ECANCELED {
-            // 0: the file ended before the promised length (truncated while we send).
+        } else if result != -libc::ECANCELED {
+            // An error, or 0: the file ended before the promised length (truncated while we
+            // send). A cancelled splice (its chain broke) is no progress, not a failure.
             tracing::debug!(worker = self.id, result, "splice file -> pipe failed");
             self.close(key, CloseReason::IoError);
             return;
