@@ -162,8 +162,35 @@ pub struct LiveConfig {
     pub tag_bytes_max: u32,
     /// A forward dts jump larger than this is treated as a discontinuity and rebased.
     pub timestamp_gap_max_ms: u32,
-    /// Idle time after which a publisher that sends nothing is dropped.
+    /// A publisher that delivers no new media unit (a complete audio/video frame) for this
+    /// long is dropped: bytes alone, trickled to keep the socket alive, do not count.
     pub publish_timeout_ms: u64,
+    /// Largest sequence header (AVC/HEVC/AV1 configuration, AudioSpecificConfig) or onMetaData
+    /// a publisher may send; every new reader is sent them, so a larger one ends the publish.
+    pub header_bytes_max: usize,
+    /// Live memory budget in bytes: a new stream is refused (503) when the bytes retained by
+    /// every stream's ring plus `ring_bytes` for the new one would exceed it. 0 = a quarter of
+    /// the machine's physical memory.
+    pub memory_max: u64,
+}
+
+impl LiveConfig {
+    /// `memory_max` in bytes, with 0 resolved to a quarter of physical memory (MemTotal of
+    /// /proc/meminfo; 1 GiB if that cannot be read).
+    pub fn memory_max_bytes(&self) -> u64 {
+        if self.memory_max > 0 {
+            return self.memory_max;
+        }
+        let total = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|text| {
+                let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                Some(kib * 1024)
+            })
+            .unwrap_or(4 << 30);
+        (total / 4).max(self.ring_bytes as u64)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -263,6 +290,8 @@ impl Default for LiveConfig {
             tag_bytes_max: (1 << 24) - 1,
             timestamp_gap_max_ms: 10_000,
             publish_timeout_ms: 10_000,
+            header_bytes_max: 8 << 10,
+            memory_max: 0,
         }
     }
 }
@@ -489,6 +518,20 @@ impl Config {
             100,
             3_600_000,
         )?;
+        range(
+            "live.header_bytes_max",
+            l.header_bytes_max as u64,
+            256,
+            (1 << 24) - 1,
+        )?;
+        if l.memory_max != 0 {
+            range(
+                "live.memory_max",
+                l.memory_max,
+                l.ring_bytes as u64,
+                1 << 50,
+            )?;
+        }
         let r = &self.runtime;
         range(
             "runtime.ring_entries",

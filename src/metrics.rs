@@ -101,6 +101,10 @@ pub struct WorkerStats {
     pub deadline_expired_header: u64,
     pub deadline_expired_send: u64,
     pub live_skips: u64,
+    /// MSG_RING wake-ups that failed to reach another worker.
+    pub live_wake_failures: u64,
+    /// Streams pumped by the per-tick check because their head moved with no wake-up.
+    pub live_wake_missed: u64,
     /// `auto` send path: chunks not (entirely) in the page cache, sent with splice.
     pub uncached_chunks: u64,
     pub active: u64,
@@ -120,6 +124,8 @@ pub struct WorkerMetrics {
     deadline_header: Counter,
     deadline_send: Counter,
     live_skips: Counter,
+    live_wake_failures: Counter,
+    live_wake_missed: Counter,
     uncached_chunks: Counter,
     active: Gauge,
 }
@@ -151,6 +157,8 @@ impl WorkerMetrics {
             deadline_header: deadline("header"),
             deadline_send: deadline("send"),
             live_skips: counter!("uringcast_live_skips_total", "worker" => w.clone()),
+            live_wake_failures: counter!("uringcast_live_wake_failures_total", "worker" => w.clone()),
+            live_wake_missed: counter!("uringcast_live_wake_missed_total", "worker" => w.clone()),
             uncached_chunks: counter!("uringcast_vod_uncached_chunks_total", "worker" => w.clone()),
             active: gauge!("uringcast_connections_active", "worker" => w),
         }
@@ -180,6 +188,8 @@ impl WorkerMetrics {
         take(&self.deadline_header, &mut stats.deadline_expired_header);
         take(&self.deadline_send, &mut stats.deadline_expired_send);
         take(&self.live_skips, &mut stats.live_skips);
+        take(&self.live_wake_failures, &mut stats.live_wake_failures);
+        take(&self.live_wake_missed, &mut stats.live_wake_missed);
         take(&self.uncached_chunks, &mut stats.uncached_chunks);
         self.active.set(stats.active as f64);
     }

@@ -562,4 +562,12 @@ pub fn stream_metrics(shared: &Shared, now_ms: u64, out: &mut String) {
         "# HELP uringcast_streams Live streams.\n# TYPE uringcast_streams gauge\nuringcast_streams {}",
         figures.len()
     );
+    let (used, max) = shared.registry.memory();
+    let _ = writeln!(
+        out,
+        "# HELP uringcast_live_memory_bytes Bytes retained by every live stream's chunk ring.\n\
+         # TYPE uringcast_live_memory_bytes gauge\nuringcast_live_memory_bytes {used}\n\
+         # HELP uringcast_live_memory_max_bytes The live memory budget (live.memory_max).\n\
+         # TYPE uringcast_live_memory_max_bytes gauge\nuringcast_live_memory_max_bytes {max}"
+    );
 }

@@ -21,7 +21,9 @@ pub struct Entry {
     pub seq: u64,
     /// A video keyframe: a reader may start here.
     pub keyframe: bool,
-    pub dts_ms: u32,
+    /// Decode time on the stream's 64-bit output timeline (never wraps; the 32-bit wire
+    /// timestamp of FLV/RTMP is its low 32 bits).
+    pub dts_ms: u64,
     /// Bytes appended to the ring before this entry (for byte lag).
     pub offset: u64,
     pub bytes: Bytes,
@@ -49,6 +51,8 @@ pub struct ChunkRing {
     total_bytes: AtomicU64,
     soft_bytes: usize,
     hard_bytes: usize,
+    /// Bytes retained by every ring that shares this counter (the live memory budget).
+    budget: Arc<AtomicUsize>,
 }
 
 /// Where a reader stands.
@@ -63,8 +67,14 @@ pub enum Position {
 }
 
 impl ChunkRing {
-    /// `entries` must be a power of two (validated in config).
-    pub fn new(entries: usize, soft_bytes: usize, hard_bytes: usize) -> ChunkRing {
+    /// `entries` must be a power of two (validated in config). `budget` is the counter of
+    /// retained bytes shared by all rings of a registry; this ring adds and removes its own.
+    pub fn new(
+        entries: usize,
+        soft_bytes: usize,
+        hard_bytes: usize,
+        budget: Arc<AtomicUsize>,
+    ) -> ChunkRing {
         let entries = entries.next_power_of_two().max(2);
         ChunkRing {
             slots: (0..entries).map(|_| ArcSwapOption::empty()).collect(),
@@ -76,6 +86,7 @@ impl ChunkRing {
             total_bytes: AtomicU64::new(0),
             soft_bytes,
             hard_bytes,
+            budget,
         }
     }
 
@@ -104,7 +115,7 @@ impl ChunkRing {
     }
 
     /// Append one entry (single publisher). Returns its sequence number.
-    pub fn append(&self, keyframe: bool, dts_ms: u32, bytes: Bytes) -> Result<u64, AppendError> {
+    pub fn append(&self, keyframe: bool, dts_ms: u64, bytes: Bytes) -> Result<u64, AppendError> {
         let seq = self.head.load(Ordering::Relaxed);
         let len = bytes.len();
         let offset = self.total_bytes.load(Ordering::Relaxed);
@@ -146,7 +157,11 @@ impl ChunkRing {
             bytes,
         });
         self.slots[(seq & self.mask) as usize].store(Some(entry));
-        self.retained_bytes.store(retained + len, Ordering::Relaxed);
+        let before = self.retained_bytes.swap(retained + len, Ordering::Relaxed);
+        // Only the publisher changes `retained_bytes`, so the shared counter moves by the
+        // difference (added before subtracted, so it never underflows).
+        self.budget.fetch_add(retained + len, Ordering::Relaxed);
+        self.budget.fetch_sub(before, Ordering::Relaxed);
         self.total_bytes
             .store(offset + len as u64, Ordering::Relaxed);
         self.head.store(seq + 1, Ordering::Release);
@@ -174,17 +189,20 @@ impl ChunkRing {
         (entry.seq == seq).then_some(entry)
     }
 
-    /// Entries from `cursor` towards the head, up to `bytes_max` bytes (at least one entry
-    /// when any is available). Appends to `out`; returns `Err(())` when `cursor` has been
-    /// reclaimed (the reader is behind).
+    /// Entries from `cursor` towards the head, up to `bytes_max` bytes and `entries_max`
+    /// entries (at least one entry when any is available). Appends to `out`; returns `Err(())`
+    /// when `cursor` has been reclaimed (the reader is behind).
     #[allow(clippy::result_unit_err)]
     pub fn read_from(
         &self,
         cursor: u64,
         bytes_max: usize,
+        entries_max: usize,
         out: &mut Vec<Arc<Entry>>,
     ) -> Result<(), ()> {
-        let head = self.head();
+        let head = self
+            .head()
+            .min(cursor.saturating_add(entries_max.max(1) as u64));
         let mut seq = cursor;
         let mut bytes = 0usize;
         while seq < head {
@@ -208,9 +226,21 @@ impl ChunkRing {
     }
 }
 
+impl Drop for ChunkRing {
+    fn drop(&mut self) {
+        // The ring's memory goes with it (held entries die with their last holder, soon).
+        self.budget
+            .fetch_sub(*self.retained_bytes.get_mut(), Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn new_ring(entries: usize, soft: usize, hard: usize) -> ChunkRing {
+        ChunkRing::new(entries, soft, hard, Arc::new(AtomicUsize::new(0)))
+    }
 
     fn tag(n: u8, len: usize) -> Bytes {
         Bytes::from(vec![n; len])
@@ -218,12 +248,12 @@ mod tests {
 
     #[test]
     fn append_and_read_in_order() {
-        let ring = ChunkRing::new(16, 1 << 20, 1 << 20);
+        let ring = new_ring(16, 1 << 20, 1 << 20);
         for i in 0..5u8 {
-            ring.append(i == 0, u32::from(i) * 40, tag(i, 10)).unwrap();
+            ring.append(i == 0, u64::from(i) * 40, tag(i, 10)).unwrap();
         }
         let mut out = Vec::new();
-        ring.read_from(0, usize::MAX, &mut out).unwrap();
+        ring.read_from(0, usize::MAX, usize::MAX, &mut out).unwrap();
         assert_eq!(
             out.iter().map(|e| e.seq).collect::<Vec<_>>(),
             vec![0, 1, 2, 3, 4]
@@ -232,17 +262,44 @@ mod tests {
         assert_eq!(out[3].offset, 30);
         assert_eq!(ring.gop_start(), Some(0));
         out.clear();
-        ring.read_from(2, 15, &mut out).unwrap();
+        ring.read_from(2, 15, usize::MAX, &mut out).unwrap();
         assert_eq!(
             out.len(),
             1,
             "byte cap stops after the first entry that fits"
         );
+        out.clear();
+        ring.read_from(1, usize::MAX, 3, &mut out).unwrap();
+        assert_eq!(
+            out.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3],
+            "entry cap (IOV_MAX) stops a batch too"
+        );
+    }
+
+    #[test]
+    fn shared_budget_counts_every_rings_retained_bytes() {
+        let budget = Arc::new(AtomicUsize::new(0));
+        let a = ChunkRing::new(64, 100, 1000, budget.clone());
+        let b = ChunkRing::new(64, 100, 1000, budget.clone());
+        for i in 0..10u8 {
+            a.append(i % 3 == 0, 0, tag(i, 20)).unwrap();
+        }
+        b.append(true, 0, tag(1, 30)).unwrap();
+        assert_eq!(
+            budget.load(Ordering::Relaxed),
+            a.retained_bytes() + b.retained_bytes()
+        );
+        assert!(a.retained_bytes() <= 100 + 20);
+        drop(a);
+        assert_eq!(budget.load(Ordering::Relaxed), 30);
+        drop(b);
+        assert_eq!(budget.load(Ordering::Relaxed), 0);
     }
 
     #[test]
     fn soft_limit_keeps_the_gop_and_reclaims_older_entries() {
-        let ring = ChunkRing::new(64, 100, 1000);
+        let ring = new_ring(64, 100, 1000);
         for i in 0..10u8 {
             ring.append(i == 0 || i == 6, 0, tag(i, 20)).unwrap();
         }
@@ -254,12 +311,12 @@ mod tests {
         assert_eq!(ring.position(10), Position::AtHead);
         assert_eq!(ring.retained_bytes(), 100);
         let mut out = Vec::new();
-        assert_eq!(ring.read_from(3, usize::MAX, &mut out), Err(()));
+        assert_eq!(ring.read_from(3, usize::MAX, usize::MAX, &mut out), Err(()));
     }
 
     #[test]
     fn held_entries_survive_reclamation_unchanged() {
-        let ring = ChunkRing::new(4, 40, 1000);
+        let ring = new_ring(4, 40, 1000);
         ring.append(true, 0, tag(7, 10)).unwrap();
         let held = ring.get(0).unwrap();
         for i in 1..50u8 {
@@ -271,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_gop_over_the_hard_cap_is_refused() {
-        let ring = ChunkRing::new(64, 50, 100);
+        let ring = new_ring(64, 50, 100);
         ring.append(true, 0, tag(0, 40)).unwrap();
         ring.append(false, 0, tag(1, 40)).unwrap();
         assert_eq!(
@@ -284,7 +341,7 @@ mod tests {
     fn concurrent_readers_never_see_torn_entries() {
         // One publisher wraps a small ring many times while readers copy entries out and
         // check each against the checksum pattern it was written with.
-        let ring = Arc::new(ChunkRing::new(8, 256, 4096));
+        let ring = Arc::new(new_ring(8, 256, 4096));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let readers: Vec<_> = (0..3)
             .map(|_| {
@@ -296,7 +353,7 @@ mod tests {
                     let mut out = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
                         out.clear();
-                        if ring.read_from(cursor, 1024, &mut out).is_err() {
+                        if ring.read_from(cursor, 1024, usize::MAX, &mut out).is_err() {
                             cursor = ring.gop_start().unwrap_or(0);
                             continue;
                         }

@@ -2,10 +2,10 @@
 //! figures; and the registry that names streams.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 
 use super::ring::{AppendError, ChunkRing};
@@ -31,8 +31,10 @@ pub struct StreamHeaders {
 }
 
 impl StreamHeaders {
-    /// Serialise the headers for one new reader, timestamped `dts_ms` (the GOP start).
-    pub fn write_flv(&self, dts_ms: u32, out: &mut Vec<u8>) {
+    /// Serialise the headers for a new reader, timestamped `dts_ms` (the GOP start; FLV
+    /// carries its low 32 bits).
+    pub fn write_flv(&self, dts_ms: u64, out: &mut Vec<u8>) {
+        let dts_ms = dts_ms as u32;
         flv::mux::write_file_header(
             self.has_audio || self.audio_config.is_some(),
             self.has_video || self.video_config.is_some(),
@@ -66,6 +68,11 @@ pub struct StreamStats {
     pub last_keyframe_dts_ms: AtomicU64,
     pub gop_interval_ms: AtomicU64,
     pub last_dts_ms: AtomicU64,
+    /// Largest presentation time published (dts + composition offset): B-frames present
+    /// after later-decoded frames, so a republish must continue after this, not after dts.
+    pub last_pts_ms: AtomicU64,
+    /// The latest video frame interval (for placing a republish one frame after the old end).
+    pub frame_interval_ms: AtomicU64,
 }
 
 /// Descriptive facts that change rarely (codec, size), behind a mutex read only by the API.
@@ -93,6 +100,9 @@ pub struct Stream {
     pub name: String,
     pub flv: ChunkRing,
     pub headers: ArcSwap<StreamHeaders>,
+    /// The FLV preamble of the latest GOP start, built once and shared by every reader that
+    /// starts there (rebuilt when the headers or the GOP change).
+    preamble: ArcSwapOption<Preamble>,
     pub publishing: AtomicBool,
     /// ms (server clock) when the publisher dropped; readers wait `publisher_grace_ms`.
     pub unpublished_at_ms: AtomicU64,
@@ -107,28 +117,65 @@ pub struct Stream {
     pub info: Mutex<StreamInfo>,
 }
 
+/// A serialised FLV preamble and what it was built from.
+struct Preamble {
+    headers: Arc<StreamHeaders>,
+    gop_seq: u64,
+    bytes: Bytes,
+}
+
 impl Stream {
     pub fn key(&self) -> String {
         format!("{}/{}", self.app, self.name)
     }
 
     /// Latest ingest-side dts, for media-time lag.
-    pub fn head_dts_ms(&self) -> u32 {
+    pub fn head_dts_ms(&self) -> u64 {
         self.flv.newest().map(|e| e.dts_ms).unwrap_or(0)
+    }
+
+    /// What a reader starting at the keyframe `gop_seq` (dts `dts_ms`) is sent first: FLV
+    /// header, onMetaData and sequence headers. Built once per (headers, GOP) and shared, so a
+    /// joining reader neither formats nor copies it; its size is capped by
+    /// `live.header_bytes_max` per header.
+    pub fn flv_preamble(&self, gop_seq: u64, dts_ms: u64) -> Bytes {
+        let headers = self.headers.load_full();
+        if let Some(cached) = &*self.preamble.load()
+            && cached.gop_seq == gop_seq
+            && Arc::ptr_eq(&cached.headers, &headers)
+        {
+            return cached.bytes.clone();
+        }
+        let mut out = Vec::with_capacity(256);
+        headers.write_flv(dts_ms, &mut out);
+        let bytes = Bytes::from(out);
+        // Two workers may build the same preamble at once; both results are identical.
+        self.preamble.store(Some(Arc::new(Preamble {
+            headers,
+            gop_seq,
+            bytes: bytes.clone(),
+        })));
+        bytes
     }
 }
 
 /// The publisher side of a stream: timestamp rebasing and serialisation into the ring.
 pub struct Publisher {
     pub stream: Arc<Stream>,
-    /// Added to every input dts (rebasing after jumps and republishes).
+    /// Added to every unwrapped input dts (rebasing after jumps and republishes).
     offset_ms: i64,
+    /// The last input dts as received (32-bit) and unwrapped onto 64 bits: an encoder's clock
+    /// that wraps at 2^32 ms (49.7 days) continues instead of jumping back.
+    last_in: Option<(u32, i64)>,
     /// Last output dts per track (video, audio, script) and overall.
     last_out: [Option<i64>; 3],
     last_out_any: Option<i64>,
     gap_max_ms: i64,
-    /// The next unit continues a previous publisher's timeline (republish).
-    continue_next: bool,
+    /// The next unit continues a previous publisher's timeline (republish) at this time.
+    continue_at: Option<i64>,
+    /// Largest sequence header or metadata body accepted (`live.header_bytes_max`).
+    header_bytes_max: usize,
+    last_video_dts_ms: Option<u64>,
     scratch: Vec<u8>,
 }
 
@@ -136,6 +183,8 @@ pub struct Publisher {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PublishError {
     GopTooLarge,
+    /// A sequence header or onMetaData larger than `live.header_bytes_max`.
+    HeaderTooLarge,
 }
 
 impl Publisher {
@@ -152,11 +201,22 @@ impl Publisher {
     /// tracks, and a real restart of the encoder's clock goes back by far more.
     const INTERLEAVE_SLACK_MS: i64 = 1000;
 
+    /// The input dts on 64 bits: the value nearest the previous input, so a 32-bit wrap (and
+    /// small interleave jitter across it) continues the timeline.
+    fn unwrap_input(&mut self, dts_ms: u32) -> i64 {
+        let unwrapped = match self.last_in {
+            Some((raw, previous)) => previous + i64::from(dts_ms.wrapping_sub(raw) as i32),
+            None => i64::from(dts_ms),
+        };
+        self.last_in = Some((dts_ms, unwrapped));
+        unwrapped
+    }
+
     /// Rebase `dts_ms` so that output timestamps never go backwards and never jump by more
-    /// than `timestamp_gap_max_ms`; returns the output dts.
-    fn rebase(&mut self, kind: UnitKind, dts_ms: u32) -> u32 {
+    /// than `timestamp_gap_max_ms`; returns the output dts on the stream's 64-bit timeline.
+    fn rebase(&mut self, kind: UnitKind, dts_ms: u32) -> u64 {
         let track = Self::track(kind);
-        let mut out = i64::from(dts_ms) + self.offset_ms;
+        let mut out = self.unwrap_input(dts_ms) + self.offset_ms;
         match self.last_out_any {
             None => {
                 if out < 0 {
@@ -167,12 +227,12 @@ impl Publisher {
             Some(last_any) => {
                 // A discontinuity on any track (a backwards jump past the interleave slack, or
                 // a forward gap past the limit) moves the whole timeline so A/V stay in sync.
-                if self.continue_next
+                let continue_at = self.continue_at.take();
+                if continue_at.is_some()
                     || out < last_any - Self::INTERLEAVE_SLACK_MS
                     || out > last_any + self.gap_max_ms
                 {
-                    self.continue_next = false;
-                    let target = last_any + 1;
+                    let target = continue_at.unwrap_or(last_any + 1);
                     self.offset_ms += target - out;
                     out = target;
                     self.stream
@@ -192,27 +252,32 @@ impl Publisher {
                 }
             }
         }
-        let out = out.clamp(0, i64::from(u32::MAX));
+        let out = out.max(0);
         self.last_out[track] = Some(out);
         self.last_out_any = Some(self.last_out_any.map_or(out, |l| l.max(out)));
-        out as u32
+        out as u64
     }
 
-    /// A republish continues the timeline: the next input dts maps just after the last output.
-    pub fn continue_after(&mut self, previous_last_dts_ms: Option<u64>) {
-        if let Some(last) = previous_last_dts_ms {
-            self.last_out_any = Some(last as i64);
-            self.last_out = [Some(last as i64); 3];
-            // The first unit of the new publish is placed just after the old timeline.
-            self.offset_ms = 0;
-            self.continue_next = true;
-        }
+    /// A republish continues the timeline of the previous publisher, whose newest dts was
+    /// `last_dts_ms`: the first unit of the new publish is placed at `continue_at_ms`, after
+    /// everything the old stream presented (see [`Registry::publish`]).
+    pub fn continue_after(&mut self, last_dts_ms: u64, continue_at_ms: u64) {
+        let last = last_dts_ms as i64;
+        self.last_out_any = Some(last);
+        self.last_out = [Some(last); 3];
+        self.offset_ms = 0;
+        self.continue_at = Some((continue_at_ms as i64).max(last + 1));
     }
 
     /// Publish one unit: update headers/stats and append its FLV tag to the ring.
     pub fn publish(&mut self, unit: &MediaUnit) -> Result<(), PublishError> {
         // Script data (onMetaData) is not on the media timeline (encoders stamp it 0 at any
         // time), so it never moves the rebasing.
+        if (unit.kind == UnitKind::Script || unit.config) && unit.body.len() > self.header_bytes_max
+        {
+            // Every new reader is sent these: a publisher may not make them arbitrarily large.
+            return Err(PublishError::HeaderTooLarge);
+        }
         let dts_ms = if unit.kind == UnitKind::Script {
             0
         } else {
@@ -258,17 +323,27 @@ impl Publisher {
             }
             UnitKind::Video => {
                 stream.stats.video_frames.fetch_add(1, Ordering::Relaxed);
+                if let Some(last_video) = self.last_video_dts_ms
+                    && dts_ms > last_video
+                    && dts_ms - last_video <= 1000
+                {
+                    stream
+                        .stats
+                        .frame_interval_ms
+                        .store(dts_ms - last_video, Ordering::Relaxed);
+                }
+                self.last_video_dts_ms = Some(dts_ms);
                 if unit.keyframe {
                     stream.stats.keyframes.fetch_add(1, Ordering::Relaxed);
                     let previous = stream
                         .stats
                         .last_keyframe_dts_ms
-                        .swap(u64::from(dts_ms), Ordering::Relaxed);
-                    if previous > 0 && u64::from(dts_ms) > previous {
+                        .swap(dts_ms, Ordering::Relaxed);
+                    if previous > 0 && dts_ms > previous {
                         stream
                             .stats
                             .gop_interval_ms
-                            .store(u64::from(dts_ms) - previous, Ordering::Relaxed);
+                            .store(dts_ms - previous, Ordering::Relaxed);
                     }
                 }
             }
@@ -280,11 +355,18 @@ impl Publisher {
         stream
             .stats
             .last_dts_ms
-            .fetch_max(u64::from(dts_ms), Ordering::Relaxed);
+            .fetch_max(dts_ms, Ordering::Relaxed);
+        if !unit.config {
+            let pts_ms = (dts_ms as i64 + i64::from(unit.cts_ms)).max(0) as u64;
+            stream
+                .stats
+                .last_pts_ms
+                .fetch_max(pts_ms, Ordering::Relaxed);
+        }
         self.scratch.clear();
         flv::mux::write_tag(
             flv::mux::tag_type(unit.kind),
-            dts_ms,
+            dts_ms as u32,
             &unit.body,
             &mut self.scratch,
         );
@@ -309,6 +391,8 @@ pub enum RegistryError {
     AlreadyPublishing,
     /// `live.streams_max` reached (HTTP 503).
     TooManyStreams,
+    /// The live memory budget (`live.memory_max`) has no room for another stream (HTTP 503).
+    MemoryBudget,
     /// No such stream (HTTP 404).
     NotFound,
 }
@@ -317,6 +401,10 @@ pub enum RegistryError {
 pub struct Registry {
     config: LiveConfig,
     inner: Mutex<RegistryInner>,
+    /// Bytes retained by every stream's rings (shared with the rings, which keep it exact).
+    live_bytes: Arc<AtomicUsize>,
+    /// `live.memory_max`, resolved (0 in the config = a quarter of physical memory).
+    memory_max: u64,
 }
 
 struct RegistryInner {
@@ -327,12 +415,22 @@ struct RegistryInner {
 impl Registry {
     pub fn new(config: LiveConfig) -> Registry {
         Registry {
+            memory_max: config.memory_max_bytes(),
             config,
             inner: Mutex::new(RegistryInner {
                 streams: HashMap::new(),
                 next_id: 1,
             }),
+            live_bytes: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Bytes the live rings retain now, and the budget they are admitted against.
+    pub fn memory(&self) -> (u64, u64) {
+        (
+            self.live_bytes.load(Ordering::Relaxed) as u64,
+            self.memory_max,
+        )
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RegistryInner> {
@@ -350,13 +448,18 @@ impl Registry {
                 if stream.publishing.swap(true, Ordering::AcqRel) {
                     return Err(RegistryError::AlreadyPublishing);
                 }
-                let last = stream.stats.last_dts_ms.load(Ordering::Relaxed);
                 let has_media = stream_has_media(&stream);
-                (stream, has_media.then_some(last))
+                (stream, has_media)
             }
             _ => {
                 if inner.streams.len() >= self.config.streams_max {
                     return Err(RegistryError::TooManyStreams);
+                }
+                // Admission: a new stream must fit in the budget at its soft ring size. Rings
+                // of live streams are bounded each by `ring_bytes_hard_max`.
+                let used = self.live_bytes.load(Ordering::Relaxed) as u64;
+                if used + self.config.ring_bytes as u64 > self.memory_max {
+                    return Err(RegistryError::MemoryBudget);
                 }
                 let id = inner.next_id;
                 inner.next_id = inner.next_id.wrapping_add(1).max(1);
@@ -368,8 +471,10 @@ impl Registry {
                         self.config.ring_entries,
                         self.config.ring_bytes,
                         self.config.ring_bytes_hard_max,
+                        self.live_bytes.clone(),
                     ),
                     headers: ArcSwap::from_pointee(StreamHeaders::default()),
+                    preamble: ArcSwapOption::empty(),
                     publishing: AtomicBool::new(true),
                     unpublished_at_ms: AtomicU64::new(0),
                     ended: AtomicBool::new(false),
@@ -380,7 +485,7 @@ impl Registry {
                     info: Mutex::new(StreamInfo::default()),
                 });
                 inner.streams.insert(key, stream.clone());
-                (stream, None)
+                (stream, false)
             }
         };
         stream
@@ -391,13 +496,25 @@ impl Registry {
         let mut publisher = Publisher {
             stream,
             offset_ms: 0,
+            last_in: None,
             last_out: [None; 3],
             last_out_any: None,
             gap_max_ms: i64::from(self.config.timestamp_gap_max_ms),
-            continue_next: false,
+            continue_at: None,
+            header_bytes_max: self.config.header_bytes_max,
+            last_video_dts_ms: None,
             scratch: Vec::with_capacity(64 << 10),
         };
-        publisher.continue_after(previous_last);
+        if previous_last {
+            // Continue after everything the old publisher presented (its B-frames present
+            // after its last dts) plus one frame, so players reading across the seam see
+            // dts and pts keep increasing.
+            let stats = &publisher.stream.stats;
+            let last_dts = stats.last_dts_ms.load(Ordering::Relaxed);
+            let last_pts = stats.last_pts_ms.load(Ordering::Relaxed);
+            let frame = stats.frame_interval_ms.load(Ordering::Relaxed).max(1);
+            publisher.continue_after(last_dts, last_dts.max(last_pts) + frame);
+        }
         Ok(publisher)
     }
 
@@ -484,7 +601,7 @@ mod tests {
         }
     }
 
-    fn published(p: &Publisher) -> Vec<u32> {
+    fn published(p: &Publisher) -> Vec<u64> {
         (p.stream.flv.tail()..p.stream.flv.head())
             .filter_map(|s| p.stream.flv.get(s))
             .map(|e| e.dts_ms)
@@ -539,7 +656,100 @@ mod tests {
         again.publish(&unit(UnitKind::Audio, 20, false)).unwrap();
         let dts = published(&again);
         assert!(dts.windows(2).skip(2).all(|w| w[0] <= w[1]), "{dts:?}");
-        assert_eq!(&dts[3..], &[501, 521]);
+        // After the newest dts/pts (500) plus one video frame interval (400 here).
+        assert_eq!(&dts[3..], &[900, 920]);
+    }
+
+    #[test]
+    fn republish_continues_after_the_largest_pts_of_b_frames_plus_a_frame() {
+        let reg = registry();
+        let mut p = reg.publish("a", "b", 0).unwrap();
+        // I P B B in decode order at 25 fps: the P frame presents last (pts 160).
+        for (dts, cts, key) in [
+            (0, 40, true),
+            (40, 160, false),
+            (80, 0, false),
+            (120, 0, false),
+        ] {
+            let mut u = unit(UnitKind::Video, dts, key);
+            u.cts_ms = cts;
+            p.publish(&u).unwrap();
+        }
+        reg.unpublish(&p.stream, 10);
+        let mut again = reg.publish("a", "b", 20).unwrap();
+        let mut u = unit(UnitKind::Video, 5_000, true);
+        u.cts_ms = 80;
+        again.publish(&u).unwrap();
+        let dts = published(&again);
+        // max pts 200 (dts 40 + cts 160) plus one frame (40 ms): the new stream's first dts.
+        assert_eq!(dts[4], 240, "{dts:?}");
+    }
+
+    #[test]
+    fn a_wrapping_32_bit_input_clock_continues_on_64_bits_and_flv_carries_the_low_bits() {
+        let reg = registry();
+        let mut p = reg.publish("a", "b", 0).unwrap();
+        let start = u32::MAX - 80;
+        for (i, dts) in [start, start + 40, 15, 55, 95].into_iter().enumerate() {
+            p.publish(&unit(UnitKind::Video, dts, i == 0)).unwrap();
+        }
+        let dts = published(&p);
+        let base = u64::from(start);
+        assert_eq!(
+            dts,
+            vec![base, base + 40, base + 96, base + 136, base + 176]
+        );
+        assert_eq!(
+            p.stream.stats.timestamp_corrections.load(Ordering::Relaxed),
+            0,
+            "a wrap is not a discontinuity"
+        );
+        // The FLV tag of the third entry carries the wrapped 32-bit time (15 ms).
+        let e = p.stream.flv.get(2).unwrap();
+        let ts = u32::from_be_bytes([e.bytes[7], e.bytes[4], e.bytes[5], e.bytes[6]]);
+        assert_eq!(ts, 15);
+    }
+
+    #[test]
+    fn oversized_headers_are_refused() {
+        let reg = Registry::new(LiveConfig {
+            header_bytes_max: 64,
+            ..LiveConfig::default()
+        });
+        let mut p = reg.publish("a", "b", 0).unwrap();
+        let mut config = unit(UnitKind::Video, 0, true);
+        config.config = true;
+        config.body = Bytes::from(vec![0x17; 65]);
+        assert_eq!(p.publish(&config), Err(PublishError::HeaderTooLarge));
+        let mut script = unit(UnitKind::Script, 0, false);
+        script.body = Bytes::from(vec![2; 65]);
+        assert_eq!(p.publish(&script), Err(PublishError::HeaderTooLarge));
+        config.body = Bytes::from(vec![0x17; 64]);
+        assert_eq!(p.publish(&config), Ok(()));
+    }
+
+    #[test]
+    fn the_memory_budget_refuses_new_streams_until_memory_is_freed() {
+        let reg = Registry::new(LiveConfig {
+            ring_bytes: 1000,
+            ring_bytes_hard_max: 10_000,
+            memory_max: 2500,
+            publisher_grace_ms: 0,
+            ..LiveConfig::default()
+        });
+        let mut p = reg.publish("a", "one", 0).unwrap();
+        let mut u = unit(UnitKind::Video, 0, true);
+        u.body = Bytes::from(vec![0x17; 1600]);
+        p.publish(&u).unwrap();
+        assert_eq!(reg.memory().0, 1600 + 15);
+        assert!(matches!(
+            reg.publish("a", "two", 0),
+            Err(RegistryError::MemoryBudget)
+        ));
+        reg.unpublish(&p.stream, 1);
+        drop(p);
+        assert_eq!(reg.memory().0, 0, "an ended stream's ring is given back");
+        assert!(reg.publish("a", "two", 2).is_ok());
     }
 
     #[test]

@@ -11,6 +11,8 @@ use crate::proto::flv::FlvDemuxer;
 use crate::proto::http::ChunkedDecoder;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 /// What the connection is doing now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -62,6 +64,11 @@ pub(crate) struct LiveReader {
     pub stream: Arc<Stream>,
     /// Next ring sequence to send; None until the stream has a keyframe to start from.
     pub cursor: Option<u64>,
+    /// HTTP/1.1 chunked framing; false for an HTTP/1.0 reader, whose body is the bare FLV
+    /// stream ended by closing the connection (RFC 9112 §6.1: no chunked coding for 1.0).
+    pub chunked: bool,
+    /// The stream's shared FLV preamble while it is under the first batch's send.
+    pub preamble: Option<Bytes>,
     /// Entries under the in-flight sendmsg: held (refcounted) until its completion, so the
     /// kernel never reads reclaimed memory.
     pub held: Vec<Arc<Entry>>,
@@ -70,7 +77,7 @@ pub(crate) struct LiveReader {
     pub msg: Box<libc::msghdr>,
     /// HTTP chunk-size lines of the batch in flight: every entry is its own chunk, so a batch
     /// can be cut short at any entry boundary (to skip a lagging reader) and the chunked
-    /// framing stays valid.
+    /// framing stays valid. Empty for unframed (HTTP/1.0) readers.
     pub lines: Vec<u8>,
     /// Bytes of the batch (all chunks) and bytes of it the kernel has taken.
     pub batch_bytes: usize,

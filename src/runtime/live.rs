@@ -16,6 +16,7 @@ use io_uring::types::Fd;
 use super::{TEXT_PLAIN, Worker};
 use crate::media::ring::Position;
 use crate::media::stream::{PublishError, RegistryError, Stream};
+use crate::media::unit::UnitKind;
 use crate::metrics::CloseReason;
 use crate::proto::flv::{FlvDemuxer, FlvEvent, FlvLimits};
 use crate::proto::http::{ChunkedDecoder, RequestHead};
@@ -25,6 +26,39 @@ use crate::runtime::op::{Op, UserData};
 const CRLF: &[u8] = b"\r\n";
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
+/// Most iovecs one sendmsg takes (Linux UIO_MAXIOV; more is EMSGSIZE).
+const IOV_MAX: usize = 1024;
+
+/// Per-reader vectors keep at most this many slots of capacity between batches: a joiner's
+/// first batch (a whole GOP) may need hundreds, which are given back once it is out.
+const READER_VEC_KEEP: usize = 64;
+
+/// Iovecs per entry: chunk-size line, bytes, CRLF (chunked) or the bytes alone (unframed).
+fn iovs_per_entry(chunked: bool) -> usize {
+    if chunked { 3 } else { 1 }
+}
+
+/// Bytes an entry of `len` bytes takes on the wire in its framing.
+fn framed_len(chunked: bool, len: usize) -> usize {
+    if !chunked {
+        return len;
+    }
+    let hex_digits = (usize::BITS - len.max(1).leading_zeros()).div_ceil(4) as usize;
+    hex_digits + 2 + len + 2
+}
+
+/// A stream this worker has readers of.
+pub(crate) struct LocalStream {
+    pub stream: Arc<Stream>,
+    /// This worker's readers of it, as (slab key, generation).
+    pub readers: Vec<(usize, u32)>,
+    /// Ring head when the readers were last pumped.
+    pumped_head: u64,
+    /// Since when (worker ms) the head has been ahead of `pumped_head` with no pump: a wake-up
+    /// that does not come within a tick was lost, and the tick pumps instead.
+    behind_since_ms: Option<u64>,
+}
+
 /// A play request parked until its stream is published (`live.play_wait_ms`).
 pub(crate) struct WaitingReader {
     key: usize,
@@ -32,6 +66,7 @@ pub(crate) struct WaitingReader {
     app: String,
     name: String,
     send_body: bool,
+    chunked: bool,
     until_ms: u64,
 }
 
@@ -65,6 +100,19 @@ impl Worker {
             );
             return;
         }
+        if head.content_length == Some(0) {
+            // Nothing will ever arrive: answer now instead of holding the name until the
+            // publish deadline.
+            self.respond_simple(
+                key,
+                400,
+                TEXT_PLAIN,
+                b"a live publish needs a non-empty body\n",
+                false,
+                &[],
+            );
+            return;
+        }
         let now_ms = self.now_ms();
         let publisher = match self.shared.registry.publish(app, name, now_ms) {
             Ok(p) => p,
@@ -75,6 +123,19 @@ impl Worker {
                     409,
                     TEXT_PLAIN,
                     b"stream is already being published\n",
+                    false,
+                    &[],
+                );
+                return;
+            }
+            Err(RegistryError::MemoryBudget) => {
+                let (used, max) = self.shared.registry.memory();
+                tracing::warn!(stream = %format!("{app}/{name}"), used, max, "publish refused: live memory budget reached");
+                self.respond_simple(
+                    key,
+                    503,
+                    TEXT_PLAIN,
+                    b"live memory budget (live.memory_max) reached\n",
                     false,
                     &[],
                 );
@@ -160,7 +221,6 @@ impl Worker {
             self.end_ingest(key, None);
             return;
         }
-        self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
         if self.ingest_bytes(key, result as usize)
             && self
                 .conns
@@ -208,15 +268,27 @@ impl Worker {
         }
         // 2. Demux and publish.
         let mut published = 0u64;
+        let mut media = false;
         while error.is_none() {
             match ingest.demuxer.poll() {
                 Ok(Some(FlvEvent::Unit(unit))) => {
                     published += 1;
-                    if let Err(PublishError::GopTooLarge) = ingest.publisher.publish(&unit) {
-                        error = Some(format!(
-                            "a GOP exceeds live.ring_bytes_hard_max ({} bytes) or live.ring_entries",
-                            self.config.live.ring_bytes_hard_max
-                        ));
+                    media |= unit.kind != UnitKind::Script;
+                    match ingest.publisher.publish(&unit) {
+                        Ok(()) => {}
+                        Err(PublishError::GopTooLarge) => {
+                            error = Some(format!(
+                                "a GOP exceeds live.ring_bytes_hard_max ({} bytes) or live.ring_entries",
+                                self.config.live.ring_bytes_hard_max
+                            ))
+                        }
+                        Err(PublishError::HeaderTooLarge) => {
+                            error = Some(format!(
+                                "a sequence header or onMetaData of {} bytes exceeds live.header_bytes_max ({} bytes)",
+                                unit.body.len(),
+                                self.config.live.header_bytes_max
+                            ))
+                        }
                     }
                 }
                 Ok(Some(FlvEvent::Header { .. })) => {}
@@ -232,6 +304,11 @@ impl Worker {
             error = Some(format!("malformed FLV at end of body: {e}"));
         }
         let stream = ingest.publisher.stream.clone();
+        if media {
+            // Only media progress keeps a publish alive: a peer trickling bytes that never
+            // complete a frame does not hold the stream name (and a stream slot) for ever.
+            self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
+        }
         if published > 0 {
             self.notify_stream(&stream);
         }
@@ -331,6 +408,8 @@ impl Worker {
             if target < 0 {
                 continue;
             }
+            #[cfg(debug_assertions)]
+            let target = if self.fault_drop_wakes { -1 } else { target };
             let entry = opcode::MsgRingData::new(
                 Fd(target),
                 stream.id as i32,
@@ -338,28 +417,49 @@ impl Worker {
                 None,
             )
             .build()
-            .user_data(UserData::worker(Op::MsgRingSent).encode());
+            .user_data(UserData::new(Op::MsgRingSent, stream.id as usize, w as u32).encode());
             self.push(entry);
+        }
+    }
+
+    /// The completion of a MSG_RING this worker sent (`key` = stream id, `generation` =
+    /// target worker). A failure (the target ring is gone or its CQ overflowed) means that
+    /// worker was not woken: it is counted, and the target's per-tick check pumps its readers
+    /// and clears its pending bit (see `live_tick`).
+    pub(super) fn on_msg_ring_sent(&mut self, result: i32, stream_id: u32, target: u32) {
+        if result < 0 {
+            self.stats.live_wake_failures += 1;
+            tracing::debug!(
+                worker = self.id,
+                target,
+                stream_id,
+                error = %std::io::Error::from_raw_os_error(-result),
+                "wake-up message failed"
+            );
         }
     }
 
     /// A MSG_RING from another worker: `stream_id` has news.
     pub(super) fn on_msg_ring_wake(&mut self, stream_id: i32) {
-        let id = stream_id as u32;
-        if let Some((stream, _)) = self.live.get(&id) {
-            stream
-                .wake_pending
-                .fetch_and(!(1u64 << self.id), Ordering::AcqRel);
-            self.pump_stream(id);
-        }
+        self.pump_stream(stream_id as u32);
     }
 
+    /// Pump every local reader of a stream (and clear this worker's wake-pending bit first, so
+    /// an append racing with the pump sends a new wake-up).
     pub(super) fn pump_stream(&mut self, stream_id: u32) {
-        let Some((_, readers)) = self.live.get(&stream_id) else {
+        let Some(local) = self.live.get_mut(&stream_id) else {
             return;
         };
-        let readers = readers.clone();
-        for (key, generation) in readers {
+        local
+            .stream
+            .wake_pending
+            .fetch_and(!(1u64 << self.id), Ordering::AcqRel);
+        local.pumped_head = local.stream.flv.head();
+        local.behind_since_ms = None;
+        let mut readers = std::mem::take(&mut self.pump_scratch);
+        readers.clear();
+        readers.extend_from_slice(&local.readers);
+        for &(key, generation) in &readers {
             if self
                 .conns
                 .get(key)
@@ -368,20 +468,38 @@ impl Worker {
                 self.pump_reader(key);
             }
         }
+        self.pump_scratch = readers;
     }
 
-    /// Each tick: readers of streams that ended (grace expired) finish their bodies.
+    /// Every loop turn: readers of streams that ended (grace expired) finish their bodies, and
+    /// a stream whose head moved without a wake-up for a tick is pumped anyway (a lost or
+    /// failed MSG_RING must not stall readers until the stream ends).
     pub(super) fn live_tick(&mut self) {
         if !self.waiting.is_empty() {
             self.wake_waiting_readers();
         }
-        let ended: Vec<u32> = self
-            .live
-            .iter()
-            .filter(|(_, (s, _))| s.ended.load(Ordering::Acquire))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ended {
+        let now_ms = self.now_ms();
+        let tick_ms = self.config.runtime.tick_ms;
+        let mut due = Vec::new();
+        for (id, local) in self.live.iter_mut() {
+            if local.stream.ended.load(Ordering::Acquire) {
+                due.push(*id);
+                continue;
+            }
+            if local.stream.flv.head() == local.pumped_head {
+                local.behind_since_ms = None;
+                continue;
+            }
+            match local.behind_since_ms {
+                None => local.behind_since_ms = Some(now_ms),
+                Some(since) if now_ms.saturating_sub(since) >= tick_ms => {
+                    self.stats.live_wake_missed += 1;
+                    due.push(*id);
+                }
+                Some(_) => {}
+            }
+        }
+        for id in due {
             self.pump_stream(id);
         }
     }
@@ -401,22 +519,37 @@ impl Worker {
             }
             let found = registry.get(&w.app, &w.name).is_some();
             if found || now_ms >= w.until_ms {
-                ready.push((w.key, w.app.clone(), w.name.clone(), w.send_body, found));
+                ready.push((
+                    w.key,
+                    w.app.clone(),
+                    w.name.clone(),
+                    w.send_body,
+                    w.chunked,
+                    found,
+                ));
                 return false;
             }
             true
         });
-        for (key, app, name, send_body, found) in ready {
+        for (key, app, name, send_body, chunked, found) in ready {
             self.conns[key].phase = Phase::ReadHead;
             if found {
-                self.start_reader(key, &app, &name, send_body);
+                self.start_reader(key, &app, &name, send_body, chunked);
             } else {
                 self.respond_simple(key, 404, TEXT_PLAIN, b"no such live stream\n", true, &[]);
             }
         }
     }
 
-    pub(super) fn start_reader(&mut self, key: usize, app: &str, name: &str, send_body: bool) {
+    /// Start an HTTP-FLV reader (`chunked`: HTTP/1.1 framing; HTTP/1.0 gets the bare stream).
+    pub(super) fn start_reader(
+        &mut self,
+        key: usize,
+        app: &str,
+        name: &str,
+        send_body: bool,
+        chunked: bool,
+    ) {
         let Some(stream) = self.shared.registry.get(app, name) else {
             let wait_ms = self.config.live.play_wait_ms;
             if wait_ms == 0 || self.drain_deadline_ms.is_some() {
@@ -435,6 +568,7 @@ impl Worker {
                 app: app.to_string(),
                 name: name.to_string(),
                 send_body,
+                chunked,
                 until_ms,
             });
             return;
@@ -446,7 +580,7 @@ impl Worker {
             h.header("Content-Type", "video/x-flv");
             h.header("Cache-Control", "no-cache, no-store");
             h.header("Pragma", "no-cache");
-            if send_body {
+            if send_body && chunked {
                 h.header("Transfer-Encoding", "chunked");
             }
         });
@@ -475,6 +609,8 @@ impl Worker {
         let reader = LiveReader {
             stream: stream.clone(),
             cursor: None,
+            chunked,
+            preamble: None,
             held: Vec::new(),
             iov: Vec::new(),
             // SAFETY: msghdr is plain data; all-zero is a valid empty header.
@@ -498,9 +634,14 @@ impl Worker {
                     .wake_pending
                     .fetch_and(!(1u64 << id), Ordering::AcqRel);
                 stream.reader_workers.fetch_or(1 << id, Ordering::AcqRel);
-                (stream.clone(), Vec::new())
+                LocalStream {
+                    stream: stream.clone(),
+                    readers: Vec::new(),
+                    pumped_head: stream.flv.head(),
+                    behind_since_ms: None,
+                }
             })
-            .1
+            .readers
             .push((key, generation));
         self.start_response(key, 200, Body::Live(Box::new(reader)));
     }
@@ -526,20 +667,18 @@ impl Worker {
         let stream = reader.stream.clone();
         let ring = &stream.flv;
         // A new reader starts at the latest keyframe (GOP cache), after the stream headers.
-        let mut preamble = Vec::new();
         let cursor = match reader.cursor {
             Some(c) => c,
             None => match ring.gop_start() {
                 Some(start) => {
                     let dts = ring.get(start).map(|e| e.dts_ms).unwrap_or(0);
-                    stream.headers.load().write_flv(dts, &mut preamble);
+                    reader.preamble = Some(stream.flv_preamble(start, dts));
                     reader.cursor = Some(start);
                     start
                 }
                 None => {
                     if stream.ended.load(Ordering::Acquire) {
-                        reader.finishing = true;
-                        Self::queue_last_chunk(conn);
+                        Self::finish_reader(conn);
                         self.advance(key);
                     }
                     return;
@@ -553,7 +692,7 @@ impl Worker {
         let lagging = !behind
             && match (ring.get(cursor), ring.newest()) {
                 (Some(at), Some(newest)) => {
-                    newest.dts_ms.saturating_sub(at.dts_ms) as u64 > max_lag_ms
+                    newest.dts_ms.saturating_sub(at.dts_ms) > max_lag_ms
                         || (newest.offset + newest.bytes.len() as u64).saturating_sub(at.offset)
                             > max_lag_bytes
                 }
@@ -587,37 +726,47 @@ impl Worker {
             }
         }
         reader.held.clear();
+        // One sendmsg takes at most IOV_MAX iovecs: a GOP of a long-GOP or low-bitrate stream
+        // has more tags than that, so a batch is capped by entries as well as by bytes.
+        let per_entry = iovs_per_entry(reader.chunked);
+        let preamble_iovs = if reader.preamble.is_some() {
+            per_entry
+        } else {
+            0
+        };
+        let entries_max = (IOV_MAX - preamble_iovs) / per_entry;
         if ring
-            .read_from(cursor, inflight_max, &mut reader.held)
+            .read_from(cursor, inflight_max, entries_max, &mut reader.held)
             .is_err()
         {
             // Reclaimed between the check and the read: next pump skips.
             return;
         }
-        if reader.held.is_empty() && preamble.is_empty() {
+        if reader.held.is_empty() && reader.preamble.is_none() {
             // Waiting at the head: no send in flight, so no send deadline.
             conn.deadline_ms = u64::MAX / 2;
             if stream.ended.load(Ordering::Acquire) {
-                reader.finishing = true;
-                Self::queue_last_chunk(conn);
+                Self::finish_reader(conn);
                 self.advance(key);
             }
             return;
         }
-        conn.wbuf.clear();
-        conn.wbuf.extend_from_slice(&preamble);
-        // The preamble lives in wbuf until the completion; mark it as taken by the batch.
-        conn.woff = conn.wbuf.len();
         reader.batch_sent = 0;
-        Self::build_iov(reader, &mut conn.wbuf);
+        Self::build_iov(reader);
         self.submit_sendmsg(key);
         self.arm_deadline(key, Deadline::Send, self.config.http.send_timeout_ms);
     }
 
-    /// The body's end: the zero-length chunk, then the connection closes.
-    fn queue_last_chunk(conn: &mut Conn) {
+    /// The body's end: the zero-length chunk (chunked framing), then the connection closes.
+    fn finish_reader(conn: &mut Conn) {
+        let Body::Live(reader) = &mut conn.body else {
+            return;
+        };
+        reader.finishing = true;
         conn.wbuf.clear();
-        conn.wbuf.extend_from_slice(LAST_CHUNK);
+        if reader.chunked {
+            conn.wbuf.extend_from_slice(LAST_CHUNK);
+        }
         conn.woff = 0;
         conn.keep_alive = false;
     }
@@ -637,9 +786,10 @@ impl Worker {
         self.push(entry);
     }
 
-    /// Lay out the batch as iovecs — `[size line, preamble, CRLF]` then `[size line, entry,
-    /// CRLF]` per held entry — skip what the kernel already took, and point the msghdr at it.
-    fn build_iov(reader: &mut LiveReader, preamble: &mut [u8]) {
+    /// Lay out the batch as iovecs — the preamble, then each held entry, each framed as
+    /// `[size line, bytes, CRLF]` (chunked) or `[bytes]` (unframed) — skip what the kernel
+    /// already took, and point the msghdr at it. At most IOV_MAX iovecs (see `pump_reader`).
+    fn build_iov(reader: &mut LiveReader) {
         use std::fmt::Write as _;
         struct Lines<'a>(&'a mut Vec<u8>);
         impl std::fmt::Write for Lines<'_> {
@@ -648,55 +798,47 @@ impl Worker {
                 Ok(())
             }
         }
+        let chunked = reader.chunked;
+        let bodies = || {
+            reader
+                .preamble
+                .iter()
+                .map(|p| &p[..])
+                .chain(reader.held.iter().map(|e| &e.bytes[..]))
+        };
         // Size lines first, all of them, so `lines` does not move after pointers are taken.
         reader.lines.clear();
-        let mut line_ends = Vec::with_capacity(reader.held.len() + 1);
-        let lens = (!preamble.is_empty())
-            .then_some(preamble.len())
-            .into_iter()
-            .chain(reader.held.iter().map(|e| e.bytes.len()));
-        for len in lens {
-            let _ = write!(Lines(&mut reader.lines), "{len:x}\r\n");
-            line_ends.push(reader.lines.len());
+        if chunked {
+            for body in bodies() {
+                let _ = write!(Lines(&mut reader.lines), "{:x}\r\n", body.len());
+            }
         }
         reader.iov.clear();
-        let mut start = 0;
-        let mut line = |reader: &mut LiveReader, end: usize| {
-            let v = libc::iovec {
-                // SAFETY: start..end lies inside `lines`, which is not touched until the
-                // next build.
-                iov_base: unsafe { reader.lines.as_mut_ptr().add(start) }.cast(),
-                iov_len: end - start,
-            };
-            start = end;
-            v
-        };
-        let mut ends = line_ends.into_iter();
         let crlf = libc::iovec {
             iov_base: CRLF.as_ptr() as *mut _,
             iov_len: CRLF.len(),
         };
-        if !preamble.is_empty() {
-            let end = ends.next().unwrap_or(0);
-            let v = line(reader, end);
-            reader.iov.push(v);
+        let mut line_start = 0;
+        for body in bodies() {
+            if chunked {
+                let line_len = framed_len(true, body.len()) - body.len() - CRLF.len();
+                reader.iov.push(libc::iovec {
+                    // SAFETY: the line lies inside `lines`, which is not touched until the
+                    // next build; the kernel only reads through the pointer.
+                    iov_base: unsafe { reader.lines.as_ptr().add(line_start) } as *mut _,
+                    iov_len: line_len,
+                });
+                line_start += line_len;
+            }
             reader.iov.push(libc::iovec {
-                iov_base: preamble.as_mut_ptr().cast(),
-                iov_len: preamble.len(),
+                iov_base: body.as_ptr() as *mut _,
+                iov_len: body.len(),
             });
-            reader.iov.push(crlf);
+            if chunked {
+                reader.iov.push(crlf);
+            }
         }
-        for index in 0..reader.held.len() {
-            let end = ends.next().unwrap_or(0);
-            let v = line(reader, end);
-            reader.iov.push(v);
-            let bytes = &reader.held[index].bytes;
-            reader.iov.push(libc::iovec {
-                iov_base: bytes.as_ptr() as *mut _,
-                iov_len: bytes.len(),
-            });
-            reader.iov.push(crlf);
-        }
+        debug_assert!(reader.iov.len() <= IOV_MAX);
         reader.batch_bytes = reader.iov.iter().map(|v| v.iov_len).sum();
         // Skip what was sent already.
         let mut skip = reader.batch_sent;
@@ -720,25 +862,19 @@ impl Worker {
 
     /// During a short send: is the reader over its lag budget? Then the batch is cut after the
     /// entry in progress, so the next pump can skip it to the latest keyframe.
-    fn trim_if_lagging(
-        reader: &mut LiveReader,
-        preamble_len: usize,
-        max_lag_ms: u64,
-        max_lag_bytes: u64,
-    ) {
+    fn trim_if_lagging(reader: &mut LiveReader, max_lag_ms: u64, max_lag_bytes: u64) {
         let Some(newest) = reader.stream.flv.newest() else {
             return;
         };
-        // Which entry is the kernel in? Group sizes: line + bytes + CRLF.
-        let group = |len: usize| format!("{len:x}").len() + 2 + len + 2;
-        let mut offset = if preamble_len > 0 {
-            group(preamble_len)
-        } else {
-            0
-        };
+        // Which entry is the kernel in?
+        let chunked = reader.chunked;
+        let mut offset = reader
+            .preamble
+            .as_ref()
+            .map_or(0, |p| framed_len(chunked, p.len()));
         let mut current = None;
         for (index, entry) in reader.held.iter().enumerate() {
-            offset += group(entry.bytes.len());
+            offset += framed_len(chunked, entry.bytes.len());
             if offset > reader.batch_sent {
                 current = Some(index);
                 break;
@@ -746,7 +882,7 @@ impl Worker {
         }
         let Some(index) = current else { return };
         let at = &reader.held[index];
-        let lag_ms = u64::from(newest.dts_ms.saturating_sub(at.dts_ms));
+        let lag_ms = newest.dts_ms.saturating_sub(at.dts_ms);
         let lag_bytes = (newest.offset + newest.bytes.len() as u64).saturating_sub(at.offset);
         if (lag_ms > max_lag_ms || lag_bytes > max_lag_bytes) && index + 1 < reader.held.len() {
             reader.held.truncate(index + 1);
@@ -778,8 +914,8 @@ impl Worker {
                 self.config.live.max_lag_ms,
                 self.config.live.max_lag_bytes as u64,
             );
-            Self::trim_if_lagging(reader, conn.wbuf.len(), max_lag_ms, max_lag_bytes);
-            Self::build_iov(reader, &mut conn.wbuf);
+            Self::trim_if_lagging(reader, max_lag_ms, max_lag_bytes);
+            Self::build_iov(reader);
             self.submit_sendmsg(key);
             return;
         }
@@ -787,6 +923,13 @@ impl Worker {
             *c += reader.held.len() as u64;
         }
         reader.held.clear();
+        if reader.preamble.take().is_some() {
+            // The first batch (a whole GOP for a joiner) is out: give back what it needed.
+            reader.held.shrink_to(READER_VEC_KEEP);
+            reader.iov.shrink_to(READER_VEC_KEEP * 3);
+            reader.lines.shrink_to(READER_VEC_KEEP * 8);
+            conn.wbuf = Vec::new();
+        }
         conn.wbuf.clear();
         conn.woff = 0;
         self.pump_reader(key);
@@ -795,9 +938,9 @@ impl Worker {
     /// Forget a reader that is being released.
     pub(super) fn detach_reader(&mut self, key: usize, stream: &Arc<Stream>) {
         stream.stats.readers_flv.fetch_sub(1, Ordering::Relaxed);
-        if let Some((_, readers)) = self.live.get_mut(&stream.id) {
-            readers.retain(|(k, _)| *k != key);
-            if readers.is_empty() {
+        if let Some(local) = self.live.get_mut(&stream.id) {
+            local.readers.retain(|(k, _)| *k != key);
+            if local.readers.is_empty() {
                 self.live.remove(&stream.id);
                 stream
                     .reader_workers

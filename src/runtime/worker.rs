@@ -18,16 +18,12 @@ use super::op::{Op, UserData, next_generation};
 use super::pipe::PipePool;
 use super::timer::{TimerEntry, TimerWheel};
 use crate::config::{Config, SendPath};
-use crate::media::stream::Stream;
 use crate::metrics::{CloseReason, WorkerMetrics, WorkerStats};
 use crate::proto::http::{
-    DateCache, HttpLimits, Method, Parse, RequestHead, ResponseHead, parse_request,
+    DateCache, HttpLimits, Method, Parse, RequestHead, ResponseHead, Version, parse_request,
 };
 use crate::server::Shared;
 use crate::vod;
-
-/// A stream and this worker's readers of it, as (slab key, generation).
-type LocalReaders = (Arc<Stream>, Vec<(usize, u32)>);
 
 #[path = "live.rs"]
 mod live;
@@ -84,7 +80,13 @@ pub struct Worker {
     accept_retry_at_ms: Option<u64>,
     drain_deadline_ms: Option<u64>,
     /// Local readers per stream id: (stream, [(slab key, generation)]).
-    live: HashMap<u32, LocalReaders>,
+    live: HashMap<u32, live::LocalStream>,
+    /// Reused by `pump_stream` for the list of readers it walks.
+    pump_scratch: Vec<(usize, u32)>,
+    /// Test builds only: send every wake-up to an invalid ring (URINGCAST_FAULT_DROP_WAKES=1),
+    /// so the lost-wake-up path is exercised by the integration tests.
+    #[cfg(debug_assertions)]
+    fault_drop_wakes: bool,
     /// Play requests waiting for their stream to appear.
     waiting: Vec<live::WaitingReader>,
 }
@@ -159,6 +161,10 @@ impl Worker {
             accept_retry_at_ms: None,
             drain_deadline_ms: None,
             live: HashMap::new(),
+            pump_scratch: Vec::new(),
+            #[cfg(debug_assertions)]
+            fault_drop_wakes: std::env::var_os("URINGCAST_FAULT_DROP_WAKES")
+                .is_some_and(|v| v == "1"),
             waiting: Vec::new(),
             shared,
             config,
@@ -290,7 +296,7 @@ impl Worker {
             Op::AcceptHttp => self.on_accept(result, flags),
             Op::WakeRead => self.on_wake(result),
             Op::MsgRingWake => self.on_msg_ring_wake(result),
-            Op::MsgRingSent => {}
+            Op::MsgRingSent => self.on_msg_ring_sent(result, ud.key, ud.generation),
             _ => {
                 let key = ud.key as usize;
                 let Some(conn) = self.conns.get_mut(key) else {
@@ -576,9 +582,13 @@ impl Worker {
         if let Some((app, name)) = live {
             match head.method {
                 Method::Post | Method::Put => self.start_ingest(key, &head, &app, &name),
-                Method::Get | Method::Head => {
-                    self.start_reader(key, &app, &name, head.method == Method::Get)
-                }
+                Method::Get | Method::Head => self.start_reader(
+                    key,
+                    &app,
+                    &name,
+                    head.method == Method::Get,
+                    head.version == Version::Http11,
+                ),
                 _ => self.respond_simple(
                     key,
                     405,

@@ -2,6 +2,8 @@
 //! with raw sockets, curl, ffmpeg and ffprobe.
 #![allow(dead_code)]
 
+pub mod flv;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -35,8 +37,22 @@ impl Server {
         Self::start_with(name, extra_toml, |_| {})
     }
 
+    /// Like `start`, with extra environment variables for the server process.
+    pub fn start_env(name: &str, extra_toml: &str, env: &[(&str, &str)]) -> Server {
+        Self::launch(name, extra_toml, |_| {}, env)
+    }
+
     /// Like `start`, letting the caller fill the media root first.
     pub fn start_with(name: &str, extra_toml: &str, prepare: impl FnOnce(&Path)) -> Server {
+        Self::launch(name, extra_toml, prepare, &[])
+    }
+
+    fn launch(
+        name: &str,
+        extra_toml: &str,
+        prepare: impl FnOnce(&Path),
+        env: &[(&str, &str)],
+    ) -> Server {
         let dir = scratch(name);
         let media = dir.join("media");
         std::fs::create_dir_all(&media).unwrap();
@@ -59,6 +75,7 @@ impl Server {
             .arg("--media-root")
             .arg(&media)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -136,6 +153,27 @@ impl Server {
     /// Sum of a metric's samples whose line contains every `filters` string.
     pub fn metric_sum(&self, name: &str, filters: &[&str]) -> f64 {
         metric_sum(&self.metrics(), name, filters)
+    }
+
+    /// Every connection closed so far was counted under a reason: the sum of
+    /// `uringcast_connections_closed_total` over reasons equals accepted minus active (polled
+    /// until a metrics flush makes them agree, or panics after 5 s).
+    pub fn assert_closes_add_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = self.metrics();
+            let accepted = metric_sum(&text, "uringcast_connections_accepted_total", &[]);
+            let active = metric_sum(&text, "uringcast_connections_active", &[]);
+            let closed = metric_sum(&text, "uringcast_connections_closed_total", &[]);
+            if closed == accepted - active {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "closes by reason ({closed}) != accepted ({accepted}) - active ({active})"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGTERM, and the exit status.
