@@ -36,10 +36,14 @@ pub(crate) struct WaitingReader {
 }
 
 /// `/{app}/{stream}.flv` → (app, stream), with conservative names (no dots, slashes or
-/// escapes), so stream keys are safe in logs, labels and JSON.
+/// escapes), so stream keys are safe in logs, labels and JSON. `vod` is not an app: `/vod/`
+/// always names files, so no publish or play can claim a path under it.
 pub(crate) fn parse_live_path(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix('/')?;
     let (app, file) = rest.split_once('/')?;
+    if app == "vod" {
+        return None;
+    }
     let name = file.strip_suffix(".flv")?;
     let ok = |s: &str| {
         !s.is_empty()
@@ -803,6 +807,28 @@ impl Worker {
                     .reader_workers
                     .fetch_and(!(1u64 << self.id), Ordering::AcqRel);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_live_path;
+
+    #[test]
+    fn live_paths_and_the_reserved_vod_prefix() {
+        assert_eq!(parse_live_path("/live/cam1.flv"), Some(("live", "cam1")));
+        assert_eq!(parse_live_path("/vodka/x.flv"), Some(("vodka", "x")));
+        // `vod` is not an app: its paths are files, never a publish or a play.
+        assert_eq!(parse_live_path("/vod/x.flv"), None);
+        for bad in [
+            "/live/x.ts",
+            "/live/a.b.flv",
+            "/a/b/c.flv",
+            "/live/.flv",
+            "live/x.flv",
+        ] {
+            assert_eq!(parse_live_path(bad), None, "{bad}");
         }
     }
 }

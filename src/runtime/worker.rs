@@ -556,8 +556,14 @@ impl Worker {
             && conn.requests < self.config.http.keepalive_requests_max
             && self.drain_deadline_ms.is_none();
         let path = head.path.as_str();
-        let live =
-            live::parse_live_path(path).map(|(app, name)| (app.to_string(), name.to_string()));
+        // `/vod/` is routed first: it always means files (an FLV file at the top of the media
+        // root included), whatever a live path would look like.
+        let vod = path.strip_prefix("/vod/");
+        let live = if vod.is_some() {
+            None
+        } else {
+            live::parse_live_path(path).map(|(app, name)| (app.to_string(), name.to_string()))
+        };
         let ingest = live.is_some() && matches!(head.method, Method::Post | Method::Put);
         if !ingest && (head.content_length.unwrap_or(0) > 0 || head.chunked) {
             // Only a live publish takes a request body; reading and discarding one elsewhere
@@ -591,7 +597,7 @@ impl Worker {
             return;
         }
         let get_or_head = matches!(head.method, Method::Get | Method::Head);
-        if let Some(rest) = path.strip_prefix("/vod/") {
+        if let Some(rest) = vod {
             if !get_or_head {
                 self.method_not_allowed(key, &head);
                 return;
