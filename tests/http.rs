@@ -65,3 +65,17 @@ fn vod_prefix_always_means_files_even_for_flv() {
     let streams = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
     assert!(!streams.contains("evil"), "{streams}");
 }
+
+#[test]
+fn a_unix_socket_in_the_media_root_is_refused_like_a_fifo() {
+    let server = Server::start("http-socket", "");
+    // A bound, listening socket: opening it gives ENXIO, which used to be a 500.
+    let listener = std::os::unix::net::UnixListener::bind(server.media.join("app.sock")).unwrap();
+    for method in ["GET", "HEAD"] {
+        let r = server.request(method, "/vod/app.sock", &[]);
+        assert_eq!(r.status, 403, "{method}");
+    }
+    // Twice more: the refusal must not depend on a cache state.
+    assert_eq!(server.get("/vod/app.sock", &[]).status, 403);
+    drop(listener);
+}
