@@ -79,3 +79,31 @@ fn a_unix_socket_in_the_media_root_is_refused_like_a_fifo() {
     assert_eq!(server.get("/vod/app.sock", &[]).status, 403);
     drop(listener);
 }
+
+#[test]
+fn host_field_rules_of_rfc_9112() {
+    let server = Server::start("http-host", "");
+    for bad in [
+        "GET /healthz HTTP/1.1\r\nHost: a b\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a/b\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: a:80x\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: [::1\r\n\r\n",
+        "GET /healthz HTTP/1.0\r\nHost: a@b\r\n\r\n",
+    ] {
+        let r = server.raw(bad.as_bytes());
+        assert_eq!(r.status, 400, "{bad:?}");
+        assert_eq!(r.header("connection"), Some("close"), "{bad:?}");
+    }
+    for good in [
+        "GET /healthz HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+        "GET /healthz HTTP/1.1\r\nHost: \r\n\r\n",
+        "GET /healthz HTTP/1.0\r\n\r\n",
+    ] {
+        let r = server.raw(good.as_bytes());
+        assert_eq!(r.status, 200, "{good:?}");
+    }
+}
