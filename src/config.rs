@@ -78,6 +78,14 @@ pub struct HttpConfig {
     pub send_timeout_ms: u64,
     /// Connections per worker; past it new connections are closed at once and counted.
     pub connections_max_per_worker: usize,
+    /// After an error answer that closes the connection, read and discard what the client
+    /// still sends for at most this long before closing (nginx's lingering close), so the
+    /// close does not reset the connection under an answer the client has not read yet.
+    /// 0 = close at once.
+    pub lingering_close_ms: u64,
+    /// ... and at most this many bytes: past it the client is not listening, and reading
+    /// more would only spend bandwidth on it.
+    pub lingering_close_bytes: u64,
     /// Value of Access-Control-Allow-Origin on media responses ("" = header not sent).
     pub cors_allow_origin: String,
     /// Value of the Server header.
@@ -217,6 +225,11 @@ impl Default for HttpConfig {
             keepalive_requests_max: 100_000,
             send_timeout_ms: 10_000,
             connections_max_per_worker: 16_384,
+            lingering_close_ms: 5_000,
+            // Covers what a client can have in flight when our answer reaches it on a fast
+            // path (1 Gbit/s x 8 ms RTT is 1 MB), while bounding what one refused request
+            // can make us read for nothing to about a hundred head buffers.
+            lingering_close_bytes: 1 << 20,
             cors_allow_origin: "*".into(),
             server_name: concat!("uringcast/", env!("CARGO_PKG_VERSION")).into(),
         }
@@ -404,6 +417,13 @@ impl Config {
             h.connections_max_per_worker as u64,
             1,
             1 << 22,
+        )?;
+        range("http.lingering_close_ms", h.lingering_close_ms, 0, 600_000)?;
+        range(
+            "http.lingering_close_bytes",
+            h.lingering_close_bytes,
+            0,
+            1 << 30,
         )?;
         if h.server_name.is_empty() || h.server_name.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return Err(err("http.server_name", "must be non-empty printable text"));

@@ -100,6 +100,8 @@ pub struct WorkerStats {
     pub deadline_expired_idle: u64,
     pub deadline_expired_header: u64,
     pub deadline_expired_send: u64,
+    /// Lingering closes that ran out of time (the peer neither stopped sending nor closed).
+    pub deadline_expired_linger: u64,
     pub live_skips: u64,
     /// `auto` send path: chunks not (entirely) in the page cache, sent with splice.
     pub uncached_chunks: u64,
@@ -119,6 +121,7 @@ pub struct WorkerMetrics {
     deadline_idle: Counter,
     deadline_header: Counter,
     deadline_send: Counter,
+    deadline_linger: Counter,
     live_skips: Counter,
     uncached_chunks: Counter,
     active: Gauge,
@@ -150,6 +153,7 @@ impl WorkerMetrics {
             deadline_idle: deadline("idle"),
             deadline_header: deadline("header"),
             deadline_send: deadline("send"),
+            deadline_linger: deadline("linger"),
             live_skips: counter!("uringcast_live_skips_total", "worker" => w.clone()),
             uncached_chunks: counter!("uringcast_vod_uncached_chunks_total", "worker" => w.clone()),
             active: gauge!("uringcast_connections_active", "worker" => w),
@@ -179,6 +183,7 @@ impl WorkerMetrics {
         take(&self.deadline_idle, &mut stats.deadline_expired_idle);
         take(&self.deadline_header, &mut stats.deadline_expired_header);
         take(&self.deadline_send, &mut stats.deadline_expired_send);
+        take(&self.deadline_linger, &mut stats.deadline_expired_linger);
         take(&self.live_skips, &mut stats.live_skips);
         take(&self.uncached_chunks, &mut stats.uncached_chunks);
         self.active.set(stats.active as f64);

@@ -107,3 +107,116 @@ fn host_field_rules_of_rfc_9112() {
         assert_eq!(r.status, 200, "{good:?}");
     }
 }
+
+/// Reads until EOF or an error; true for a clean EOF (the server shut its side down).
+fn read_to_eof(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)?;
+    Ok(rest)
+}
+
+#[test]
+fn an_error_answer_behind_a_big_response_survives_a_client_still_sending() {
+    // A pipelined client: a 3 MiB download, then a request whose head is far too large
+    // (431), sent in a loop while the download is read. The server queues the whole body
+    // and the 431 in its socket, then closes; closing with unread request bytes makes the
+    // kernel send RST and drop everything still queued, so without a lingering close the
+    // client sees a truncated body and never the 431.
+    let data = pattern(3 * 1024 * 1024, 11);
+    let copy = data.clone();
+    let server = Server::start_with("http-linger", "", move |media| {
+        std::fs::write(media.join("big.bin"), &copy).unwrap();
+    });
+    for round in 0..3 {
+        let mut s = server.connect();
+        let mut writer = s.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let mut sent = 0usize;
+            let head = b"GET /vod/big.bin HTTP/1.1\r\nHost: t\r\n\r\nGET /vod/big.bin HTTP/1.1\r\nHost: t\r\nX-Big: ";
+            if writer.write_all(head).is_err() {
+                return sent;
+            }
+            // 64 KiB of header value, four times over (below lingering_close_bytes).
+            let filler = vec![b'a'; 64 * 1024];
+            for _ in 0..4 {
+                if writer.write_all(&filler).is_err() {
+                    break;
+                }
+                sent += filler.len();
+            }
+            sent
+        });
+        let first = read_response(&mut s, false)
+            .unwrap_or_else(|e| panic!("round {round}: first response lost: {e}"));
+        assert_eq!(first.status, 200, "round {round}");
+        assert!(first.body == data, "round {round}: body differs");
+        let second = read_response(&mut s, false)
+            .unwrap_or_else(|e| panic!("round {round}: the 431 was lost: {e}"));
+        assert_eq!(second.status, 431, "round {round}");
+        assert_eq!(second.header("connection"), Some("close"));
+        // Then the server's FIN (shutdown), not a reset.
+        let rest = read_to_eof(&mut s).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert!(rest.is_empty(), "round {round}: bytes after the 431");
+        sender.join().unwrap();
+    }
+}
+
+#[test]
+fn a_refused_upload_still_reads_its_status_then_the_linger_is_bounded() {
+    let server = Server::start(
+        "http-linger-bounds",
+        "[http]\nlingering_close_ms = 400\nlingering_close_bytes = 262144\n",
+    );
+    // A large POST to a path that takes no body, sent in a loop while reading: the 400
+    // arrives intact, followed by the server's FIN.
+    let mut s = server.connect();
+    let mut writer = s.try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let sender = std::thread::spawn(move || {
+        let _ = writer
+            .write_all(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000\r\n\r\n");
+        let chunk = vec![b'x'; 16 * 1024];
+        let started = Instant::now();
+        let mut sent = 0usize;
+        // Until the server gives up on us: the byte budget ends the linger.
+        while started.elapsed() < Duration::from_secs(20) {
+            match writer.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(_) => return (sent, started.elapsed()),
+            }
+        }
+        (sent, started.elapsed())
+    });
+    let r = read_response(&mut s, false).expect("the 400 must not be lost");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body, b"request body not accepted here\n");
+    assert_eq!(r.header("connection"), Some("close"));
+    let rest = read_to_eof(&mut s).expect("a FIN after the answer");
+    assert!(rest.is_empty());
+    let (sent, took) = sender.join().unwrap();
+    // Ended by the byte budget, long before the sender's own 20 s: what the kernel buffers
+    // on both sides comes on top of the 256 KiB read and discarded.
+    assert!(
+        took < Duration::from_secs(15),
+        "linger not bounded by bytes: {took:?}"
+    );
+    assert!(sent >= 256 * 1024, "sent only {sent}");
+
+    // A client that goes quiet after the answer without closing: the deadline ends it.
+    let mut s = server.connect();
+    let mut head = b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: ".to_vec();
+    head.extend_from_slice(&vec![b'a'; 16 * 1024]);
+    let _ = s.write_all(&head);
+    let r = read_response(&mut s, false).expect("431");
+    assert_eq!(r.status, 431);
+    assert!(
+        eventually(Duration::from_secs(10), || server.metric_sum(
+            "uringcast_deadline_expired_total",
+            &["deadline=\"linger\""]
+        ) >= 1.0),
+        "the lingering deadline never fired"
+    );
+    drop(s);
+}

@@ -310,6 +310,7 @@ impl Worker {
                 }
                 match ud.op {
                     Op::Recv if conn.phase == Phase::Ingest => self.on_ingest_recv(key, result),
+                    Op::Recv if conn.phase == Phase::Lingering => self.on_linger_recv(key, result),
                     Op::Recv => self.on_recv(key, result),
                     Op::SendMsg => self.on_sendmsg(key, result),
                     Op::Send => self.on_send(key, result),
@@ -412,6 +413,8 @@ impl Worker {
             inflight: 0,
             want_pollout: false,
             keep_alive: true,
+            linger: false,
+            linger_bytes_left: 0,
             requests: 0,
             deadline: Deadline::Idle,
             deadline_ms: now_ms + self.config.http.header_timeout_ms,
@@ -463,6 +466,7 @@ impl Worker {
                 Deadline::Idle => self.stats.deadline_expired_idle += 1,
                 Deadline::Header => self.stats.deadline_expired_header += 1,
                 Deadline::Send => self.stats.deadline_expired_send += 1,
+                Deadline::Linger => self.stats.deadline_expired_linger += 1,
             }
             tracing::debug!(
                 worker = self.id,
@@ -813,6 +817,7 @@ impl Worker {
         self.stats.request(status);
         let conn = &mut self.conns[key];
         conn.phase = Phase::Respond;
+        conn.linger = status >= 400;
         conn.body = body;
         conn.woff = 0;
         self.arm_deadline(key, Deadline::Send, self.config.http.send_timeout_ms);
@@ -1101,7 +1106,11 @@ impl Worker {
         conn.wbuf.clear();
         conn.woff = 0;
         if !conn.keep_alive {
-            self.close(key, CloseReason::Done);
+            if conn.linger && self.config.http.lingering_close_ms > 0 {
+                self.begin_linger(key);
+            } else {
+                self.close(key, CloseReason::Done);
+            }
             return;
         }
         conn.phase = Phase::ReadHead;
@@ -1113,6 +1122,50 @@ impl Worker {
             self.arm_deadline(key, Deadline::Header, self.config.http.header_timeout_ms);
             self.process_head(key);
         }
+    }
+
+    /// Close after an error answer the way nginx's lingering close does: the answer is out
+    /// (nothing is in flight), so shut our side down — the FIN follows the answer — and read
+    /// and discard what the peer still sends until it closes, or until the byte budget or
+    /// the deadline runs out. Only then is the socket closed, so the kernel never resets the
+    /// connection under an answer the peer is still about to read. All through the ring: one
+    /// receive at a time into the head buffer, the deadline from the timer wheel.
+    fn begin_linger(&mut self, key: usize) {
+        let bytes = self.config.http.lingering_close_bytes;
+        let after_ms = self.config.http.lingering_close_ms;
+        let buffer_bytes = self.config.http.header_bytes_max;
+        let conn = &mut self.conns[key];
+        conn.phase = Phase::Lingering;
+        conn.linger_bytes_left = bytes;
+        conn.rlen = 0;
+        if conn.rbuf.is_empty() {
+            // A publisher or viewer gave its head buffer back; a refused publish still needs
+            // one to discard into.
+            conn.rbuf = vec![0u8; buffer_bytes].into_boxed_slice();
+        }
+        // SAFETY: shutdown(2) on the connection's own open socket; it only queues a FIN
+        // behind the bytes already sent and never blocks.
+        unsafe { libc::shutdown(conn.raw_fd(), libc::SHUT_WR) };
+        self.arm_deadline(key, Deadline::Linger, after_ms);
+        self.submit_recv(key);
+    }
+
+    fn on_linger_recv(&mut self, key: usize, result: i32) {
+        if result <= 0 {
+            // The peer closed (or reset) after reading what it wanted: the normal end.
+            self.close(key, CloseReason::Peer);
+            return;
+        }
+        let conn = &mut self.conns[key];
+        let got = result as u64;
+        if got >= conn.linger_bytes_left {
+            // Still sending after the budget: it is not listening to us.
+            self.close(key, CloseReason::ProtocolError);
+            return;
+        }
+        conn.linger_bytes_left -= got;
+        conn.rlen = 0;
+        self.submit_recv(key);
     }
 
     /// Close from our side. The slot is released once nothing is in flight for it.
