@@ -86,8 +86,13 @@ pub struct HttpConfig {
     /// ... and at most this many bytes: past it the client is not listening, and reading
     /// more would only spend bandwidth on it.
     pub lingering_close_bytes: u64,
-    /// Value of Access-Control-Allow-Origin on media responses ("" = header not sent).
+    /// Value of Access-Control-Allow-Origin on every answer on a media path (`/vod/...`,
+    /// live paths), errors included, with Access-Control-Expose-Headers; "" = no CORS
+    /// headers at all (OPTIONS then answers 204 with Allow only).
     pub cors_allow_origin: String,
+    /// Access-Control-Max-Age of a preflight answer: how long a browser may cache it
+    /// (browsers cap it: Chromium at 2 h, Firefox at 24 h).
+    pub cors_max_age_s: u64,
     /// Value of the Server header.
     pub server_name: String,
 }
@@ -231,6 +236,7 @@ impl Default for HttpConfig {
             // can make us read for nothing to about a hundred head buffers.
             lingering_close_bytes: 1 << 20,
             cors_allow_origin: "*".into(),
+            cors_max_age_s: 7_200,
             server_name: concat!("uringcast/", env!("CARGO_PKG_VERSION")).into(),
         }
     }
@@ -428,6 +434,7 @@ impl Config {
         if h.server_name.is_empty() || h.server_name.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return Err(err("http.server_name", "must be non-empty printable text"));
         }
+        range("http.cors_max_age_s", h.cors_max_age_s, 0, 86_400)?;
         if h.cors_allow_origin.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return Err(err("http.cors_allow_origin", "must be printable text"));
         }

@@ -220,3 +220,159 @@ fn a_refused_upload_still_reads_its_status_then_the_linger_is_bounded() {
     );
     drop(s);
 }
+
+fn assert_media_cors(r: &Response, what: &str) {
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("*"),
+        "{what}: {}",
+        r.status
+    );
+    let expose = r
+        .header("access-control-expose-headers")
+        .unwrap_or_else(|| panic!("{what}: no Expose-Headers"));
+    for name in ["Content-Length", "Content-Range", "ETag", "Accept-Ranges"] {
+        assert!(expose.contains(name), "{what}: {expose}");
+    }
+}
+
+#[test]
+fn cors_on_every_media_answer_and_preflight() {
+    let server = Server::start_with("http-cors", "", |media| {
+        std::fs::write(media.join("a.ts"), b"0123456789").unwrap();
+        std::fs::create_dir_all(media.join("dir")).unwrap();
+    });
+    let cases: [(&str, &[u8], u16); 9] = [
+        ("file", b"GET /vod/a.ts HTTP/1.1\r\nHost: t\r\n\r\n", 200),
+        (
+            "range",
+            b"GET /vod/a.ts HTTP/1.1\r\nHost: t\r\nRange: bytes=1-2\r\n\r\n",
+            206,
+        ),
+        (
+            "missing file",
+            b"GET /vod/nope.ts HTTP/1.1\r\nHost: t\r\n\r\n",
+            404,
+        ),
+        (
+            "directory",
+            b"GET /vod/dir HTTP/1.1\r\nHost: t\r\n\r\n",
+            403,
+        ),
+        (
+            "bad path",
+            b"GET /vod/%2e%2e/x HTTP/1.1\r\nHost: t\r\n\r\n",
+            400,
+        ),
+        (
+            "vod method",
+            b"DELETE /vod/a.ts HTTP/1.1\r\nHost: t\r\n\r\n",
+            405,
+        ),
+        (
+            "vod body",
+            b"GET /vod/a.ts HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx",
+            400,
+        ),
+        (
+            "no stream",
+            b"GET /live/none.flv HTTP/1.1\r\nHost: t\r\n\r\n",
+            404,
+        ),
+        (
+            "no publish length",
+            b"POST /live/x.flv HTTP/1.1\r\nHost: t\r\n\r\n",
+            411,
+        ),
+    ];
+    for (what, req, status) in cases {
+        let r = server.raw(req);
+        assert_eq!(r.status, status, "{what}");
+        assert_media_cors(&r, what);
+    }
+    // The server's own endpoints carry none.
+    let r = server.get("/healthz", &[]);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(
+        server
+            .get("/nothing", &[])
+            .header("access-control-allow-origin"),
+        None
+    );
+
+    // Preflight on a file and on a live path.
+    for (path, methods) in [
+        ("/vod/a.ts", &["GET", "HEAD", "OPTIONS"][..]),
+        (
+            "/live/cam.flv",
+            &["GET", "HEAD", "OPTIONS", "POST", "PUT"][..],
+        ),
+    ] {
+        let r = server.request(
+            "OPTIONS",
+            path,
+            &[
+                ("Origin", "https://player.example"),
+                ("Access-Control-Request-Method", "GET"),
+                ("Access-Control-Request-Headers", "range"),
+            ],
+        );
+        assert_eq!(r.status, 204, "{path}");
+        assert!(r.body.is_empty());
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+        let allow = r.header("access-control-allow-methods").unwrap();
+        for m in methods {
+            assert!(allow.contains(m), "{path}: {allow}");
+        }
+        assert_eq!(allow.contains("POST"), methods.contains(&"POST"), "{allow}");
+        let allow_headers = r.header("access-control-allow-headers").unwrap();
+        for h in [
+            "Range",
+            "If-None-Match",
+            "If-Modified-Since",
+            "Content-Type",
+        ] {
+            assert!(allow_headers.contains(h), "{allow_headers}");
+        }
+        let max_age: u64 = r.header("access-control-max-age").unwrap().parse().unwrap();
+        assert!(max_age > 0);
+        assert!(r.header("allow").unwrap().contains("OPTIONS"));
+    }
+    // Keep-alive survives a preflight: the real request follows on the same connection.
+    let mut s = server.connect();
+    s.write_all(
+        b"OPTIONS /vod/a.ts HTTP/1.1\r\nHost: t\r\n\r\nGET /vod/a.ts HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut s, false).unwrap().status, 204);
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"0123456789"[..]));
+}
+
+#[test]
+fn empty_cors_origin_disables_every_cors_header() {
+    let server = Server::start_with(
+        "http-nocors",
+        "[http]\ncors_allow_origin = \"\"\n",
+        |media| {
+            std::fs::write(media.join("a.ts"), b"x").unwrap();
+        },
+    );
+    for r in [
+        server.get("/vod/a.ts", &[]),
+        server.get("/vod/missing", &[]),
+        server.get("/live/none.flv", &[]),
+        server.request("OPTIONS", "/vod/a.ts", &[("Origin", "https://o.example")]),
+    ] {
+        assert!(
+            !r.headers
+                .iter()
+                .any(|(k, _)| k.to_ascii_lowercase().starts_with("access-control-")),
+            "{r:?}"
+        );
+    }
+    // OPTIONS still answers (what is allowed), just without CORS.
+    let r = server.request("OPTIONS", "/vod/a.ts", &[]);
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
+}

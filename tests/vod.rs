@@ -210,7 +210,7 @@ fn protocol_errors_get_clear_statuses_and_others_keep_working() {
     assert_eq!(r.status, 501);
     let r = server.raw(b"DELETE /vod/small.txt HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 405);
-    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
     let r = server.raw(b"GET /vod/small.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
     assert_eq!(r.status, 400);
     let r = server.raw(b"GET /vod/small.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n");

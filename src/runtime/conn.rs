@@ -125,6 +125,9 @@ pub(crate) struct Conn {
     /// A non-blocking send hit EAGAIN; arm POLLOUT once the in-flight ops are back.
     pub want_pollout: bool,
     pub keep_alive: bool,
+    /// The request being answered is on a media path (`/vod/...` or a live path): every
+    /// answer to it carries the CORS headers.
+    pub media: bool,
     /// The response being sent is an error answer: if the connection closes after it, it
     /// closes by lingering (see [`Phase::Lingering`]).
     pub linger: bool,

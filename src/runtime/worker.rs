@@ -51,6 +51,19 @@ const DRAIN_CLOSE_WAIT_MS: u64 = 1000;
 /// so a full fd table does not turn the loop into a busy spin.
 const ACCEPT_RETRY_MS: u64 = 100;
 
+/// Methods of the media paths, for `Allow` and CORS preflights.
+const VOD_METHODS: &str = "GET, HEAD, OPTIONS";
+const LIVE_METHODS: &str = "GET, HEAD, OPTIONS, POST, PUT";
+
+/// Request headers a preflight allows: what players send for ranges and revalidation, and
+/// what a publisher sends with its body.
+const CORS_ALLOW_HEADERS: &str = "Range, If-Range, If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since, Content-Type, Cache-Control";
+
+/// Response headers a page may read beyond the safelisted ones (a player needs the total
+/// size from Content-Range and the validators to resume).
+const CORS_EXPOSE_HEADERS: &str =
+    "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified, Date";
+
 /// Bytes a sendfile(2) loop moves before it yields the core to other connections.
 const SENDFILE_BYTES_PER_TURN: u64 = 4 << 20;
 
@@ -413,6 +426,7 @@ impl Worker {
             inflight: 0,
             want_pollout: false,
             keep_alive: true,
+            media: false,
             linger: false,
             linger_bytes_left: 0,
             requests: 0,
@@ -537,9 +551,11 @@ impl Worker {
                 conn.rbuf.copy_within(used..conn.rlen, 0);
                 conn.rlen -= used;
                 conn.requests += 1;
+                conn.media = false;
                 self.respond(key, head);
             }
             Err(e) => {
+                self.conns[key].media = false;
                 tracing::debug!(worker = self.id, error = e.reason(), "bad request");
                 self.respond_simple(
                     key,
@@ -568,6 +584,9 @@ impl Worker {
         } else {
             live::parse_live_path(path).map(|(app, name)| (app.to_string(), name.to_string()))
         };
+        // Every answer on a media path, errors included, carries the CORS headers: a browser
+        // player must be able to read a 404 or a 409 to tell its user what went wrong.
+        self.conns[key].media = vod.is_some() || live.is_some();
         let ingest = live.is_some() && matches!(head.method, Method::Post | Method::Put);
         if !ingest && (head.content_length.unwrap_or(0) > 0 || head.chunked) {
             // Only a live publish takes a request body; reading and discarding one elsewhere
@@ -589,28 +608,33 @@ impl Worker {
                 Method::Get | Method::Head => {
                     self.start_reader(key, &app, &name, head.method == Method::Get)
                 }
+                Method::Options => self.respond_preflight(key, LIVE_METHODS),
                 _ => self.respond_simple(
                     key,
                     405,
                     TEXT_PLAIN,
                     b"method not allowed\n",
                     true,
-                    &[("Allow", "GET, HEAD, POST, PUT")],
+                    &[("Allow", LIVE_METHODS)],
                 ),
             }
             return;
         }
         let get_or_head = matches!(head.method, Method::Get | Method::Head);
         if let Some(rest) = vod {
+            if head.method == Method::Options {
+                self.respond_preflight(key, VOD_METHODS);
+                return;
+            }
             if !get_or_head {
-                self.method_not_allowed(key, &head);
+                self.method_not_allowed(key, &head, VOD_METHODS);
                 return;
             }
             self.serve_vod(key, &head, rest.to_string());
             return;
         }
         if !get_or_head {
-            self.method_not_allowed(key, &head);
+            self.method_not_allowed(key, &head, "GET, HEAD");
             return;
         }
         let body_for_head = head.method == Method::Get;
@@ -664,7 +688,7 @@ impl Worker {
         }
     }
 
-    fn method_not_allowed(&mut self, key: usize, head: &RequestHead) {
+    fn method_not_allowed(&mut self, key: usize, head: &RequestHead, allow: &str) {
         if head.method == Method::Other {
             self.respond_simple(
                 key,
@@ -672,7 +696,7 @@ impl Worker {
                 TEXT_PLAIN,
                 b"method not implemented\n",
                 true,
-                &[("Allow", "GET, HEAD")],
+                &[("Allow", allow)],
             );
         } else {
             self.respond_simple(
@@ -681,9 +705,27 @@ impl Worker {
                 TEXT_PLAIN,
                 b"method not allowed\n",
                 true,
-                &[("Allow", "GET, HEAD")],
+                &[("Allow", allow)],
             );
         }
+    }
+
+    /// `OPTIONS` on a media path: 204 with `Allow`, and (unless CORS is off) the CORS
+    /// preflight answer. The allowed request headers are a fixed list of what players send
+    /// (ranges, validators, a publisher's Content-Type), not an echo of what was asked.
+    fn respond_preflight(&mut self, key: usize, methods: &str) {
+        let keep_alive = self.conns[key].keep_alive;
+        let cors = !self.config.http.cors_allow_origin.is_empty();
+        let max_age = self.config.http.cors_max_age_s;
+        self.write_head(key, 204, keep_alive, true, |h| {
+            h.header("Allow", methods);
+            if cors {
+                h.header("Access-Control-Allow-Methods", methods);
+                h.header("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+                h.header("Access-Control-Max-Age", max_age);
+            }
+        });
+        self.start_response(key, 204, Body::None);
     }
 
     fn respond_body(
@@ -731,9 +773,9 @@ impl Worker {
         self.start_response(key, status, Body::None);
     }
 
-    /// Write the status line and the headers every response carries, then the caller's.
     /// Write the status line, the headers every response carries, the caller's, and (for
-    /// media responses, `cors`) Access-Control-Allow-Origin. No allocation: the date is
+    /// media responses: `cors`, or any answer to a request on a media path) the CORS
+    /// headers, unless `http.cors_allow_origin` is empty. No allocation: the date is
     /// borrowed from the per-second cache, the rest is pushed into the connection's buffer.
     fn write_head(
         &mut self,
@@ -755,8 +797,9 @@ impl Worker {
         }
         headers(&mut h);
         let origin = &self.config.http.cors_allow_origin;
-        if cors && !origin.is_empty() {
+        if (cors || conn.media) && !origin.is_empty() {
             h.header("Access-Control-Allow-Origin", origin);
+            h.header("Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
         }
         h.finish();
     }
