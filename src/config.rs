@@ -130,6 +130,12 @@ pub struct VodConfig {
     pub file_cache_entries: usize,
     /// How long a cached fd/fstat is trusted before it is checked again.
     pub file_cache_revalidate_ms: u64,
+    /// A cached fd not requested for this long is closed (nginx's `open_file_cache
+    /// inactive=`), so a deleted or replaced file does not keep its disk space.
+    pub file_cache_inactive_ms: u64,
+    /// Cache entries the periodic sweep looks at per worker tick (idle ones are closed, and
+    /// so are those whose file was deleted: one fstat each).
+    pub file_cache_sweep_per_tick: usize,
     /// Pipe capacity (F_SETPIPE_SZ); one splice pair moves at most this much.
     pub pipe_bytes: usize,
     /// Idle pipes kept per worker for reuse.
@@ -257,6 +263,8 @@ impl Default for VodConfig {
             symlinks: SymlinkPolicy::WithinRoot,
             file_cache_entries: 1024,
             file_cache_revalidate_ms: 1000,
+            file_cache_inactive_ms: 20_000,
+            file_cache_sweep_per_tick: 64,
             pipe_bytes: 1 << 20,
             pipe_pool_max: 256,
             send_path: SendPath::Auto,
@@ -453,6 +461,18 @@ impl Config {
             v.file_cache_revalidate_ms,
             0,
             3_600_000,
+        )?;
+        range(
+            "vod.file_cache_inactive_ms",
+            v.file_cache_inactive_ms,
+            100,
+            86_400_000,
+        )?;
+        range(
+            "vod.file_cache_sweep_per_tick",
+            v.file_cache_sweep_per_tick as u64,
+            1,
+            1 << 16,
         )?;
         range("vod.pipe_bytes", v.pipe_bytes as u64, 4096, 64 << 20)?;
         if !v.pipe_bytes.is_power_of_two() {

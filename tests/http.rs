@@ -376,3 +376,71 @@ fn empty_cors_origin_disables_every_cors_header() {
     assert_eq!(r.status, 204);
     assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
 }
+
+/// Targets of the server's open descriptors that mention `name` (readlink of /proc/PID/fd).
+fn open_files_named(server: &Server, name: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{}/fd", server.pid())) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|p| p.contains(name))
+        .collect()
+}
+
+#[test]
+fn a_deleted_file_is_let_go_without_being_requested_again() {
+    // Default configuration: the cache's periodic sweep sees the file's link count drop to
+    // zero, long before the entry would expire for inactivity.
+    let server = Server::start_with("http-deleted", "workers = 1", |media| {
+        std::fs::write(media.join("gone.bin"), pattern(100_000, 5)).unwrap();
+    });
+    let r = server.get("/vod/gone.bin", &[]);
+    assert_eq!((r.status, r.body.len()), (200, 100_000));
+    let held = open_files_named(&server, "gone.bin");
+    assert_eq!(held.len(), 1, "the cache holds the open file: {held:?}");
+    std::fs::remove_file(server.media.join("gone.bin")).unwrap();
+    assert!(
+        open_files_named(&server, "gone.bin")
+            .iter()
+            .all(|p| p.ends_with("(deleted)")),
+        "readlink shows the file deleted"
+    );
+    assert!(
+        eventually(Duration::from_secs(8), || open_files_named(
+            &server, "gone.bin"
+        )
+        .is_empty()),
+        "the server still holds the deleted file: {:?}",
+        open_files_named(&server, "gone.bin")
+    );
+    // And a request for it now is a plain 404.
+    assert_eq!(server.get("/vod/gone.bin", &[]).status, 404);
+}
+
+#[test]
+fn idle_cache_entries_expire_after_file_cache_inactive_ms() {
+    let server = Server::start_with(
+        "http-inactive",
+        "workers = 1\n[vod]\nfile_cache_inactive_ms = 300\n",
+        |media| {
+            std::fs::write(media.join("idle.bin"), b"idle").unwrap();
+            std::fs::write(media.join("gone.bin"), b"gone").unwrap();
+        },
+    );
+    assert_eq!(server.get("/vod/idle.bin", &[]).body, b"idle");
+    assert_eq!(server.get("/vod/gone.bin", &[]).body, b"gone");
+    assert_eq!(open_files_named(&server, "idle.bin").len(), 1);
+    std::fs::remove_file(server.media.join("gone.bin")).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            open_files_named(&server, "idle.bin").is_empty()
+                && open_files_named(&server, "gone.bin").is_empty()
+        }),
+        "idle entries still open: {:?} {:?}",
+        open_files_named(&server, "idle.bin"),
+        open_files_named(&server, "gone.bin")
+    );
+    // An expired entry is simply opened again.
+    assert_eq!(server.get("/vod/idle.bin", &[]).body, b"idle");
+}

@@ -160,6 +160,7 @@ impl Worker {
             files: vod::FileCache::new(
                 config.vod.file_cache_entries,
                 config.vod.file_cache_revalidate_ms,
+                config.vod.file_cache_inactive_ms,
             ),
             media_root,
             dates: DateCache::new(),
@@ -272,6 +273,9 @@ impl Worker {
             self.flush_backlog();
             if now_ms >= last_flush_ms + tick_ms {
                 last_flush_ms = now_ms;
+                // Bounded: a few fstat calls per tick, never a walk of the whole cache.
+                self.files
+                    .sweep(now_ms, self.config.vod.file_cache_sweep_per_tick);
                 self.stats.active = self.conns.len() as u64;
                 self.metrics.flush(&mut self.stats);
             }
