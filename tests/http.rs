@@ -444,3 +444,20 @@ fn idle_cache_entries_expire_after_file_cache_inactive_ms() {
     // An expired entry is simply opened again.
     assert_eq!(server.get("/vod/idle.bin", &[]).body, b"idle");
 }
+
+#[test]
+fn status_page_lists_no_files_and_no_paths() {
+    let server = Server::start_with("http-status", "", |media| {
+        std::fs::write(media.join("secret-name.mp4"), b"x").unwrap();
+        std::fs::create_dir_all(media.join("private-dir")).unwrap();
+    });
+    let r = server.get("/", &[]);
+    assert_eq!(r.status, 200);
+    let page = String::from_utf8(r.body).unwrap();
+    assert!(page.contains("Live streams"), "{page}");
+    assert!(!page.contains("secret-name"), "file listed: {page}");
+    assert!(!page.contains("private-dir"), "directory listed: {page}");
+    let root = server.media.to_string_lossy().into_owned();
+    assert!(!page.contains(&root), "filesystem path shown: {page}");
+    assert!(!page.contains(env!("CARGO_TARGET_TMPDIR")), "{page}");
+}
