@@ -200,6 +200,10 @@ pub struct RuntimeConfig {
     pub drain_timeout_ms: u64,
     /// Bytes read per receive on a connection.
     pub recv_bytes: usize,
+    /// Log lines a peer can trigger (bad requests, expired deadlines, refused publishes,
+    /// failed accepts...) written per worker, per kind, per second; the rest are counted and
+    /// summarised once a second. 0 = only the summaries.
+    pub peer_log_lines_per_second: u32,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -303,6 +307,7 @@ impl Default for RuntimeConfig {
             tick_ms: 100,
             drain_timeout_ms: 5_000,
             recv_bytes: 16 << 10,
+            peer_log_lines_per_second: 10,
         }
     }
 }
@@ -558,6 +563,12 @@ impl Config {
         range("runtime.tick_ms", r.tick_ms, 1, 1000)?;
         range("runtime.drain_timeout_ms", r.drain_timeout_ms, 0, 600_000)?;
         range("runtime.recv_bytes", r.recv_bytes as u64, 1024, 16 << 20)?;
+        range(
+            "runtime.peer_log_lines_per_second",
+            u64::from(r.peer_log_lines_per_second),
+            0,
+            100_000,
+        )?;
         Ok(())
     }
 

@@ -461,3 +461,52 @@ fn status_page_lists_no_files_and_no_paths() {
     assert!(!page.contains(&root), "filesystem path shown: {page}");
     assert!(!page.contains(env!("CARGO_TARGET_TMPDIR")), "{page}");
 }
+
+#[test]
+fn lines_a_peer_can_trigger_are_logged_at_a_bounded_rate() {
+    // Default budget (runtime.peer_log_lines_per_second = 10 per worker and kind). A stream
+    // is being published; 100 more publishes of it are refused (409), each one an info line
+    // before this was bounded.
+    let server = Server::start("http-loglimit", "");
+    let mut publisher = server.connect();
+    publisher
+        .write_all(b"POST /live/flood.flv HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nd\r\nFLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00\r\n")
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || String::from_utf8_lossy(
+            &server.get("/api/v1/streams", &[]).body
+        )
+        .contains("flood")),
+        "the publish did not start"
+    );
+    let started = Instant::now();
+    for _ in 0..100 {
+        let r =
+            server.raw(b"POST /live/flood.flv HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(r.status, 409);
+    }
+    let seconds = started.elapsed().as_secs() + 1;
+    let refused_lines = || {
+        server
+            .stderr()
+            .lines()
+            .filter(|l| l.contains("second publisher refused"))
+            .count()
+    };
+    // Two workers, ten lines each per second at most.
+    let bound = 2 * 10 * seconds as usize;
+    assert!(
+        refused_lines() <= bound.min(60),
+        "{} lines for 100 refusals in {seconds} s",
+        refused_lines()
+    );
+    // The rest is summarised, not lost.
+    assert!(
+        eventually(Duration::from_secs(5), || server.stderr().lines().any(
+            |l| { l.contains("log lines suppressed") && l.contains("publish_refused") }
+        )),
+        "no summary line: {}",
+        server.stderr()
+    );
+    drop(publisher);
+}

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use io_uring::opcode;
 use io_uring::types::Fd;
 
-use super::{TEXT_PLAIN, Worker};
+use super::{PeerLog, TEXT_PLAIN, Worker};
 use crate::media::ring::Position;
 use crate::media::stream::{PublishError, RegistryError, Stream};
 use crate::metrics::CloseReason;
@@ -73,7 +73,7 @@ impl Worker {
         let publisher = match self.shared.registry.publish(app, name, now_ms) {
             Ok(p) => p,
             Err(RegistryError::AlreadyPublishing) => {
-                tracing::info!(stream = %format!("{app}/{name}"), "second publisher refused");
+                peer_log!(self, PeerLog::PublishRefused, info, worker = self.id, stream = %format!("{app}/{name}"), "second publisher refused");
                 self.respond_simple(
                     key,
                     409,
@@ -89,7 +89,7 @@ impl Worker {
                 return;
             }
         };
-        tracing::info!(worker = self.id, stream = %publisher.stream.key(), "publish started (http-flv)");
+        peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %publisher.stream.key(), "publish started (http-flv)");
         let ingest = Ingest {
             publisher,
             demuxer: FlvDemuxer::new(FlvLimits {
@@ -267,10 +267,10 @@ impl Worker {
         self.notify_stream(&stream);
         match &error {
             Some(reason) => {
-                tracing::warn!(worker = self.id, stream = %stream.key(), %reason, units = ingest.units, "publish ended with an error")
+                peer_log!(self, PeerLog::Publish, warn, worker = self.id, stream = %stream.key(), %reason, units = ingest.units, "publish ended with an error")
             }
             None => {
-                tracing::info!(worker = self.id, stream = %stream.key(), units = ingest.units, "publish ended")
+                peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %stream.key(), units = ingest.units, "publish ended")
             }
         }
         if conn_inflight > 0 {
@@ -301,7 +301,7 @@ impl Worker {
             let stream = ingest.publisher.stream.clone();
             self.shared.registry.unpublish(&stream, now_ms);
             self.notify_stream(&stream);
-            tracing::info!(worker = self.id, stream = %stream.key(), units = ingest.units, "publisher disconnected");
+            peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %stream.key(), units = ingest.units, "publisher disconnected");
         }
     }
 

@@ -14,6 +14,7 @@ use io_uring::{IoUring, cqueue, opcode, squeue};
 use slab::Slab;
 
 use super::conn::{Body, Conn, Deadline, FileBody, Phase};
+use super::loglimit::{LogLimiter, PeerLog};
 use super::op::{Op, UserData, next_generation};
 use super::pipe::PipePool;
 use super::timer::{TimerEntry, TimerWheel};
@@ -28,6 +29,17 @@ use crate::vod;
 
 /// A stream and this worker's readers of it, as (slab key, generation).
 type LocalReaders = (Arc<Stream>, Vec<(usize, u32)>);
+
+/// A log line a peer can trigger, written only within the worker's per-kind rate limit
+/// (`runtime.peer_log_lines_per_second`, see `loglimit`):
+/// `peer_log!(self, PeerLog::Kind, level, fields..., "message")`.
+macro_rules! peer_log {
+    ($worker:expr, $kind:expr, $level:ident, $($line:tt)+) => {
+        if $worker.peer_log_allowed($kind) {
+            tracing::$level!($($line)+);
+        }
+    };
+}
 
 #[path = "live.rs"]
 mod live;
@@ -87,6 +99,7 @@ pub struct Worker {
     dates: DateCache,
     stats: WorkerStats,
     metrics: WorkerMetrics,
+    peer_log: LogLimiter,
     /// Completions copied out of the CQ before any is handled.
     cqes: Vec<(u64, i32, u32)>,
     /// SQEs that did not fit in the SQ; pushed first next turn.
@@ -166,6 +179,7 @@ impl Worker {
             dates: DateCache::new(),
             stats: WorkerStats::default(),
             metrics: WorkerMetrics::new(spec.id),
+            peer_log: LogLimiter::new(config.runtime.peer_log_lines_per_second),
             cqes: Vec::with_capacity(1024),
             backlog: VecDeque::new(),
             epoch,
@@ -181,6 +195,47 @@ impl Worker {
 
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether a peer-triggered line of `kind` may be logged now (see `peer_log!`).
+    fn peer_log_allowed(&mut self, kind: PeerLog) -> bool {
+        let now_ms = self.now_ms();
+        self.peer_log.allow(kind, now_ms)
+    }
+
+    /// Once per tick: one summary line per kind whose lines were suppressed, at the level
+    /// the lines themselves would have had.
+    fn report_suppressed_logs(&mut self, now_ms: u64) {
+        let worker = self.id;
+        self.peer_log.poll_suppressed(now_ms, |kind, suppressed| {
+            let kind_label = kind.label();
+            match kind {
+                PeerLog::BadRequest | PeerLog::DeadlineExpired | PeerLog::FileSendFailed => {
+                    tracing::debug!(
+                        worker,
+                        kind = kind_label,
+                        suppressed,
+                        "log lines suppressed"
+                    )
+                }
+                PeerLog::PublishRefused | PeerLog::Publish => {
+                    tracing::info!(
+                        worker,
+                        kind = kind_label,
+                        suppressed,
+                        "log lines suppressed"
+                    )
+                }
+                PeerLog::AcceptFailed | PeerLog::ResourceFailed => {
+                    tracing::warn!(
+                        worker,
+                        kind = kind_label,
+                        suppressed,
+                        "log lines suppressed"
+                    )
+                }
+            }
+        });
     }
 
     /// Queue one SQE. When the SQ is full the queued entries are submitted first; if it is
@@ -276,6 +331,7 @@ impl Worker {
                 // Bounded: a few fstat calls per tick, never a walk of the whole cache.
                 self.files
                     .sweep(now_ms, self.config.vod.file_cache_sweep_per_tick);
+                self.report_suppressed_logs(now_ms);
                 self.stats.active = self.conns.len() as u64;
                 self.metrics.flush(&mut self.stats);
             }
@@ -392,7 +448,7 @@ impl Worker {
                 self.open_conn(fd);
             }
         } else if result != -libc::ECANCELED && self.accepting {
-            tracing::warn!(worker = self.id, error = %io::Error::from_raw_os_error(-result), "accept failed");
+            peer_log!(self, PeerLog::AcceptFailed, warn, worker = self.id, error = %io::Error::from_raw_os_error(-result), "accept failed");
             if !cqueue::more(flags) {
                 self.accept_retry_at_ms = Some(self.now_ms() + ACCEPT_RETRY_MS);
                 return;
@@ -480,17 +536,24 @@ impl Worker {
                     .insert((key, generation, deadline_ms), deadline_ms);
                 continue;
             }
-            match conn.deadline {
+            let deadline = conn.deadline;
+            match deadline {
                 Deadline::Idle => self.stats.deadline_expired_idle += 1,
                 Deadline::Header => self.stats.deadline_expired_header += 1,
                 Deadline::Send => self.stats.deadline_expired_send += 1,
                 Deadline::Linger => self.stats.deadline_expired_linger += 1,
             }
-            tracing::debug!(
+            peer_log!(
+                self,
+                PeerLog::DeadlineExpired,
+                debug,
                 worker = self.id,
-                deadline = conn.deadline.label(),
+                deadline = deadline.label(),
                 "deadline expired"
             );
+            let Some(conn) = self.conns.get(key) else {
+                continue;
+            };
             if let Body::Live(reader) = &conn.body {
                 reader
                     .stream
@@ -560,7 +623,14 @@ impl Worker {
             }
             Err(e) => {
                 self.conns[key].media = false;
-                tracing::debug!(worker = self.id, error = e.reason(), "bad request");
+                peer_log!(
+                    self,
+                    PeerLog::BadRequest,
+                    debug,
+                    worker = self.id,
+                    error = e.reason(),
+                    "bad request"
+                );
                 self.respond_simple(
                     key,
                     e.status(),
@@ -965,7 +1035,7 @@ impl Worker {
             match self.pipes.get() {
                 Ok(pipe) => body.pipe = Some(pipe),
                 Err(e) => {
-                    tracing::warn!(worker = self.id, error = %e, "cannot create pipe");
+                    peer_log!(self, PeerLog::ResourceFailed, warn, worker = self.id, error = %e, "cannot create pipe");
                     self.close(key, CloseReason::IoError);
                     return;
                 }
@@ -1101,7 +1171,14 @@ impl Worker {
         } else if result != -libc::ECANCELED {
             // An error, or 0: the file ended before the promised length (truncated while we
             // send). A cancelled splice (its chain broke) is no progress, not a failure.
-            tracing::debug!(worker = self.id, result, "splice file -> pipe failed");
+            peer_log!(
+                self,
+                PeerLog::FileSendFailed,
+                debug,
+                worker = self.id,
+                result,
+                "splice file -> pipe failed"
+            );
             self.close(key, CloseReason::IoError);
             return;
         }
