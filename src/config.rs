@@ -663,6 +663,57 @@ mod tests {
     }
 
     #[test]
+    fn issue_7_keys_have_defaults_and_are_validated() {
+        let config = Config::default();
+        assert_eq!(config.http.lingering_close_ms, 5_000);
+        assert_eq!(config.http.lingering_close_bytes, 1 << 20);
+        assert_eq!(config.http.cors_max_age_s, 7_200);
+        assert_eq!(config.vod.file_cache_inactive_ms, 20_000);
+        assert_eq!(config.vod.file_cache_sweep_per_tick, 64);
+        assert_eq!(config.runtime.peer_log_lines_per_second, 10);
+        let text = config.to_toml();
+        for key in [
+            "lingering_close_ms",
+            "lingering_close_bytes",
+            "cors_max_age_s",
+            "file_cache_inactive_ms",
+            "file_cache_sweep_per_tick",
+            "peer_log_lines_per_second",
+        ] {
+            assert!(text.contains(key), "{key} missing from --check-config");
+        }
+        for (toml, key) in [
+            (
+                "[http]\nlingering_close_ms = 600001\n",
+                "http.lingering_close_ms",
+            ),
+            (
+                "[http]\nlingering_close_bytes = 2147483648\n",
+                "http.lingering_close_bytes",
+            ),
+            ("[http]\ncors_max_age_s = 86401\n", "http.cors_max_age_s"),
+            (
+                "[vod]\nfile_cache_inactive_ms = 10\n",
+                "vod.file_cache_inactive_ms",
+            ),
+            (
+                "[vod]\nfile_cache_sweep_per_tick = 0\n",
+                "vod.file_cache_sweep_per_tick",
+            ),
+            (
+                "[runtime]\npeer_log_lines_per_second = 100001\n",
+                "runtime.peer_log_lines_per_second",
+            ),
+        ] {
+            let config = Config::from_toml(toml).unwrap();
+            assert_eq!(config.validate().unwrap_err().key, key, "{toml}");
+        }
+        // 0 turns lingering off; it is valid.
+        let config = Config::from_toml("[http]\nlingering_close_ms = 0\n").unwrap();
+        config.validate().unwrap();
+    }
+
+    #[test]
     fn flags_override_file() {
         let cli = Cli {
             workers: Some(3),
