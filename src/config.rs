@@ -78,8 +78,21 @@ pub struct HttpConfig {
     pub send_timeout_ms: u64,
     /// Connections per worker; past it new connections are closed at once and counted.
     pub connections_max_per_worker: usize,
-    /// Value of Access-Control-Allow-Origin on media responses ("" = header not sent).
+    /// After an error answer that closes the connection, read and discard what the client
+    /// still sends for at most this long before closing (nginx's lingering close), so the
+    /// close does not reset the connection under an answer the client has not read yet.
+    /// 0 = close at once.
+    pub lingering_close_ms: u64,
+    /// ... and at most this many bytes: past it the client is not listening, and reading
+    /// more would only spend bandwidth on it.
+    pub lingering_close_bytes: u64,
+    /// Value of Access-Control-Allow-Origin on every answer on a media path (`/vod/...`,
+    /// live paths), errors included, with Access-Control-Expose-Headers; "" = no CORS
+    /// headers at all (OPTIONS then answers 204 with Allow only).
     pub cors_allow_origin: String,
+    /// Access-Control-Max-Age of a preflight answer: how long a browser may cache it
+    /// (browsers cap it: Chromium at 2 h, Firefox at 24 h).
+    pub cors_max_age_s: u64,
     /// Value of the Server header.
     pub server_name: String,
 }
@@ -117,6 +130,12 @@ pub struct VodConfig {
     pub file_cache_entries: usize,
     /// How long a cached fd/fstat is trusted before it is checked again.
     pub file_cache_revalidate_ms: u64,
+    /// A cached fd not requested for this long is closed (nginx's `open_file_cache
+    /// inactive=`), so a deleted or replaced file does not keep its disk space.
+    pub file_cache_inactive_ms: u64,
+    /// Cache entries the periodic sweep looks at per worker tick (idle ones are closed, and
+    /// so are those whose file was deleted: one fstat each).
+    pub file_cache_sweep_per_tick: usize,
     /// Pipe capacity (F_SETPIPE_SZ); one splice pair moves at most this much.
     pub pipe_bytes: usize,
     /// Idle pipes kept per worker for reuse.
@@ -208,6 +227,10 @@ pub struct RuntimeConfig {
     pub drain_timeout_ms: u64,
     /// Bytes read per receive on a connection.
     pub recv_bytes: usize,
+    /// Log lines a peer can trigger (bad requests, expired deadlines, refused publishes,
+    /// failed accepts...) written per worker, per kind, per second; the rest are counted and
+    /// summarised once a second. 0 = only the summaries.
+    pub peer_log_lines_per_second: u32,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -244,7 +267,13 @@ impl Default for HttpConfig {
             keepalive_requests_max: 100_000,
             send_timeout_ms: 10_000,
             connections_max_per_worker: 16_384,
+            lingering_close_ms: 5_000,
+            // Covers what a client can have in flight when our answer reaches it on a fast
+            // path (1 Gbit/s x 8 ms RTT is 1 MB), while bounding what one refused request
+            // can make us read for nothing to about a hundred head buffers.
+            lingering_close_bytes: 1 << 20,
             cors_allow_origin: "*".into(),
+            cors_max_age_s: 7_200,
             server_name: concat!("uringcast/", env!("CARGO_PKG_VERSION")).into(),
         }
     }
@@ -265,6 +294,8 @@ impl Default for VodConfig {
             symlinks: SymlinkPolicy::WithinRoot,
             file_cache_entries: 1024,
             file_cache_revalidate_ms: 1000,
+            file_cache_inactive_ms: 20_000,
+            file_cache_sweep_per_tick: 64,
             pipe_bytes: 1 << 20,
             pipe_pool_max: 256,
             send_path: SendPath::Auto,
@@ -305,6 +336,7 @@ impl Default for RuntimeConfig {
             tick_ms: 100,
             drain_timeout_ms: 5_000,
             recv_bytes: 16 << 10,
+            peer_log_lines_per_second: 10,
         }
     }
 }
@@ -434,9 +466,17 @@ impl Config {
             1,
             1 << 22,
         )?;
+        range("http.lingering_close_ms", h.lingering_close_ms, 0, 600_000)?;
+        range(
+            "http.lingering_close_bytes",
+            h.lingering_close_bytes,
+            0,
+            1 << 30,
+        )?;
         if h.server_name.is_empty() || h.server_name.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return Err(err("http.server_name", "must be non-empty printable text"));
         }
+        range("http.cors_max_age_s", h.cors_max_age_s, 0, 86_400)?;
         if h.cors_allow_origin.bytes().any(|b| b < 0x20 || b == 0x7f) {
             return Err(err("http.cors_allow_origin", "must be printable text"));
         }
@@ -455,6 +495,18 @@ impl Config {
             v.file_cache_revalidate_ms,
             0,
             3_600_000,
+        )?;
+        range(
+            "vod.file_cache_inactive_ms",
+            v.file_cache_inactive_ms,
+            100,
+            86_400_000,
+        )?;
+        range(
+            "vod.file_cache_sweep_per_tick",
+            v.file_cache_sweep_per_tick as u64,
+            1,
+            1 << 16,
         )?;
         range("vod.pipe_bytes", v.pipe_bytes as u64, 4096, 64 << 20)?;
         if !v.pipe_bytes.is_power_of_two() {
@@ -554,6 +606,12 @@ impl Config {
         range("runtime.tick_ms", r.tick_ms, 1, 1000)?;
         range("runtime.drain_timeout_ms", r.drain_timeout_ms, 0, 600_000)?;
         range("runtime.recv_bytes", r.recv_bytes as u64, 1024, 16 << 20)?;
+        range(
+            "runtime.peer_log_lines_per_second",
+            u64::from(r.peer_log_lines_per_second),
+            0,
+            100_000,
+        )?;
         Ok(())
     }
 
@@ -645,6 +703,57 @@ mod tests {
         assert_eq!(e.key, "http.header_bytes_max");
         let config = Config::from_toml("[http]\nlisten = \"nope\"\n").unwrap();
         assert_eq!(config.validate().unwrap_err().key, "http.listen");
+    }
+
+    #[test]
+    fn issue_7_keys_have_defaults_and_are_validated() {
+        let config = Config::default();
+        assert_eq!(config.http.lingering_close_ms, 5_000);
+        assert_eq!(config.http.lingering_close_bytes, 1 << 20);
+        assert_eq!(config.http.cors_max_age_s, 7_200);
+        assert_eq!(config.vod.file_cache_inactive_ms, 20_000);
+        assert_eq!(config.vod.file_cache_sweep_per_tick, 64);
+        assert_eq!(config.runtime.peer_log_lines_per_second, 10);
+        let text = config.to_toml();
+        for key in [
+            "lingering_close_ms",
+            "lingering_close_bytes",
+            "cors_max_age_s",
+            "file_cache_inactive_ms",
+            "file_cache_sweep_per_tick",
+            "peer_log_lines_per_second",
+        ] {
+            assert!(text.contains(key), "{key} missing from --check-config");
+        }
+        for (toml, key) in [
+            (
+                "[http]\nlingering_close_ms = 600001\n",
+                "http.lingering_close_ms",
+            ),
+            (
+                "[http]\nlingering_close_bytes = 2147483648\n",
+                "http.lingering_close_bytes",
+            ),
+            ("[http]\ncors_max_age_s = 86401\n", "http.cors_max_age_s"),
+            (
+                "[vod]\nfile_cache_inactive_ms = 10\n",
+                "vod.file_cache_inactive_ms",
+            ),
+            (
+                "[vod]\nfile_cache_sweep_per_tick = 0\n",
+                "vod.file_cache_sweep_per_tick",
+            ),
+            (
+                "[runtime]\npeer_log_lines_per_second = 100001\n",
+                "runtime.peer_log_lines_per_second",
+            ),
+        ] {
+            let config = Config::from_toml(toml).unwrap();
+            assert_eq!(config.validate().unwrap_err().key, key, "{toml}");
+        }
+        // 0 turns lingering off; it is valid.
+        let config = Config::from_toml("[http]\nlingering_close_ms = 0\n").unwrap();
+        config.validate().unwrap();
     }
 
     #[test]

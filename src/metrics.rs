@@ -100,6 +100,8 @@ pub struct WorkerStats {
     pub deadline_expired_idle: u64,
     pub deadline_expired_header: u64,
     pub deadline_expired_send: u64,
+    /// Lingering closes that ran out of time (the peer neither stopped sending nor closed).
+    pub deadline_expired_linger: u64,
     pub live_skips: u64,
     /// MSG_RING wake-ups that failed to reach another worker.
     pub live_wake_failures: u64,
@@ -123,6 +125,7 @@ pub struct WorkerMetrics {
     deadline_idle: Counter,
     deadline_header: Counter,
     deadline_send: Counter,
+    deadline_linger: Counter,
     live_skips: Counter,
     live_wake_failures: Counter,
     live_wake_missed: Counter,
@@ -156,6 +159,7 @@ impl WorkerMetrics {
             deadline_idle: deadline("idle"),
             deadline_header: deadline("header"),
             deadline_send: deadline("send"),
+            deadline_linger: deadline("linger"),
             live_skips: counter!("uringcast_live_skips_total", "worker" => w.clone()),
             live_wake_failures: counter!("uringcast_live_wake_failures_total", "worker" => w.clone()),
             live_wake_missed: counter!("uringcast_live_wake_missed_total", "worker" => w.clone()),
@@ -187,6 +191,7 @@ impl WorkerMetrics {
         take(&self.deadline_idle, &mut stats.deadline_expired_idle);
         take(&self.deadline_header, &mut stats.deadline_expired_header);
         take(&self.deadline_send, &mut stats.deadline_expired_send);
+        take(&self.deadline_linger, &mut stats.deadline_expired_linger);
         take(&self.live_skips, &mut stats.live_skips);
         take(&self.live_wake_failures, &mut stats.live_wake_failures);
         take(&self.live_wake_missed, &mut stats.live_wake_missed);

@@ -244,56 +244,15 @@ fn wait_for_signal(set: &libc::sigset_t, shared: &Shared) {
     }
 }
 
-/// The plain status page at `/`: what is served and where.
+/// The plain status page at `/`: the live streams. It does no filesystem work (it runs on
+/// a worker thread, for any client) and shows no filesystem path; files are listed nowhere
+/// (a console with access control is a separate piece of work).
 pub fn status_page(shared: &Shared) -> String {
-    let config = &shared.config;
-    const LIST_MAX: usize = 500;
-    let mut page = String::with_capacity(4096);
+    let mut page = String::with_capacity(2048);
     page.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>uringcast</title></head><body>\n");
     let _ = writeln!(page, "<h1>uringcast {}</h1>", env!("CARGO_PKG_VERSION"));
-    page.push_str("<p><a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a></p>\n");
-    let _ = writeln!(
-        page,
-        "<h2>Media root <code>{}</code> (under /vod/)</h2><ul>",
-        html_escape(&config.vod.root.display().to_string())
-    );
-    let mut entries: Vec<(String, u64, bool)> = match std::fs::read_dir(&config.vod.root) {
-        Ok(dir) => dir
-            .filter_map(|e| e.ok())
-            .take(LIST_MAX)
-            .filter_map(|e| {
-                let meta = e.metadata().ok()?;
-                Some((
-                    e.file_name().to_string_lossy().into_owned(),
-                    meta.len(),
-                    meta.is_dir(),
-                ))
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    entries.sort();
-    if entries.is_empty() {
-        page.push_str("<li>(empty: put files here to serve them)</li>\n");
-    }
-    for (name, size, is_dir) in entries {
-        const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-            .remove(b'.')
-            .remove(b'-')
-            .remove(b'_')
-            .remove(b'~');
-        let href: String = percent_encoding::utf8_percent_encode(&name, PATH_SEGMENT).collect();
-        if is_dir {
-            let _ = writeln!(page, "<li>{}/</li>", html_escape(&name));
-        } else {
-            let _ = writeln!(
-                page,
-                "<li><a href=\"/vod/{href}\">{}</a> ({size} bytes)</li>",
-                html_escape(&name)
-            );
-        }
-    }
-    page.push_str("</ul>\n<h2>Live streams</h2><ul>\n");
+    page.push_str("<p><a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a> · <a href=\"/api/v1/streams\">/api/v1/streams</a> · files under <code>/vod/</code></p>\n");
+    page.push_str("<h2>Live streams</h2><ul>\n");
     let streams = shared.registry.list();
     if streams.is_empty() {
         page.push_str("<li>(none: publish with <code>ffmpeg -re -i IN -c copy -f flv -method POST http://HOST/live/NAME.flv</code>)</li>\n");
@@ -316,13 +275,6 @@ pub fn status_page(shared: &Shared) -> String {
     }
     page.push_str("</ul>\n</body></html>\n");
     page
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn codec_name(codec: Option<crate::media::unit::Codec>) -> Option<&'static str> {

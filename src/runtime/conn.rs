@@ -24,6 +24,11 @@ pub(crate) enum Phase {
     Ingest,
     /// A play request waiting (`live.play_wait_ms`) for its stream to be published.
     WaitStream,
+    /// An error answer is out and our side is shut down (SHUT_WR); what the peer still sends
+    /// is read and discarded until it closes, `http.lingering_close_bytes` or
+    /// `http.lingering_close_ms`. Closing at once with unread bytes would make the kernel
+    /// send RST, which destroys an answer the peer has not read yet.
+    Lingering,
     /// Closed from our side; the slot lives until its last completion arrives.
     Closing,
 }
@@ -37,6 +42,8 @@ pub(crate) enum Deadline {
     Header,
     /// A response is being sent and the socket makes no progress.
     Send,
+    /// A lingering close has run for `http.lingering_close_ms`.
+    Linger,
 }
 
 impl Deadline {
@@ -45,6 +52,7 @@ impl Deadline {
             Deadline::Idle => "idle",
             Deadline::Header => "header",
             Deadline::Send => "send",
+            Deadline::Linger => "linger",
         }
     }
 }
@@ -124,6 +132,14 @@ pub(crate) struct Conn {
     /// A non-blocking send hit EAGAIN; arm POLLOUT once the in-flight ops are back.
     pub want_pollout: bool,
     pub keep_alive: bool,
+    /// The request being answered is on a media path (`/vod/...` or a live path): every
+    /// answer to it carries the CORS headers.
+    pub media: bool,
+    /// The response being sent is an error answer: if the connection closes after it, it
+    /// closes by lingering (see [`Phase::Lingering`]).
+    pub linger: bool,
+    /// Bytes a lingering close may still read and discard.
+    pub linger_bytes_left: u64,
     pub requests: u64,
     pub deadline: Deadline,
     pub deadline_ms: u64,

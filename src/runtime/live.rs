@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use io_uring::opcode;
 use io_uring::types::Fd;
 
-use super::{TEXT_PLAIN, Worker};
+use super::{PeerLog, TEXT_PLAIN, Worker};
 use crate::media::ring::Position;
 use crate::media::stream::{PublishError, RegistryError, Stream};
 use crate::media::unit::UnitKind;
@@ -71,10 +71,14 @@ pub(crate) struct WaitingReader {
 }
 
 /// `/{app}/{stream}.flv` → (app, stream), with conservative names (no dots, slashes or
-/// escapes), so stream keys are safe in logs, labels and JSON.
+/// escapes), so stream keys are safe in logs, labels and JSON. `vod` is not an app: `/vod/`
+/// always names files, so no publish or play can claim a path under it.
 pub(crate) fn parse_live_path(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix('/')?;
     let (app, file) = rest.split_once('/')?;
+    if app == "vod" {
+        return None;
+    }
     let name = file.strip_suffix(".flv")?;
     let ok = |s: &str| {
         !s.is_empty()
@@ -117,7 +121,7 @@ impl Worker {
         let publisher = match self.shared.registry.publish(app, name, now_ms) {
             Ok(p) => p,
             Err(RegistryError::AlreadyPublishing) => {
-                tracing::info!(stream = %format!("{app}/{name}"), "second publisher refused");
+                peer_log!(self, PeerLog::PublishRefused, info, worker = self.id, stream = %format!("{app}/{name}"), "second publisher refused");
                 self.respond_simple(
                     key,
                     409,
@@ -130,7 +134,7 @@ impl Worker {
             }
             Err(RegistryError::MemoryBudget) => {
                 let (used, max) = self.shared.registry.memory();
-                tracing::warn!(stream = %format!("{app}/{name}"), used, max, "publish refused: live memory budget reached");
+                peer_log!(self, PeerLog::PublishRefused, warn, worker = self.id, stream = %format!("{app}/{name}"), used, max, "publish refused: live memory budget reached");
                 self.respond_simple(
                     key,
                     503,
@@ -146,7 +150,7 @@ impl Worker {
                 return;
             }
         };
-        tracing::info!(worker = self.id, stream = %publisher.stream.key(), "publish started (http-flv)");
+        peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %publisher.stream.key(), "publish started (http-flv)");
         let ingest = Ingest {
             publisher,
             demuxer: FlvDemuxer::new(FlvLimits {
@@ -340,10 +344,10 @@ impl Worker {
         self.notify_stream(&stream);
         match &error {
             Some(reason) => {
-                tracing::warn!(worker = self.id, stream = %stream.key(), %reason, units = ingest.units, "publish ended with an error")
+                peer_log!(self, PeerLog::Publish, warn, worker = self.id, stream = %stream.key(), %reason, units = ingest.units, "publish ended with an error")
             }
             None => {
-                tracing::info!(worker = self.id, stream = %stream.key(), units = ingest.units, "publish ended")
+                peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %stream.key(), units = ingest.units, "publish ended")
             }
         }
         if conn_inflight > 0 {
@@ -374,7 +378,7 @@ impl Worker {
             let stream = ingest.publisher.stream.clone();
             self.shared.registry.unpublish(&stream, now_ms);
             self.notify_stream(&stream);
-            tracing::info!(worker = self.id, stream = %stream.key(), units = ingest.units, "publisher disconnected");
+            peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %stream.key(), units = ingest.units, "publisher disconnected");
         }
     }
 
@@ -946,6 +950,28 @@ impl Worker {
                     .reader_workers
                     .fetch_and(!(1u64 << self.id), Ordering::AcqRel);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_live_path;
+
+    #[test]
+    fn live_paths_and_the_reserved_vod_prefix() {
+        assert_eq!(parse_live_path("/live/cam1.flv"), Some(("live", "cam1")));
+        assert_eq!(parse_live_path("/vodka/x.flv"), Some(("vodka", "x")));
+        // `vod` is not an app: its paths are files, never a publish or a play.
+        assert_eq!(parse_live_path("/vod/x.flv"), None);
+        for bad in [
+            "/live/x.ts",
+            "/live/a.b.flv",
+            "/a/b/c.flv",
+            "/live/.flv",
+            "live/x.flv",
+        ] {
+            assert_eq!(parse_live_path(bad), None, "{bad}");
         }
     }
 }

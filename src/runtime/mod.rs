@@ -31,3 +31,4 @@ pub mod timer;
 pub mod worker;
 
 mod conn;
+mod loglimit;

@@ -14,6 +14,7 @@ use io_uring::{IoUring, cqueue, opcode, squeue};
 use slab::Slab;
 
 use super::conn::{Body, Conn, Deadline, FileBody, Phase};
+use super::loglimit::{LogLimiter, PeerLog};
 use super::op::{Op, UserData, next_generation};
 use super::pipe::PipePool;
 use super::timer::{TimerEntry, TimerWheel};
@@ -24,6 +25,17 @@ use crate::proto::http::{
 };
 use crate::server::Shared;
 use crate::vod;
+
+/// A log line a peer can trigger, written only within the worker's per-kind rate limit
+/// (`runtime.peer_log_lines_per_second`, see `loglimit`):
+/// `peer_log!(self, PeerLog::Kind, level, fields..., "message")`.
+macro_rules! peer_log {
+    ($worker:expr, $kind:expr, $level:ident, $($line:tt)+) => {
+        if $worker.peer_log_allowed($kind) {
+            tracing::$level!($($line)+);
+        }
+    };
+}
 
 #[path = "live.rs"]
 mod live;
@@ -46,6 +58,19 @@ const DRAIN_CLOSE_WAIT_MS: u64 = 1000;
 /// After a failed accept (EMFILE, ENFILE, ENOBUFS...), wait this long before accepting again,
 /// so a full fd table does not turn the loop into a busy spin.
 const ACCEPT_RETRY_MS: u64 = 100;
+
+/// Methods of the media paths, for `Allow` and CORS preflights.
+const VOD_METHODS: &str = "GET, HEAD, OPTIONS";
+const LIVE_METHODS: &str = "GET, HEAD, OPTIONS, POST, PUT";
+
+/// Request headers a preflight allows: what players send for ranges and revalidation, and
+/// what a publisher sends with its body.
+const CORS_ALLOW_HEADERS: &str = "Range, If-Range, If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since, Content-Type, Cache-Control";
+
+/// Response headers a page may read beyond the safelisted ones (a player needs the total
+/// size from Content-Range and the validators to resume).
+const CORS_EXPOSE_HEADERS: &str =
+    "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified, Date";
 
 /// Bytes a sendfile(2) loop moves before it yields the core to other connections.
 const SENDFILE_BYTES_PER_TURN: u64 = 4 << 20;
@@ -70,6 +95,7 @@ pub struct Worker {
     dates: DateCache,
     stats: WorkerStats,
     metrics: WorkerMetrics,
+    peer_log: LogLimiter,
     /// Completions copied out of the CQ before any is handled.
     cqes: Vec<(u64, i32, u32)>,
     /// SQEs that did not fit in the SQ; pushed first next turn.
@@ -149,11 +175,13 @@ impl Worker {
             files: vod::FileCache::new(
                 config.vod.file_cache_entries,
                 config.vod.file_cache_revalidate_ms,
+                config.vod.file_cache_inactive_ms,
             ),
             media_root,
             dates: DateCache::new(),
             stats: WorkerStats::default(),
             metrics: WorkerMetrics::new(spec.id),
+            peer_log: LogLimiter::new(config.runtime.peer_log_lines_per_second),
             cqes: Vec::with_capacity(1024),
             backlog: VecDeque::new(),
             epoch,
@@ -173,6 +201,47 @@ impl Worker {
 
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether a peer-triggered line of `kind` may be logged now (see `peer_log!`).
+    fn peer_log_allowed(&mut self, kind: PeerLog) -> bool {
+        let now_ms = self.now_ms();
+        self.peer_log.allow(kind, now_ms)
+    }
+
+    /// Once per tick: one summary line per kind whose lines were suppressed, at the level
+    /// the lines themselves would have had.
+    fn report_suppressed_logs(&mut self, now_ms: u64) {
+        let worker = self.id;
+        self.peer_log.poll_suppressed(now_ms, |kind, suppressed| {
+            let kind_label = kind.label();
+            match kind {
+                PeerLog::BadRequest | PeerLog::DeadlineExpired | PeerLog::FileSendFailed => {
+                    tracing::debug!(
+                        worker,
+                        kind = kind_label,
+                        suppressed,
+                        "log lines suppressed"
+                    )
+                }
+                PeerLog::PublishRefused | PeerLog::Publish => {
+                    tracing::info!(
+                        worker,
+                        kind = kind_label,
+                        suppressed,
+                        "log lines suppressed"
+                    )
+                }
+                PeerLog::AcceptFailed | PeerLog::ResourceFailed => {
+                    tracing::warn!(
+                        worker,
+                        kind = kind_label,
+                        suppressed,
+                        "log lines suppressed"
+                    )
+                }
+            }
+        });
     }
 
     /// Queue one SQE. When the SQ is full the queued entries are submitted first; if it is
@@ -265,6 +334,10 @@ impl Worker {
             self.flush_backlog();
             if now_ms >= last_flush_ms + tick_ms {
                 last_flush_ms = now_ms;
+                // Bounded: a few fstat calls per tick, never a walk of the whole cache.
+                self.files
+                    .sweep(now_ms, self.config.vod.file_cache_sweep_per_tick);
+                self.report_suppressed_logs(now_ms);
                 self.stats.active = self.conns.len() as u64;
                 self.metrics.flush(&mut self.stats);
             }
@@ -316,6 +389,7 @@ impl Worker {
                 }
                 match ud.op {
                     Op::Recv if conn.phase == Phase::Ingest => self.on_ingest_recv(key, result),
+                    Op::Recv if conn.phase == Phase::Lingering => self.on_linger_recv(key, result),
                     Op::Recv => self.on_recv(key, result),
                     Op::SendMsg => self.on_sendmsg(key, result),
                     Op::Send => self.on_send(key, result),
@@ -380,7 +454,7 @@ impl Worker {
                 self.open_conn(fd);
             }
         } else if result != -libc::ECANCELED && self.accepting {
-            tracing::warn!(worker = self.id, error = %io::Error::from_raw_os_error(-result), "accept failed");
+            peer_log!(self, PeerLog::AcceptFailed, warn, worker = self.id, error = %io::Error::from_raw_os_error(-result), "accept failed");
             if !cqueue::more(flags) {
                 self.accept_retry_at_ms = Some(self.now_ms() + ACCEPT_RETRY_MS);
                 return;
@@ -418,6 +492,9 @@ impl Worker {
             inflight: 0,
             want_pollout: false,
             keep_alive: true,
+            media: false,
+            linger: false,
+            linger_bytes_left: 0,
             requests: 0,
             deadline: Deadline::Idle,
             deadline_ms: now_ms + self.config.http.header_timeout_ms,
@@ -465,16 +542,24 @@ impl Worker {
                     .insert((key, generation, deadline_ms), deadline_ms);
                 continue;
             }
-            match conn.deadline {
+            let deadline = conn.deadline;
+            match deadline {
                 Deadline::Idle => self.stats.deadline_expired_idle += 1,
                 Deadline::Header => self.stats.deadline_expired_header += 1,
                 Deadline::Send => self.stats.deadline_expired_send += 1,
+                Deadline::Linger => self.stats.deadline_expired_linger += 1,
             }
-            tracing::debug!(
+            peer_log!(
+                self,
+                PeerLog::DeadlineExpired,
+                debug,
                 worker = self.id,
-                deadline = conn.deadline.label(),
+                deadline = deadline.label(),
                 "deadline expired"
             );
+            let Some(conn) = self.conns.get(key) else {
+                continue;
+            };
             if let Body::Live(reader) = &conn.body {
                 reader
                     .stream
@@ -539,10 +624,19 @@ impl Worker {
                 conn.rbuf.copy_within(used..conn.rlen, 0);
                 conn.rlen -= used;
                 conn.requests += 1;
+                conn.media = false;
                 self.respond(key, head);
             }
             Err(e) => {
-                tracing::debug!(worker = self.id, error = e.reason(), "bad request");
+                self.conns[key].media = false;
+                peer_log!(
+                    self,
+                    PeerLog::BadRequest,
+                    debug,
+                    worker = self.id,
+                    error = e.reason(),
+                    "bad request"
+                );
                 self.respond_simple(
                     key,
                     e.status(),
@@ -562,8 +656,17 @@ impl Worker {
             && conn.requests < self.config.http.keepalive_requests_max
             && self.drain_deadline_ms.is_none();
         let path = head.path.as_str();
-        let live =
-            live::parse_live_path(path).map(|(app, name)| (app.to_string(), name.to_string()));
+        // `/vod/` is routed first: it always means files (an FLV file at the top of the media
+        // root included), whatever a live path would look like.
+        let vod = path.strip_prefix("/vod/");
+        let live = if vod.is_some() {
+            None
+        } else {
+            live::parse_live_path(path).map(|(app, name)| (app.to_string(), name.to_string()))
+        };
+        // Every answer on a media path, errors included, carries the CORS headers: a browser
+        // player must be able to read a 404 or a 409 to tell its user what went wrong.
+        self.conns[key].media = vod.is_some() || live.is_some();
         let ingest = live.is_some() && matches!(head.method, Method::Post | Method::Put);
         if !ingest && (head.content_length.unwrap_or(0) > 0 || head.chunked) {
             // Only a live publish takes a request body; reading and discarding one elsewhere
@@ -589,28 +692,33 @@ impl Worker {
                     head.method == Method::Get,
                     head.version == Version::Http11,
                 ),
+                Method::Options => self.respond_preflight(key, LIVE_METHODS),
                 _ => self.respond_simple(
                     key,
                     405,
                     TEXT_PLAIN,
                     b"method not allowed\n",
                     true,
-                    &[("Allow", "GET, HEAD, POST, PUT")],
+                    &[("Allow", LIVE_METHODS)],
                 ),
             }
             return;
         }
         let get_or_head = matches!(head.method, Method::Get | Method::Head);
-        if let Some(rest) = path.strip_prefix("/vod/") {
+        if let Some(rest) = vod {
+            if head.method == Method::Options {
+                self.respond_preflight(key, VOD_METHODS);
+                return;
+            }
             if !get_or_head {
-                self.method_not_allowed(key, &head);
+                self.method_not_allowed(key, &head, VOD_METHODS);
                 return;
             }
             self.serve_vod(key, &head, rest.to_string());
             return;
         }
         if !get_or_head {
-            self.method_not_allowed(key, &head);
+            self.method_not_allowed(key, &head, "GET, HEAD");
             return;
         }
         let body_for_head = head.method == Method::Get;
@@ -664,7 +772,7 @@ impl Worker {
         }
     }
 
-    fn method_not_allowed(&mut self, key: usize, head: &RequestHead) {
+    fn method_not_allowed(&mut self, key: usize, head: &RequestHead, allow: &str) {
         if head.method == Method::Other {
             self.respond_simple(
                 key,
@@ -672,7 +780,7 @@ impl Worker {
                 TEXT_PLAIN,
                 b"method not implemented\n",
                 true,
-                &[("Allow", "GET, HEAD")],
+                &[("Allow", allow)],
             );
         } else {
             self.respond_simple(
@@ -681,9 +789,27 @@ impl Worker {
                 TEXT_PLAIN,
                 b"method not allowed\n",
                 true,
-                &[("Allow", "GET, HEAD")],
+                &[("Allow", allow)],
             );
         }
+    }
+
+    /// `OPTIONS` on a media path: 204 with `Allow`, and (unless CORS is off) the CORS
+    /// preflight answer. The allowed request headers are a fixed list of what players send
+    /// (ranges, validators, a publisher's Content-Type), not an echo of what was asked.
+    fn respond_preflight(&mut self, key: usize, methods: &str) {
+        let keep_alive = self.conns[key].keep_alive;
+        let cors = !self.config.http.cors_allow_origin.is_empty();
+        let max_age = self.config.http.cors_max_age_s;
+        self.write_head(key, 204, keep_alive, true, |h| {
+            h.header("Allow", methods);
+            if cors {
+                h.header("Access-Control-Allow-Methods", methods);
+                h.header("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+                h.header("Access-Control-Max-Age", max_age);
+            }
+        });
+        self.start_response(key, 204, Body::None);
     }
 
     fn respond_body(
@@ -731,9 +857,9 @@ impl Worker {
         self.start_response(key, status, Body::None);
     }
 
-    /// Write the status line and the headers every response carries, then the caller's.
     /// Write the status line, the headers every response carries, the caller's, and (for
-    /// media responses, `cors`) Access-Control-Allow-Origin. No allocation: the date is
+    /// media responses: `cors`, or any answer to a request on a media path) the CORS
+    /// headers, unless `http.cors_allow_origin` is empty. No allocation: the date is
     /// borrowed from the per-second cache, the rest is pushed into the connection's buffer.
     fn write_head(
         &mut self,
@@ -755,8 +881,9 @@ impl Worker {
         }
         headers(&mut h);
         let origin = &self.config.http.cors_allow_origin;
-        if cors && !origin.is_empty() {
+        if (cors || conn.media) && !origin.is_empty() {
             h.header("Access-Control-Allow-Origin", origin);
+            h.header("Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
         }
         h.finish();
     }
@@ -817,6 +944,7 @@ impl Worker {
         self.stats.request(status);
         let conn = &mut self.conns[key];
         conn.phase = Phase::Respond;
+        conn.linger = status >= 400;
         conn.body = body;
         conn.woff = 0;
         self.arm_deadline(key, Deadline::Send, self.config.http.send_timeout_ms);
@@ -917,7 +1045,7 @@ impl Worker {
             match self.pipes.get() {
                 Ok(pipe) => body.pipe = Some(pipe),
                 Err(e) => {
-                    tracing::warn!(worker = self.id, error = %e, "cannot create pipe");
+                    peer_log!(self, PeerLog::ResourceFailed, warn, worker = self.id, error = %e, "cannot create pipe");
                     self.close(key, CloseReason::IoError);
                     return;
                 }
@@ -1053,7 +1181,14 @@ impl Worker {
         } else if result != -libc::ECANCELED {
             // An error, or 0: the file ended before the promised length (truncated while we
             // send). A cancelled splice (its chain broke) is no progress, not a failure.
-            tracing::debug!(worker = self.id, result, "splice file -> pipe failed");
+            peer_log!(
+                self,
+                PeerLog::FileSendFailed,
+                debug,
+                worker = self.id,
+                result,
+                "splice file -> pipe failed"
+            );
             self.close(key, CloseReason::IoError);
             return;
         }
@@ -1105,7 +1240,11 @@ impl Worker {
         conn.wbuf.clear();
         conn.woff = 0;
         if !conn.keep_alive {
-            self.close(key, CloseReason::Done);
+            if conn.linger && self.config.http.lingering_close_ms > 0 {
+                self.begin_linger(key);
+            } else {
+                self.close(key, CloseReason::Done);
+            }
             return;
         }
         conn.phase = Phase::ReadHead;
@@ -1117,6 +1256,50 @@ impl Worker {
             self.arm_deadline(key, Deadline::Header, self.config.http.header_timeout_ms);
             self.process_head(key);
         }
+    }
+
+    /// Close after an error answer the way nginx's lingering close does: the answer is out
+    /// (nothing is in flight), so shut our side down — the FIN follows the answer — and read
+    /// and discard what the peer still sends until it closes, or until the byte budget or
+    /// the deadline runs out. Only then is the socket closed, so the kernel never resets the
+    /// connection under an answer the peer is still about to read. All through the ring: one
+    /// receive at a time into the head buffer, the deadline from the timer wheel.
+    fn begin_linger(&mut self, key: usize) {
+        let bytes = self.config.http.lingering_close_bytes;
+        let after_ms = self.config.http.lingering_close_ms;
+        let buffer_bytes = self.config.http.header_bytes_max;
+        let conn = &mut self.conns[key];
+        conn.phase = Phase::Lingering;
+        conn.linger_bytes_left = bytes;
+        conn.rlen = 0;
+        if conn.rbuf.is_empty() {
+            // A publisher or viewer gave its head buffer back; a refused publish still needs
+            // one to discard into.
+            conn.rbuf = vec![0u8; buffer_bytes].into_boxed_slice();
+        }
+        // SAFETY: shutdown(2) on the connection's own open socket; it only queues a FIN
+        // behind the bytes already sent and never blocks.
+        unsafe { libc::shutdown(conn.raw_fd(), libc::SHUT_WR) };
+        self.arm_deadline(key, Deadline::Linger, after_ms);
+        self.submit_recv(key);
+    }
+
+    fn on_linger_recv(&mut self, key: usize, result: i32) {
+        if result <= 0 {
+            // The peer closed (or reset) after reading what it wanted: the normal end.
+            self.close(key, CloseReason::Peer);
+            return;
+        }
+        let conn = &mut self.conns[key];
+        let got = result as u64;
+        if got >= conn.linger_bytes_left {
+            // Still sending after the budget: it is not listening to us.
+            self.close(key, CloseReason::ProtocolError);
+            return;
+        }
+        conn.linger_bytes_left -= got;
+        conn.rlen = 0;
+        self.submit_recv(key);
     }
 
     /// Close from our side. The slot is released once nothing is in flight for it.

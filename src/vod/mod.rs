@@ -10,6 +10,9 @@
 //! 4. Write the head with `proto::http::ResponseHead` (adding Date, Server, Connection) and
 //!    splice `body` from the fd.
 //!
+//! And once per tick, [`FileCache::sweep`] with a small budget, so idle and deleted files
+//! do not stay open.
+//!
 //! Only `open` contains `unsafe` (the `openat2` and `fcntl` calls); the rest is plain
 //! logic and is tested without a ring.
 

@@ -44,7 +44,8 @@ pub fn open_root(dir: &Path) -> io::Result<File> {
 /// Flags: `O_RDONLY | O_CLOEXEC | O_NOCTTY` plus `O_NONBLOCK` for the open itself only.
 /// `O_NONBLOCK` keeps a FIFO dropped into the media root from blocking the worker thread in
 /// `open`, and opening a device node cannot acquire a controlling terminal (`O_NOCTTY`).
-/// Anything that is not a regular file or directory is refused with `EACCES`. For a
+/// Anything that is not a regular file or directory is refused with `EACCES` (a unix socket,
+/// whose open fails with `ENXIO`, included). For a
 /// regular file `O_NONBLOCK` is then cleared again: io_uring treats `O_NONBLOCK` files as
 /// "never wait", so reads and splices could fail with `EAGAIN` on a page-cache miss
 /// instead of being punted to io-wq.
@@ -55,7 +56,16 @@ pub fn open_root(dir: &Path) -> io::Result<File> {
 /// `Deny` and `WithinRoot` fail closed rather than opening without the check.
 pub fn open_beneath(root: &File, rel: &Path, policy: SymlinkPolicy) -> io::Result<File> {
     let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
-    let fd = openat2_retrying(root, rel, flags, policy)?;
+    let fd = openat2_retrying(root, rel, flags, policy).map_err(|e| {
+        // open(2) of a unix socket (or of a device node with no driver behind it) fails
+        // with ENXIO: it is a special file like a FIFO, refused the same way, not an
+        // internal error.
+        if e.raw_os_error() == Some(libc::ENXIO) {
+            io::Error::from_raw_os_error(libc::EACCES)
+        } else {
+            e
+        }
+    })?;
     let file = File::from(fd);
     let file_type = file.metadata()?.file_type();
     if file_type.is_file() {
@@ -322,6 +332,13 @@ mod tests {
         // Opening a FIFO for reading would block forever without O_NONBLOCK.
         assert_eq!(
             errno(read(&l, "fifo", SymlinkPolicy::WithinRoot)),
+            libc::EACCES
+        );
+        // A unix socket cannot be opened at all (ENXIO): refused the same way.
+        let _listener =
+            std::os::unix::net::UnixListener::bind(l._dir.path().join("media/sock")).unwrap();
+        assert_eq!(
+            errno(read(&l, "sock", SymlinkPolicy::WithinRoot)),
             libc::EACCES
         );
         // Directories open (the caller decides what to do with them).

@@ -267,7 +267,7 @@ pub fn read_response(s: &mut impl Read, head_request: bool) -> std::io::Result<R
             .map(|(_, v)| v.clone())
     };
     let mut body = Vec::new();
-    if head_request || status == 304 || status / 100 == 1 {
+    if head_request || status == 204 || status == 304 || status / 100 == 1 {
     } else if let Some(len) = get("content-length") {
         let len: usize = len.parse().unwrap();
         body.resize(len, 0);

@@ -8,7 +8,7 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HttpError {
     /// The request line or a header line breaks the grammar, or a header we rely on
-    /// (`Host`) is missing, duplicated or not valid UTF-8. 400.
+    /// (`Host`) is missing (HTTP/1.1), duplicated, or not a valid `uri-host [":" port]`. 400.
     Malformed,
     /// The request line is longer than [`HttpLimits::request_line_bytes_max`]. 414.
     ///

@@ -249,6 +249,9 @@ fn build_head(req: &httparse::Request<'_, '_>, head_len: usize) -> Result<Reques
             }
         } else if name.eq_ignore_ascii_case("host") {
             host_lines += 1;
+            if !valid_host(value) {
+                return Err(HttpError::Malformed);
+            }
             head.host = Some(utf8(value)?.to_owned());
         } else if name.eq_ignore_ascii_case("expect") {
             head.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
@@ -269,8 +272,8 @@ fn build_head(req: &httparse::Request<'_, '_>, head_len: usize) -> Result<Reques
         }
     }
 
-    // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, and for any request with
-    // more than one Host line.
+    // RFC 9112 §3.2: 400 for an HTTP/1.1 request without Host, for any request with more
+    // than one Host line, and (above) for an invalid Host value.
     if host_lines > 1 || (host_lines == 0 && version == Version::Http11) {
         return Err(HttpError::Malformed);
     }
@@ -315,10 +318,83 @@ fn split_absolute_form(target: &str) -> Result<(Option<&str>, &str), HttpError> 
     let (authority, path) = rest.split_at(authority_end);
     // Userinfo in an http(s) URI is deprecated (RFC 9110 §4.2.4) and only ever used to
     // confuse; an empty authority is invalid for http.
-    if authority.is_empty() || authority.contains('@') {
+    if authority.is_empty() || authority.contains('@') || !valid_host(authority.as_bytes()) {
         return Err(HttpError::Malformed);
     }
     Ok((Some(authority), path))
+}
+
+/// A valid `Host` field value (RFC 9112 §3.2, RFC 3986 §3.2.2): `uri-host [ ":" port ]`,
+/// where `uri-host` is an `IP-literal` in brackets or a `reg-name` (an IPv4 address is one),
+/// and `port` is digits. The empty value is valid: a client sends it when the target has no
+/// authority. Anything else (spaces, `/`, `@`, a stray bracket) is refused, so a value that
+/// reaches logs or a future virtual-host lookup is always a plain authority.
+fn valid_host(value: &[u8]) -> bool {
+    fn unreserved_or_sub_delim(b: u8) -> bool {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            )
+    }
+    let (host, port) = if let Some(literal) = value.strip_prefix(b"[") {
+        // IP-literal: IPv6address or IPvFuture ("v" HEXDIG "." ...): hex digits, dots,
+        // colons, and for IPvFuture unreserved and sub-delims.
+        let Some(end) = literal.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let inside = &literal[..end];
+        if inside.is_empty()
+            || !inside
+                .iter()
+                .all(|&b| b == b':' || unreserved_or_sub_delim(b))
+        {
+            return false;
+        }
+        match &literal[end + 1..] {
+            [] => (inside, None),
+            [b':', port @ ..] => (inside, Some(port)),
+            _ => return false,
+        }
+    } else {
+        match value.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
+            None => (value, None),
+        }
+    };
+    if !value.starts_with(b"[") {
+        // reg-name: unreserved, sub-delims and percent-encoded octets.
+        let mut i = 0;
+        while i < host.len() {
+            let b = host[i];
+            if b == b'%' {
+                let hex = host.get(i + 1..i + 3);
+                if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            if !unreserved_or_sub_delim(b) {
+                return false;
+            }
+            i += 1;
+        }
+    }
+    port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
 }
 
 fn merge_content_length(current: &mut Option<u64>, value: &[u8]) -> Result<(), HttpError> {
@@ -605,6 +681,62 @@ mod tests {
         );
         let head = complete(b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
         assert_eq!(head.path, "*");
+    }
+
+    #[test]
+    fn host_values_must_be_an_authority() {
+        for good in [
+            "example.com",
+            "example.com:8080",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+            "[v1.fe80::a+en1]",
+            "xn--bcher-kva.example",
+            "a%20b",
+            "host:",
+            ":80",
+            "",
+        ] {
+            let req = format!("GET / HTTP/1.1\r\nHost: {good}\r\n\r\n");
+            assert_eq!(
+                complete(req.as_bytes()).host.as_deref(),
+                Some(good),
+                "{good:?}"
+            );
+        }
+        for bad in [
+            "a b",
+            "a\tb",
+            "a/b",
+            "user@host",
+            "host:80x",
+            "host:8 0",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "::1]",
+            "a%2",
+            "a%zz",
+            "h\"q",
+            "h<x>",
+        ] {
+            let req = format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+            assert_eq!(error(req.as_bytes()), HttpError::Malformed, "{bad:?}");
+            // On HTTP/1.0 too: Host is optional there, but an invalid one is still invalid.
+            let req = format!("GET / HTTP/1.0\r\nHost: {bad}\r\n\r\n");
+            assert_eq!(error(req.as_bytes()), HttpError::Malformed, "{bad:?}");
+        }
+        // Obs-text in Host is not a host either.
+        assert_eq!(
+            error(b"GET / HTTP/1.1\r\nHost: caf\xe9\r\n\r\n"),
+            HttpError::Malformed
+        );
+        // The absolute-form authority obeys the same grammar.
+        assert_eq!(
+            error(b"GET http://a%zz/x HTTP/1.1\r\nHost: h\r\n\r\n"),
+            HttpError::Malformed
+        );
     }
 
     #[test]
