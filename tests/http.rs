@@ -482,7 +482,7 @@ fn lines_a_peer_can_trigger_are_logged_at_a_bounded_rate() {
     let started = Instant::now();
     for _ in 0..100 {
         let r =
-            server.raw(b"POST /live/flood.flv HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+            server.raw(b"POST /live/flood.flv HTTP/1.1\r\nHost: t\r\nContent-Length: 13\r\n\r\nFLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00");
         assert_eq!(r.status, 409);
     }
     let seconds = started.elapsed().as_secs() + 1;
