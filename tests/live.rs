@@ -8,7 +8,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -95,7 +96,14 @@ struct Reader {
     tags: Vec<Tag>,
     first_byte: Option<Duration>,
     status: u16,
+    /// The chunked body ended with its last (zero-length) chunk.
     ended_cleanly: bool,
+    /// The server closed the connection (EOF), with or without the last chunk.
+    closed: bool,
+    /// When the body ended or the connection closed, from the start of the request.
+    ended_at: Option<Duration>,
+    /// What arrived ends on an FLV tag boundary (nothing torn off mid-tag).
+    whole_tags: bool,
     error: Option<String>,
 }
 
@@ -106,12 +114,35 @@ fn read_flv(
     rcvbuf_small: bool,
     read_delay: Duration,
 ) -> Reader {
+    read_flv_paced(
+        server_addr,
+        path,
+        duration,
+        rcvbuf_small,
+        read_delay,
+        &AtomicBool::new(false),
+    )
+}
+
+/// `read_flv` whose `read_delay` stops once `hurry` is set: a slow reader that then takes
+/// whatever is left at full speed.
+fn read_flv_paced(
+    server_addr: std::net::SocketAddr,
+    path: &str,
+    duration: Duration,
+    rcvbuf_small: bool,
+    read_delay: Duration,
+    hurry: &AtomicBool,
+) -> Reader {
     let started = Instant::now();
     let mut reader = Reader {
         tags: Vec::new(),
         first_byte: None,
         status: 0,
         ended_cleanly: false,
+        closed: false,
+        ended_at: None,
+        whole_tags: false,
         error: None,
     };
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -131,7 +162,11 @@ fn read_flv(
     let mut demuxer = FlvDemuxer::new(FlvLimits::default());
     while started.elapsed() < duration {
         let n = match s.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => {
+                reader.closed = true;
+                reader.ended_at = Some(started.elapsed());
+                break;
+            }
             Ok(n) => n,
             Err(e)
                 if matches!(
@@ -196,12 +231,14 @@ fn read_flv(
         }
         if progress.done {
             reader.ended_cleanly = true;
+            reader.ended_at = Some(started.elapsed());
             break;
         }
-        if !read_delay.is_zero() {
+        if !read_delay.is_zero() && !hurry.load(Ordering::Relaxed) {
             std::thread::sleep(read_delay);
         }
     }
+    reader.whole_tags = demuxer.finish().is_ok();
     reader
 }
 
@@ -391,9 +428,24 @@ fn publish_and_many_readers_decode_from_a_keyframe() {
     let _ = publisher.wait();
 }
 
+/// Forward jumps in video dts of more than `gap_ms` (consecutive frames are 40 ms apart): what
+/// a skip to the latest keyframe looks like on the wire. Returns (from, to, lands on keyframe).
+fn dts_jumps(tags: &[Tag], gap_ms: u32) -> Vec<(u32, u32, bool)> {
+    let video: Vec<&Tag> = tags
+        .iter()
+        .filter(|t| t.kind == UnitKind::Video && !t.config)
+        .collect();
+    video
+        .windows(2)
+        .filter(|w| w[1].dts_ms > w[0].dts_ms + gap_ms)
+        .map(|w| (w[0].dts_ms, w[1].dts_ms, w[1].keyframe))
+        .collect()
+}
+
 #[test]
 fn a_slow_reader_hurts_nobody_and_is_skipped_then_dropped() {
-    // Small lag budget so the slow reader crosses it quickly.
+    // Small lag budget so the slow reader crosses it quickly: two skips are allowed, the third
+    // drops it.
     let server = Server::start(
         "live-slow",
         "[live]\nmax_lag_ms = 1500\nmax_skips = 2\nreader_socket_send_bytes = 16384\n[http]\nsend_timeout_ms = 3000\n",
@@ -401,15 +453,25 @@ fn a_slow_reader_hurts_nobody_and_is_skipped_then_dropped() {
     let mut publisher = publish(&server, "/live/slow.flv", 14);
     wait_for_stream(&server, "slow");
     let addr = server.addr;
-    let slow = std::thread::spawn(move || {
-        read_flv(
-            addr,
-            "/live/slow.flv",
-            Duration::from_secs(10),
-            true,
-            Duration::from_millis(400),
-        )
-    });
+    // Reads 4 KiB every 400 ms (a few times slower than the stream) until the server has
+    // dropped it, then takes what is left at full speed: if the server had not closed the
+    // connection, it would keep receiving live media until its window ends.
+    let hurry = Arc::new(AtomicBool::new(false));
+    let slow = {
+        let hurry = hurry.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let r = read_flv_paced(
+                addr,
+                "/live/slow.flv",
+                Duration::from_secs(14),
+                true,
+                Duration::from_millis(400),
+                &hurry,
+            );
+            (started, r)
+        })
+    };
     let normal: Vec<_> = (0..2)
         .map(|_| {
             std::thread::spawn(move || {
@@ -424,9 +486,28 @@ fn a_slow_reader_hurts_nobody_and_is_skipped_then_dropped() {
         })
         .collect();
     let ingest_start = Instant::now();
+    let disconnects = |server: &Server| {
+        server.metric_sum(
+            "uringcast_stream_slow_reader_disconnects_total",
+            &["live/slow"],
+        )
+    };
+    assert!(
+        poll_until(in_ms(12_000), || disconnects(&server) >= 1.0),
+        "the slow reader was never dropped:\n{}",
+        server.metrics()
+    );
+    let dropped_at = Instant::now();
+    hurry.store(true, Ordering::Relaxed);
     for handle in normal {
         let r = handle.join().unwrap();
         assert_monotonic_and_starts_with_keyframe(&r.tags, "normal reader");
+        assert_eq!(
+            dts_jumps(&r.tags, 200),
+            vec![],
+            "a normal reader was skipped"
+        );
+        assert!(!r.closed, "a normal reader was disconnected");
         let video: Vec<&Tag> = r
             .tags
             .iter()
@@ -440,8 +521,51 @@ fn a_slow_reader_hurts_nobody_and_is_skipped_then_dropped() {
         );
         assert!(media_ms >= 6000, "normal reader got only {media_ms} ms");
     }
-    let slow = slow.join().unwrap();
-    let _ = slow;
+    // What the slow reader received: the GOP cache, then media that jumps forward to a
+    // keyframe (a skip), then the end of the connection, without the last chunk (the stream
+    // goes on: it was dropped), soon after the server counted the drop.
+    let (slow_started, slow) = slow.join().unwrap();
+    assert_eq!(slow.status, 200);
+    assert_monotonic_and_starts_with_keyframe(&slow.tags, "slow reader");
+    let jumps = dts_jumps(&slow.tags, 500);
+    assert!(
+        !jumps.is_empty(),
+        "no skip visible in what the slow reader received"
+    );
+    assert!(
+        jumps.iter().all(|j| j.2),
+        "a skip landed on a non-keyframe: {jumps:?}"
+    );
+    assert!(
+        slow.closed && !slow.ended_cleanly && slow.error.is_none(),
+        "the slow reader was not disconnected (closed {}, last chunk {}, error {:?})",
+        slow.closed,
+        slow.ended_cleanly,
+        slow.error
+    );
+    let closed_after_drop =
+        (slow_started + slow.ended_at.unwrap()).saturating_duration_since(dropped_at);
+    assert!(
+        closed_after_drop < Duration::from_millis(1500),
+        "the slow reader still got data {closed_after_drop:?} after the server dropped it"
+    );
+    // The stream's counters: the slow reader's two skips and the third that dropped it, and
+    // nobody else's.
+    let metrics = server.metrics();
+    assert_eq!(
+        metric_sum(&metrics, "uringcast_stream_skips_total", &["live/slow"]),
+        3.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "uringcast_stream_slow_reader_disconnects_total",
+            &["live/slow"]
+        ),
+        1.0,
+        "{metrics}"
+    );
     // The publisher kept real time: its stream advanced ~as much media as wall time passed.
     let api = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
     let video_frames: f64 = api
@@ -454,18 +578,6 @@ fn a_slow_reader_hurts_nobody_and_is_skipped_then_dropped() {
     assert!(
         video_frames >= 25.0 * elapsed * 0.9,
         "ingest slowed: {video_frames} frames in {elapsed:.1}+ s"
-    );
-    std::thread::sleep(Duration::from_millis(300));
-    let metrics = server.metrics();
-    let skips = metric_sum(&metrics, "uringcast_stream_skips_total", &["live/slow"]);
-    let dropped = metric_sum(
-        &metrics,
-        "uringcast_stream_slow_reader_disconnects_total",
-        &["live/slow"],
-    );
-    assert!(
-        skips + dropped >= 1.0,
-        "the slow reader was neither skipped nor dropped:\n{metrics}"
     );
     let _ = publisher.kill();
     let _ = publisher.wait();
@@ -644,8 +756,13 @@ fn bad_publishes_are_refused_cleanly_and_missing_streams_are_404() {
             "{name}: the reason names the problem: {text}"
         );
     }
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(server.stderr().contains("publish ended with an error"));
+    assert!(
+        poll_until(in_ms(5000), || server
+            .stderr()
+            .contains("publish ended with an error")),
+        "{}",
+        server.stderr()
+    );
     assert_eq!(server.get("/healthz", &[]).status, 200);
     // A publish without a body length is refused.
     let r = server.raw(b"POST /live/x.flv HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -721,26 +838,63 @@ fn sigterm_with_live_readers_and_a_publisher_exits_promptly_and_cleanly() {
     let mut server = Server::start("live-term", "");
     let mut publisher = publish(&server, "/live/term.flv", 20);
     wait_for_stream(&server, "term");
-    let mut reader = server.connect();
-    reader
-        .write_all(b"GET /live/term.flv HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    assert!(reader.read(&mut buf).unwrap() > 0);
-    let started = Instant::now();
+    // Three parsing readers with media flowing when the signal arrives.
+    let addr = server.addr;
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let r = read_flv(
+                    addr,
+                    "/live/term.flv",
+                    Duration::from_secs(8),
+                    false,
+                    Duration::ZERO,
+                );
+                (started, r)
+            })
+        })
+        .collect();
+    assert!(
+        poll_until(in_ms(5000), || server
+            .metric_sum("uringcast_stream_readers", &["live/term"])
+            == 3.0),
+        "the readers never attached"
+    );
+    // Live media (not just the GOP cache sent on attach) is flowing when the signal comes.
+    let bytes_out = || server.metric_sum("uringcast_stream_bytes_out_total", &["live/term"]);
+    let attached = bytes_out();
+    assert!(
+        poll_until(in_ms(5000), || bytes_out() > attached),
+        "no media flowed to the readers"
+    );
+    let signalled = Instant::now();
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        signalled.elapsed() < Duration::from_secs(3),
         "shutdown took {:?}",
-        started.elapsed()
+        signalled.elapsed()
     );
-    // The reader's connection is closed, not left hanging.
-    reader
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .unwrap();
-    let mut rest = Vec::new();
-    let _ = reader.read_to_end(&mut rest);
+    for handle in readers {
+        let (started, r) = handle.join().unwrap();
+        assert_eq!(r.status, 200);
+        let before_signal = signalled - started;
+        assert_monotonic_and_starts_with_keyframe(&r.tags, "reader at shutdown");
+        // The end: the server closes the connection (EOF, no reset, no hang) right after the
+        // signal, on a tag boundary, so a player keeps every frame it was sent.
+        assert_eq!(r.error, None, "the connection was reset, not closed");
+        assert!(
+            r.closed || r.ended_cleanly,
+            "the connection was left open after the server exited"
+        );
+        let ended_after = r.ended_at.unwrap().saturating_sub(before_signal);
+        assert!(
+            ended_after < Duration::from_secs(2),
+            "the reader's connection ended {ended_after:?} after the signal"
+        );
+        assert!(r.whole_tags, "the last tag was torn off mid-tag");
+    }
     let _ = publisher.kill();
     let _ = publisher.wait();
 }
@@ -822,8 +976,11 @@ fn stalled_publisher_times_out_and_oversized_gop_is_refused_with_a_clear_reason(
         waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
         "dropped after {waited:?}"
     );
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(server.metric_sum("uringcast_deadline_expired_total", &["deadline=\"idle\""]) >= 1.0);
+    server.wait_metric(
+        "uringcast_deadline_expired_total",
+        &["deadline=\"idle\""],
+        |v| v >= 1.0,
+    );
     // Without stream labels the per-stream series are single unlabelled sums.
     let metrics = server.metrics();
     assert!(
@@ -839,11 +996,12 @@ fn stalled_publisher_times_out_and_oversized_gop_is_refused_with_a_clear_reason(
     // A 1 s GOP of the test clip (~100 KiB) does not fit a 64 KiB hard cap.
     let mut publisher = publish(&server, "/live/big.flv", 4);
     let _ = publisher.wait();
-    std::thread::sleep(Duration::from_millis(200));
-    let log = server.stderr();
     assert!(
-        log.contains("a GOP exceeds live.ring_bytes_hard_max"),
-        "{log}"
+        poll_until(in_ms(5000), || server
+            .stderr()
+            .contains("a GOP exceeds live.ring_bytes_hard_max")),
+        "{}",
+        server.stderr()
     );
     assert_eq!(server.get("/healthz", &[]).status, 200);
 }

@@ -21,13 +21,12 @@ fn media_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("live-edge-media")
 }
 
-/// Poll `cond` every 50 ms until it holds; panics with `what` after `timeout`.
-fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Poll `cond` until it holds; panics with `what` after `timeout`.
+fn wait_until(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        poll_until(Instant::now() + timeout, cond),
+        "timed out waiting for {what}"
+    );
 }
 
 fn streams_json(server: &Server) -> String {

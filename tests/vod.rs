@@ -221,16 +221,9 @@ fn protocol_errors_get_clear_statuses_and_others_keep_working() {
     // And the server is fine.
     assert_eq!(server.get("/vod/small.txt", &[]).body, b"hello world\n");
     // Workers hand their counters to the recorder once per tick (100 ms).
-    std::thread::sleep(Duration::from_millis(300));
-    let metrics = server.metrics();
-    assert!(
-        metric_sum(
-            &metrics,
-            "uringcast_http_requests_total",
-            &["class=\"4xx\""]
-        ) >= 9.0,
-        "{metrics}"
-    );
+    server.wait_metric("uringcast_http_requests_total", &["class=\"4xx\""], |v| {
+        v >= 9.0
+    });
 }
 
 #[test]
@@ -303,8 +296,11 @@ fn slowloris_is_closed_by_the_header_deadline() {
         );
     }
     assert!(started.elapsed() >= Duration::from_millis(400));
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(server.metric_sum("uringcast_deadline_expired_total", &["deadline=\"header\""]) >= 1.0);
+    server.wait_metric(
+        "uringcast_deadline_expired_total",
+        &["deadline=\"header\""],
+        |v| v >= 1.0,
+    );
     assert_eq!(server.get("/healthz", &[]).status, 200);
 }
 
@@ -316,8 +312,14 @@ fn abrupt_disconnects_mid_body_leak_nothing() {
         for _ in 0..4 {
             assert_eq!(server.get("/vod/big.bin", &[]).body.len(), data.len());
         }
-        std::thread::sleep(Duration::from_millis(300));
-        let baseline = server.fd_count();
+        // The baseline once the server has closed the warm-up connections: the count has
+        // stopped changing (a baseline taken early only makes the check below laxer).
+        let mut counts = vec![server.fd_count()];
+        poll_until(in_ms(3000), || {
+            counts.push(server.fd_count());
+            counts.len() >= 6 && counts[counts.len() - 6..].windows(2).all(|w| w[0] == w[1])
+        });
+        let baseline = *counts.last().unwrap();
         // A well-behaved client downloads the whole file over and over during the storm.
         let addr = server.addr;
         let expected = data.clone();
@@ -403,11 +405,23 @@ fn ffprobe_and_ffmpeg_read_and_seek_an_mp4() {
     );
     assert!(text.contains("h264,320,240"), "{text}");
     assert!(text.contains("aac"), "{text}");
-    // Decode from 4 s in: ffmpeg needs ranged reads to seek.
-    std::thread::sleep(Duration::from_millis(300)); // counters flush once per tick
-    let before = server.metric_sum("uringcast_http_requests_total", &["class=\"2xx\""]);
+    // Decode from 4 s in: ffmpeg needs ranged reads to seek. Through a recording proxy, so
+    // the requests and answers are known exactly (the server's counters would also count
+    // the /metrics reads that look at them).
+    let proxy = RecordingProxy::start(server.addr);
+    let proxied_url = format!("http://{}/vod/clip.mp4", proxy.addr);
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-ss", "4", "-i", &url, "-f", "framemd5", "-"])
+        .args([
+            "-v",
+            "error",
+            "-ss",
+            "4",
+            "-i",
+            &proxied_url,
+            "-f",
+            "framemd5",
+            "-",
+        ])
         .output()
         .unwrap();
     assert!(
@@ -428,9 +442,126 @@ fn ffprobe_and_ffmpeg_read_and_seek_an_mp4() {
         (40..=60).contains(&frames),
         "expected ~2 s of video after the seek, got {frames} frames"
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let after = server.metric_sum("uringcast_http_requests_total", &["class=\"2xx\""]);
-    assert!(after - before >= 2.0, "a seek needs more than one request");
+    // Everything ffmpeg sent and got went through the proxy before ffmpeg exited.
+    let log = proxy.log.lock().unwrap();
+    assert!(
+        log.requests.len() >= 2,
+        "a seek needs more than one request: {:?}",
+        log.requests
+    );
+    assert!(
+        log.requests
+            .iter()
+            .skip(1)
+            .any(|r| r.to_ascii_lowercase().contains("\r\nrange: bytes=")),
+        "the seek asks for a range: {:?}",
+        log.requests
+    );
+    assert!(
+        log.statuses.iter().all(|s| *s == 200 || *s == 206) && log.statuses.contains(&206),
+        "answers: {:?}",
+        log.statuses
+    );
+}
+
+/// What went through a `RecordingProxy`.
+#[derive(Default)]
+struct ProxyLog {
+    /// Every request head the clients sent (they send no bodies), in arrival order.
+    requests: Vec<String>,
+    /// The status of every response head the server sent.
+    statuses: Vec<u16>,
+}
+
+/// A loopback TCP proxy in front of the server that records request heads and response
+/// statuses, each before forwarding it. Its threads live until the test binary exits.
+struct RecordingProxy {
+    addr: std::net::SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<ProxyLog>>,
+}
+
+impl RecordingProxy {
+    fn start(server: std::net::SocketAddr) -> RecordingProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(ProxyLog::default()));
+        let shared = log.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let Ok(upstream) = std::net::TcpStream::connect(server) else {
+                    return;
+                };
+                let (c2, u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let log = shared.clone();
+                std::thread::spawn(move || {
+                    Self::pump(client, upstream, |head| {
+                        log.lock()
+                            .unwrap()
+                            .requests
+                            .push(String::from_utf8_lossy(head).into_owned());
+                        0
+                    })
+                });
+                let log = shared.clone();
+                std::thread::spawn(move || {
+                    Self::pump(u2, c2, |head| {
+                        let text = String::from_utf8_lossy(head);
+                        let status = text.split(' ').nth(1).and_then(|s| s.parse().ok());
+                        log.lock().unwrap().statuses.push(status.unwrap_or(0));
+                        // The body that follows (the server always sends Content-Length for
+                        // these; a client that seeks may close before it is all through).
+                        text.lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse().ok())?
+                            })
+                            .unwrap_or(0)
+                    })
+                });
+            }
+        });
+        RecordingProxy { addr, log }
+    }
+
+    /// Copies `from` to `to`, handing each message head to `on_head` (which returns the length
+    /// of the body after it) before forwarding it; ends when either side closes.
+    fn pump(
+        mut from: std::net::TcpStream,
+        mut to: std::net::TcpStream,
+        mut on_head: impl FnMut(&[u8]) -> u64,
+    ) {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut head = Vec::new();
+        let mut body_left = 0u64;
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let mut data = &buf[..n];
+            while !data.is_empty() {
+                if body_left > 0 {
+                    let take = data.len().min(body_left as usize);
+                    body_left -= take as u64;
+                    data = &data[take..];
+                    continue;
+                }
+                head.push(data[0]);
+                data = &data[1..];
+                if head.ends_with(b"\r\n\r\n") {
+                    body_left = on_head(&head);
+                    head.clear();
+                }
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Both);
+        let _ = from.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 #[test]
@@ -451,7 +582,7 @@ fn health_metrics_status_page_and_graceful_shutdown() {
         "{page}"
     );
     server.get("/vod/small.txt", &[]);
-    std::thread::sleep(Duration::from_millis(250));
+    server.wait_metric("uringcast_connections_accepted_total", &[], |v| v >= 2.0);
     let metrics = server.metrics();
     for name in [
         "uringcast_connections_accepted_total",
@@ -677,8 +808,13 @@ fn connections_past_the_per_worker_cap_are_refused_and_counted() {
         "cap",
         "workers = 1\n[http]\nconnections_max_per_worker = 4\n",
     );
+    let fds = server.fd_count();
     let held: Vec<std::net::TcpStream> = (0..4).map(|_| server.connect()).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // The worker has accepted all four (their descriptors are open in the server).
+    assert!(
+        poll_until(in_ms(5000), || server.fd_count() >= fds + 4),
+        "the server did not accept the held connections"
+    );
     // The fifth is accepted by the kernel and closed by the worker at once.
     let mut extra = server.connect();
     extra
@@ -691,13 +827,36 @@ fn connections_past_the_per_worker_cap_are_refused_and_counted() {
         "the connection over the cap is closed"
     );
     drop(held);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        server.get("/healthz", &[]).status,
-        200,
-        "served again below the cap"
+    // Served again below the cap once the worker has seen the held connections go (until
+    // then a new one is refused: closed without an answer).
+    let healthz = || {
+        let mut s = server.connect();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        read_response(&mut s, false).ok()
+    };
+    assert!(
+        poll_until(in_ms(5000), || healthz().is_some_and(|r| r.status == 200)),
+        "not served again below the cap"
     );
-    assert!(server.metric_sum("uringcast_connections_refused_total", &[]) >= 1.0);
+    server.wait_metric("uringcast_connections_refused_total", &[], |v| v >= 1.0);
+}
+
+/// The send-path counters, once every worker has flushed (see `Server::flush_barrier`).
+#[derive(Debug, Clone, Copy)]
+struct SendCounters {
+    uncached: f64,
+    splices: f64,
+    sendfiles: f64,
+}
+
+fn send_counters(server: &Server) -> SendCounters {
+    let metrics = server.flush_barrier();
+    SendCounters {
+        uncached: metric_sum(&metrics, "uringcast_vod_uncached_chunks_total", &[]),
+        splices: metric_sum(&metrics, "uringcast_splices_submitted_total", &[]),
+        sendfiles: metric_sum(&metrics, "uringcast_sendfile_calls_total", &[]),
+    }
 }
 
 #[test]
@@ -711,36 +870,56 @@ fn auto_send_path_splices_cold_files_and_sendfiles_hot_ones() {
     // Drop the file's pages from the page cache (clean pages: fsync first).
     let file = std::fs::File::open(&path).unwrap();
     file.sync_all().unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
     // SAFETY: posix_fadvise only reads its integer arguments; the fd is our own open file.
-    let rc = unsafe {
-        libc::posix_fadvise(
-            std::os::fd::AsRawFd::as_raw_fd(&file),
-            0,
-            0,
-            libc::POSIX_FADV_DONTNEED,
-        )
-    };
+    let rc = unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) };
     assert_eq!(rc, 0);
+    // What the kernel reports now is what the server's `auto` path will see.
+    let residency = uringcast::runtime::cachestat::range_cached(fd, 0, data.len() as u64);
+    let before = send_counters(&server);
     let r = server.get("/vod/cold.bin", &[]);
     assert!(r.status == 200 && r.body == data, "cold file byte-exact");
-    std::thread::sleep(Duration::from_millis(300));
-    let uncached = server.metric_sum("uringcast_vod_uncached_chunks_total", &[]);
-    let splices = server.metric_sum("uringcast_splices_submitted_total", &[]);
-    if uncached == 0.0 {
-        // cachestat(2) missing (kernel < 6.5): auto splices everything, still correct.
-        assert!(splices > 0.0);
-        return;
-    }
-    assert!(splices > 0.0, "a cold chunk goes through io_uring splice");
-    // Now the file is hot: the next download uses sendfile only.
-    let sendfile_before = server.metric_sum("uringcast_sendfile_calls_total", &[]);
+    let cold = send_counters(&server);
     let r = server.get("/vod/cold.bin", &[]);
-    assert!(r.body == data, "hot file byte-exact");
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        server.metric_sum("uringcast_splices_submitted_total", &[]),
-        splices,
-        "no splice for a hot file"
-    );
-    assert!(server.metric_sum("uringcast_sendfile_calls_total", &[]) > sendfile_before);
+    assert!(r.status == 200 && r.body == data, "hot file byte-exact");
+    let hot = send_counters(&server);
+    let delta = |a: SendCounters, b: SendCounters| SendCounters {
+        uncached: b.uncached - a.uncached,
+        splices: b.splices - a.splices,
+        sendfiles: b.sendfiles - a.sendfiles,
+    };
+    let (cold, hot) = (delta(before, cold), delta(cold, hot));
+    match residency {
+        None => {
+            // No cachestat(2) (kernel < 6.5, or filtered): `auto` cannot tell, counts every
+            // chunk as not cached and splices it, cold or hot; it never calls sendfile.
+            for (what, d) in [("cold", cold), ("hot", hot)] {
+                assert!(
+                    d.uncached > 0.0 && d.splices > 0.0 && d.sendfiles == 0.0,
+                    "{what} download without cachestat: {d:?}"
+                );
+            }
+        }
+        Some(true) => {
+            // The pages could not be dropped (tmpfs/shmem ignores DONTNEED): the file was
+            // never cold, so both downloads go through sendfile only.
+            for (what, d) in [("cold", cold), ("hot", hot)] {
+                assert!(
+                    d.uncached == 0.0 && d.splices == 0.0 && d.sendfiles > 0.0,
+                    "{what} download of a file that stayed cached: {d:?}"
+                );
+            }
+        }
+        Some(false) => {
+            assert!(
+                cold.uncached > 0.0 && cold.splices > 0.0,
+                "a cold chunk goes through io_uring splice: {cold:?}"
+            );
+            // Now the file is hot: the next download uses sendfile only.
+            assert!(
+                hot.uncached == 0.0 && hot.splices == 0.0 && hot.sendfiles > 0.0,
+                "no splice for a hot file: {hot:?}"
+            );
+        }
+    }
 }

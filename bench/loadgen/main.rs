@@ -915,23 +915,32 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
             );
             next_to_start += 1;
         }
-        if !args.quiet && now >= next_progress {
-            next_progress += progress_every;
-            let open = readers.iter().filter(|r| r.stream.is_some()).count();
-            let media = readers.iter().filter(|r| r.first_media.is_some()).count();
-            let failed = readers.iter().filter(|r| r.failure.is_some()).count();
-            eprintln!(
-                "t={:>4.0}s started {next_to_start} open {open} with-media {media} failed {failed}",
-                now.duration_since(run_start).as_secs_f64()
-            );
+        if now >= next_progress {
+            // Advance the deadline whether or not the line is printed: with `--quiet` it used
+            // to stay in the past, so every epoll_wait below got a 0 ms timeout and the loop
+            // spun on a core. Missed intervals are skipped, not printed as a burst.
+            while next_progress <= now {
+                next_progress += progress_every;
+            }
+            if !args.quiet {
+                let open = readers.iter().filter(|r| r.stream.is_some()).count();
+                let media = readers.iter().filter(|r| r.first_media.is_some()).count();
+                let failed = readers.iter().filter(|r| r.failure.is_some()).count();
+                eprintln!(
+                    "t={:>4.0}s started {next_to_start} open {open} with-media {media} failed {failed}",
+                    now.duration_since(run_start).as_secs_f64()
+                );
+            }
         }
         let mut wake_at = run_end_at.min(next_progress);
         if next_to_start < readers.len() {
             wake_at = wake_at.min(start_time_of(next_to_start));
         }
+        // Rounded up: a deadline 0.4 ms away must not become a 0 ms (busy) wait.
         let timeout_ms = wake_at
             .saturating_duration_since(now)
-            .as_millis()
+            .as_micros()
+            .div_ceil(1000)
             .clamp(0, 1000) as i32;
         let n = epoll
             .wait(&mut events, timeout_ms)

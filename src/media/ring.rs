@@ -340,18 +340,28 @@ mod tests {
     #[test]
     fn concurrent_readers_never_see_torn_entries() {
         // One publisher wraps a small ring many times while readers copy entries out and
-        // check each against the checksum pattern it was written with.
+        // check each against the checksum pattern it was written with. Every reader is
+        // running before the first append, and after the last one it reads on until it has
+        // reached the head, so each one checks entries whatever the scheduler does (it used
+        // to stop on a flag and could have checked nothing on a loaded box).
+        const APPENDS: u64 = 20_000;
         let ring = Arc::new(new_ring(8, 256, 4096));
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let start = Arc::new(std::sync::Barrier::new(4));
         let readers: Vec<_> = (0..3)
             .map(|_| {
                 let ring = ring.clone();
-                let stop = stop.clone();
+                let done = done.clone();
+                let start = start.clone();
                 std::thread::spawn(move || {
                     let mut seen = 0u64;
                     let mut cursor = 0;
                     let mut out = Vec::new();
-                    while !stop.load(Ordering::Relaxed) {
+                    start.wait();
+                    loop {
+                        // Read `done` before the read: if it was set, the read below sees
+                        // the final head.
+                        let finished = done.load(Ordering::Acquire);
                         out.clear();
                         if ring.read_from(cursor, 1024, usize::MAX, &mut out).is_err() {
                             cursor = ring.gop_start().unwrap_or(0);
@@ -364,19 +374,23 @@ mod tests {
                             cursor += 1;
                             seen += 1;
                         }
+                        if finished && cursor == APPENDS {
+                            return seen;
+                        }
                     }
-                    seen
                 })
             })
             .collect();
-        for seq in 0..20_000u64 {
+        start.wait();
+        for seq in 0..APPENDS {
             let fill = (seq % 251) as u8;
             ring.append(seq % 5 == 0, 0, Bytes::from(vec![fill; 32]))
                 .unwrap();
         }
-        stop.store(true, Ordering::Relaxed);
+        done.store(true, Ordering::Release);
         for r in readers {
-            assert!(r.join().unwrap() > 0);
+            // At least the last GOP (a reader that fell behind moves to its keyframe).
+            assert!(r.join().unwrap() >= 5);
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod flv;
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -159,21 +160,63 @@ impl Server {
     /// `uringcast_connections_closed_total` over reasons equals accepted minus active (polled
     /// until a metrics flush makes them agree, or panics after 5 s).
     pub fn assert_closes_add_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
+        let mut counts = (0.0, 0.0, 0.0);
+        let agree = poll_until(in_ms(5_000), || {
             let text = self.metrics();
-            let accepted = metric_sum(&text, "uringcast_connections_accepted_total", &[]);
-            let active = metric_sum(&text, "uringcast_connections_active", &[]);
-            let closed = metric_sum(&text, "uringcast_connections_closed_total", &[]);
-            if closed == accepted - active {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "closes by reason ({closed}) != accepted ({accepted}) - active ({active})"
+            counts = (
+                metric_sum(&text, "uringcast_connections_closed_total", &[]),
+                metric_sum(&text, "uringcast_connections_accepted_total", &[]),
+                metric_sum(&text, "uringcast_connections_active", &[]),
             );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            counts.0 == counts.1 - counts.2
+        });
+        let (closed, accepted, active) = counts;
+        assert!(
+            agree,
+            "closes by reason ({closed}) != accepted ({accepted}) - active ({active})"
+        );
+    }
+
+    /// Polls `/metrics` (up to 10 s) until the sum of `name` over lines containing every
+    /// `filters` satisfies `ok`; returns that sum. Workers hand their counters to the recorder
+    /// once per tick, so a counter bumped by a finished request shows up a little later.
+    pub fn wait_metric(&self, name: &str, filters: &[&str], ok: impl Fn(f64) -> bool) -> f64 {
+        let mut last = String::new();
+        let mut value = 0.0;
+        let met = poll_until(in_ms(10_000), || {
+            last = self.metrics();
+            value = metric_sum(&last, name, filters);
+            ok(value)
+        });
+        assert!(
+            met,
+            "{name}{filters:?} = {value} never became as expected:\n{last}"
+        );
+        value
+    }
+
+    /// Returns once every worker has flushed its counters at least once after this call
+    /// began, so everything counted before the call is on `/metrics`; returns that text.
+    /// It sends requests that are answered 404 (connections spread over the workers by
+    /// SO_REUSEPORT) until each worker's 4xx counter has risen. The caller must have no other
+    /// 4xx request in flight, and must not count 2xx requests across it (the polls are 2xx).
+    pub fn flush_barrier(&self) -> String {
+        let name = "uringcast_http_requests_total";
+        let filter = ["class=\"4xx\""];
+        let start = metric_by_worker(&self.metrics(), name, &filter);
+        assert!(!start.is_empty(), "no per-worker {name} series");
+        let mut text = String::new();
+        let done = poll_until(in_ms(10_000), || {
+            assert_eq!(self.get("/flush-barrier", &[]).status, 404);
+            text = self.metrics();
+            let now = metric_by_worker(&text, name, &filter);
+            start.iter().all(|(w, v)| now.get(w).is_some_and(|n| n > v))
+        });
+        assert!(
+            done,
+            "the workers' counters were not flushed within 10 s:\n{text}"
+        );
+        text
     }
 
     /// SIGTERM, and the exit status.
@@ -214,6 +257,50 @@ pub fn metric_sum(text: &str, name: &str, filters: &[&str]) -> f64 {
         .filter(|l| filters.iter().all(|f| l.contains(f)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Calls `cond` every 20 ms until it returns true (→ true) or `deadline` passes (→ false).
+/// Waiting for the server this way costs only as long as the server takes, where a fixed
+/// sleep is either too short on a loaded box or wasted time on an idle one.
+pub fn poll_until(deadline: Instant, mut cond: impl FnMut() -> bool) -> bool {
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `Instant::now() + ms`, for `poll_until`.
+pub fn in_ms(ms: u64) -> Instant {
+    Instant::now() + Duration::from_millis(ms)
+}
+
+/// Per-worker values of a metric (by its `worker` label) whose line contains every `filters`.
+pub fn metric_by_worker(text: &str, name: &str, filters: &[&str]) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        if !(line.starts_with(name) && line[name.len()..].starts_with('{')) {
+            continue;
+        }
+        if !filters.iter().all(|f| line.contains(f)) {
+            continue;
+        }
+        let Some(worker) = line
+            .split("worker=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+        else {
+            continue;
+        };
+        if let Some(v) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) {
+            *out.entry(worker.to_string()).or_insert(0.0) += v;
+        }
+    }
+    out
 }
 
 #[derive(Debug)]
