@@ -11,17 +11,8 @@ use std::time::{Duration, Instant};
 use common::*;
 
 /// Poll `check` until it is true or `timeout` passes; returns whether it became true.
-fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn eventually(timeout: Duration, check: impl FnMut() -> bool) -> bool {
+    poll_until(Instant::now() + timeout, check)
 }
 
 #[test]
