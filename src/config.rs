@@ -181,6 +181,10 @@ pub struct RuntimeConfig {
     pub drain_timeout_ms: u64,
     /// Bytes read per receive on a connection.
     pub recv_bytes: usize,
+    /// How often the main thread hands free heap memory back to the kernel with glibc's
+    /// `malloc_trim(0)`; 0 = never. Without it glibc keeps what a peak of streams and readers
+    /// allocated long after they are gone (kernel-notes/memory.md). No effect with other libcs.
+    pub malloc_trim_interval_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -276,6 +280,7 @@ impl Default for RuntimeConfig {
             tick_ms: 100,
             drain_timeout_ms: 5_000,
             recv_bytes: 16 << 10,
+            malloc_trim_interval_ms: 5_000,
         }
     }
 }
@@ -511,6 +516,12 @@ impl Config {
         range("runtime.tick_ms", r.tick_ms, 1, 1000)?;
         range("runtime.drain_timeout_ms", r.drain_timeout_ms, 0, 600_000)?;
         range("runtime.recv_bytes", r.recv_bytes as u64, 1024, 16 << 20)?;
+        range(
+            "runtime.malloc_trim_interval_ms",
+            r.malloc_trim_interval_ms,
+            0,
+            86_400_000,
+        )?;
         Ok(())
     }
 
