@@ -231,6 +231,10 @@ pub struct RuntimeConfig {
     /// failed accepts...) written per worker, per kind, per second; the rest are counted and
     /// summarised once a second. 0 = only the summaries.
     pub peer_log_lines_per_second: u32,
+    /// How often the main thread hands free heap memory back to the kernel with glibc's
+    /// `malloc_trim(0)`; 0 = never. Without it glibc keeps what a peak of streams and readers
+    /// allocated long after they are gone (kernel-notes/memory.md). No effect with other libcs.
+    pub malloc_trim_interval_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -337,6 +341,7 @@ impl Default for RuntimeConfig {
             drain_timeout_ms: 5_000,
             recv_bytes: 16 << 10,
             peer_log_lines_per_second: 10,
+            malloc_trim_interval_ms: 5_000,
         }
     }
 }
@@ -611,6 +616,12 @@ impl Config {
             u64::from(r.peer_log_lines_per_second),
             0,
             100_000,
+        )?;
+        range(
+            "runtime.malloc_trim_interval_ms",
+            r.malloc_trim_interval_ms,
+            0,
+            86_400_000,
         )?;
         Ok(())
     }

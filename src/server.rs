@@ -228,6 +228,7 @@ fn wait_for_signal(set: &libc::sigset_t, shared: &Shared) {
         tv_sec: 0,
         tv_nsec: 250_000_000,
     };
+    let mut trim = MallocTrim::new(shared.config.runtime.malloc_trim_interval_ms);
     loop {
         // SAFETY: `set` and `timeout` are valid for the call; no siginfo is requested.
         let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &timeout) };
@@ -240,6 +241,41 @@ fn wait_for_signal(set: &libc::sigset_t, shared: &Shared) {
         let now_ms = shared.epoch.elapsed().as_millis() as u64;
         for stream in shared.registry.sweep(now_ms) {
             tracing::info!(stream = %stream.key(), "stream ended (no publisher within the grace period)");
+        }
+        trim.tick(now_ms);
+    }
+}
+
+/// Hands free heap memory back to the kernel now and then (`runtime.malloc_trim_interval_ms`).
+///
+/// glibc frees into its arenas (one per worker thread, as the workers allocate) and returns
+/// memory to the kernel only from the top of a heap, so after a peak of streams and readers
+/// the process keeps ~100 MB it no longer uses. `malloc_trim(0)` releases every free page of
+/// every arena (madvise). It runs here, on the main thread, which is otherwise idle: at most a
+/// few milliseconds every few seconds, during which a worker that allocates from the arena
+/// being trimmed waits for its lock. kernel-notes/memory.md has the measurements.
+struct MallocTrim {
+    interval_ms: u64,
+    last_ms: u64,
+}
+
+impl MallocTrim {
+    fn new(interval_ms: u64) -> MallocTrim {
+        MallocTrim {
+            interval_ms,
+            last_ms: 0,
+        }
+    }
+
+    fn tick(&mut self, now_ms: u64) {
+        if self.interval_ms == 0 || now_ms < self.last_ms + self.interval_ms {
+            return;
+        }
+        self.last_ms = now_ms;
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim takes no pointers and only locks and walks glibc's own arenas.
+        unsafe {
+            libc::malloc_trim(0);
         }
     }
 }

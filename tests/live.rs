@@ -1043,3 +1043,72 @@ fn a_player_that_arrives_before_the_encoder_waits_for_the_stream() {
     let _ = publisher.kill();
     let _ = publisher.wait();
 }
+
+/// A synthetic H.264-in-FLV publish: `tags` video tags of `tag_bytes` each, 40 ms apart, a
+/// keyframe every 25 (the body is not real H.264; the relay does not decode it).
+fn synthetic_flv(tags: u32, tag_bytes: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(tags as usize * (tag_bytes + 20) + 64);
+    uringcast::proto::flv::write_file_header(false, true, &mut body);
+    uringcast::proto::flv::write_tag(9, 0, &[0x17, 0, 0, 0, 0, 1, 2, 3], &mut body);
+    let mut frame = pattern(tag_bytes, 9);
+    for n in 0..tags {
+        frame[0] = if n % 25 == 0 { 0x17 } else { 0x27 };
+        frame[1] = 1;
+        uringcast::proto::flv::write_tag(9, n * 40, &frame, &mut body);
+    }
+    body
+}
+
+/// glibc keeps freed memory in its arenas; with `runtime.malloc_trim_interval_ms` the server
+/// hands it back (kernel-notes/memory.md). Without the trim this server stays at its peak.
+#[cfg(target_env = "gnu")]
+#[test]
+fn memory_goes_back_to_the_kernel_after_a_burst() {
+    // One worker, so the burst and a long-lived stream allocate from the same glibc arena
+    // (their entries interleave, as on a busy box); no grace, so the burst's stream ends as
+    // soon as its publish does; a ring big enough to hold the whole burst.
+    let server = Server::start(
+        "live-memory",
+        "workers = 1\n[live]\npublisher_grace_ms = 0\nring_bytes = 50331648\nring_bytes_hard_max = 67108864\n[runtime]\nmalloc_trim_interval_ms = 200\n",
+    );
+    let mut keep = publish(&server, "/live/keep.flv", 30);
+    wait_for_stream(&server, "keep");
+    let idle_kb = server.rss_kb();
+    // 48 MB of media in one publish, as fast as loopback takes it.
+    let body = synthetic_flv(800, 60_000);
+    let mut s = server.connect();
+    s.write_all(
+        format!(
+            "PUT /live/burst.flv HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // All but the end of the last tag: the publish is still open, so its ring is held.
+    let (most, rest) = body.split_at(body.len() - 1000);
+    s.write_all(most).unwrap();
+    let mut peak_kb = 0;
+    assert!(
+        poll_until(in_ms(5000), || {
+            peak_kb = server.rss_kb();
+            peak_kb > idle_kb + 24_000
+        }),
+        "the burst was not held in memory: {idle_kb} KiB idle, {peak_kb} KiB with it"
+    );
+    s.write_all(rest).unwrap();
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // The burst's stream ends and its ring is freed; then most of it leaves the process.
+    let bound_kb = idle_kb + (peak_kb - idle_kb) / 4;
+    let mut rss_kb = peak_kb;
+    assert!(
+        poll_until(in_ms(5000), || {
+            rss_kb = server.rss_kb();
+            rss_kb < bound_kb
+        }),
+        "RSS stayed at {rss_kb} KiB after the burst (idle {idle_kb}, peak {peak_kb})"
+    );
+    let _ = keep.kill();
+    let _ = keep.wait();
+}
