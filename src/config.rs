@@ -187,6 +187,12 @@ pub struct LiveConfig {
     /// Largest sequence header (AVC/HEVC/AV1 configuration, AudioSpecificConfig) or onMetaData
     /// a publisher may send; every new reader is sent them, so a larger one ends the publish.
     pub header_bytes_max: usize,
+    /// Write coalescing: a reader at the head waits up to this long after its worker's last
+    /// flush of the stream before it sends again, so several tags go in one send (a joiner's
+    /// first batch and a skip go at once). 0 = send on every new tag.
+    pub send_coalesce_ms: u64,
+    /// ... or until this many bytes of the stream are waiting, whichever comes first.
+    pub send_coalesce_bytes: usize,
     /// Live memory budget in bytes: a new stream is refused (503) when the bytes retained by
     /// every stream's ring plus `ring_bytes` for the new one would exceed it. 0 = a quarter of
     /// the machine's physical memory.
@@ -326,6 +332,8 @@ impl Default for LiveConfig {
             timestamp_gap_max_ms: 10_000,
             publish_timeout_ms: 10_000,
             header_bytes_max: 8 << 10,
+            send_coalesce_ms: 100,
+            send_coalesce_bytes: 128 << 10,
             memory_max: 0,
         }
     }
@@ -580,6 +588,13 @@ impl Config {
             l.header_bytes_max as u64,
             256,
             (1 << 24) - 1,
+        )?;
+        range("live.send_coalesce_ms", l.send_coalesce_ms, 0, 2_000)?;
+        range(
+            "live.send_coalesce_bytes",
+            l.send_coalesce_bytes as u64,
+            1,
+            64 << 20,
         )?;
         if l.memory_max != 0 {
             range(

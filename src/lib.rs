@@ -7,6 +7,7 @@
 //! - [`runtime`]: the sole owner of io_uring and of almost all `unsafe`.
 //! - [`server`]: start-up, listeners, workers, signals; [`config`]; [`metrics`].
 
+pub mod app;
 pub mod config;
 pub mod media;
 pub mod metrics;

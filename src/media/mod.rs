@@ -1,5 +1,6 @@
 //! Live media: media units, the per-stream chunk ring, the stream registry.
 
+pub mod framing;
 pub mod ring;
 pub mod stream;
 pub mod unit;

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 
+use super::framing::{self, Framed};
+
 /// One serialised unit (for FLV: a complete tag with its PreviousTagSize).
 #[derive(Debug)]
 pub struct Entry {
@@ -26,7 +28,10 @@ pub struct Entry {
     pub dts_ms: u64,
     /// Bytes appended to the ring before this entry (for byte lag).
     pub offset: u64,
+    /// The serialised unit (an FLV tag with its PreviousTagSize).
     pub bytes: Bytes,
+    /// The same bytes in every output framing, framed once at append (see `framing`).
+    pub framed: Framed,
 }
 
 /// Why an append was refused.
@@ -114,10 +119,22 @@ impl ChunkRing {
         self.total_bytes.load(Ordering::Relaxed)
     }
 
-    /// Append one entry (single publisher). Returns its sequence number.
+    /// Append one unit serialised without framing room (framed by one copy; tests).
     pub fn append(&self, keyframe: bool, dts_ms: u64, bytes: Bytes) -> Result<u64, AppendError> {
+        self.append_framed(keyframe, dts_ms, framing::frame_copy(&bytes))
+    }
+
+    /// Append one framed entry (single publisher). Returns its sequence number.
+    pub fn append_framed(
+        &self,
+        keyframe: bool,
+        dts_ms: u64,
+        framed: Framed,
+    ) -> Result<u64, AppendError> {
         let seq = self.head.load(Ordering::Relaxed);
-        let len = bytes.len();
+        // Retained bytes count the serialised units; the framing room (12 bytes an entry)
+        // and the entry's own fields are overhead, like the Arc's.
+        let len = framed.raw.len();
         let offset = self.total_bytes.load(Ordering::Relaxed);
         if keyframe {
             // Everything before this keyframe becomes reclaimable first.
@@ -154,7 +171,8 @@ impl ChunkRing {
             keyframe,
             dts_ms,
             offset,
-            bytes,
+            bytes: framed.raw.clone(),
+            framed,
         });
         self.slots[(seq & self.mask) as usize].store(Some(entry));
         let before = self.retained_bytes.swap(retained + len, Ordering::Relaxed);

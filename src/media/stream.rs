@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
+use crossbeam_utils::CachePadded;
 
+use super::framing;
 use super::ring::{AppendError, ChunkRing};
 use super::unit::{Codec, MediaUnit, UnitKind};
 use crate::config::LiveConfig;
@@ -54,16 +56,19 @@ impl StreamHeaders {
 
 /// Figures shown by /api/v1/streams and /metrics.
 #[derive(Default)]
+///
+/// The figures readers' workers write (once per tick, from worker-local counters, or on a
+/// rare event) sit on cache lines of their own, away from those the publisher writes per unit.
 pub struct StreamStats {
     pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
+    pub bytes_out: CachePadded<AtomicU64>,
     pub video_frames: AtomicU64,
     pub audio_frames: AtomicU64,
     pub keyframes: AtomicU64,
     pub timestamp_corrections: AtomicU64,
-    pub skips: AtomicU64,
-    pub slow_disconnects: AtomicU64,
-    pub readers_flv: AtomicU32,
+    pub skips: CachePadded<AtomicU64>,
+    pub slow_disconnects: CachePadded<AtomicU64>,
+    pub readers_flv: CachePadded<AtomicU32>,
     /// dts of the last two keyframes, for the GOP interval.
     pub last_keyframe_dts_ms: AtomicU64,
     pub gop_interval_ms: AtomicU64,
@@ -110,9 +115,10 @@ pub struct Stream {
     pub ended: AtomicBool,
     pub started_at_ms: u64,
     /// Bit w set: worker w has readers of this stream.
-    pub reader_workers: AtomicU64,
-    /// Bit w set: worker w has been woken for this stream and has not looked yet (coalescing).
-    pub wake_pending: AtomicU64,
+    pub reader_workers: CachePadded<AtomicU64>,
+    /// Bit w set: worker w has been told of news on this stream and has not looked yet
+    /// (coalescing: one mailbox command per worker per burst of appends).
+    pub wake_pending: CachePadded<AtomicU64>,
     pub stats: StreamStats,
     pub info: Mutex<StreamInfo>,
 }
@@ -121,7 +127,7 @@ pub struct Stream {
 struct Preamble {
     headers: Arc<StreamHeaders>,
     gop_seq: u64,
-    bytes: Bytes,
+    bytes: framing::Framed,
 }
 
 impl Stream {
@@ -138,7 +144,7 @@ impl Stream {
     /// header, onMetaData and sequence headers. Built once per (headers, GOP) and shared, so a
     /// joining reader neither formats nor copies it; its size is capped by
     /// `live.header_bytes_max` per header.
-    pub fn flv_preamble(&self, gop_seq: u64, dts_ms: u64) -> Bytes {
+    pub fn flv_preamble(&self, gop_seq: u64, dts_ms: u64) -> framing::Framed {
         let headers = self.headers.load_full();
         if let Some(cached) = &*self.preamble.load()
             && cached.gop_seq == gop_seq
@@ -148,7 +154,7 @@ impl Stream {
         }
         let mut out = Vec::with_capacity(256);
         headers.write_flv(dts_ms, &mut out);
-        let bytes = Bytes::from(out);
+        let bytes = framing::frame_copy(&out);
         // Two workers may build the same preamble at once; both results are identical.
         self.preamble.store(Some(Arc::new(Preamble {
             headers,
@@ -176,7 +182,6 @@ pub struct Publisher {
     /// Largest sequence header or metadata body accepted (`live.header_bytes_max`).
     header_bytes_max: usize,
     last_video_dts_ms: Option<u64>,
-    scratch: Vec<u8>,
 }
 
 /// Why a publish ended with an error.
@@ -363,20 +368,25 @@ impl Publisher {
                 .last_pts_ms
                 .fetch_max(pts_ms, Ordering::Relaxed);
         }
-        self.scratch.clear();
+        // The tag is written once, with room around it for every output framing.
+        let tag_len = flv::mux::tag_len(unit.body.len());
+        let mut buf = Vec::with_capacity(framing::HEADROOM + tag_len + framing::TAILROOM);
+        buf.resize(framing::HEADROOM, 0);
         flv::mux::write_tag(
             flv::mux::tag_type(unit.kind),
             dts_ms as u32,
             &unit.body,
-            &mut self.scratch,
+            &mut buf,
         );
-        let bytes = Bytes::copy_from_slice(&self.scratch);
+        let tag_end = buf.len();
+        buf.resize(tag_end + framing::TAILROOM, 0);
+        let framed = framing::frame(buf, framing::HEADROOM..tag_end);
         // Only video keyframes start a GOP; audio-only streams start anywhere (every entry).
         let keyframe = (unit.kind == UnitKind::Video && unit.keyframe && !unit.config)
             || (unit.kind == UnitKind::Audio && !unit.config && !stream.headers.load().has_video);
         stream
             .flv
-            .append(keyframe, dts_ms, bytes)
+            .append_framed(keyframe, dts_ms, framed)
             .map_err(|e| match e {
                 AppendError::GopTooLarge => PublishError::GopTooLarge,
             })?;
@@ -479,8 +489,8 @@ impl Registry {
                     unpublished_at_ms: AtomicU64::new(0),
                     ended: AtomicBool::new(false),
                     started_at_ms: now_ms,
-                    reader_workers: AtomicU64::new(0),
-                    wake_pending: AtomicU64::new(0),
+                    reader_workers: CachePadded::new(AtomicU64::new(0)),
+                    wake_pending: CachePadded::new(AtomicU64::new(0)),
                     stats: StreamStats::default(),
                     info: Mutex::new(StreamInfo::default()),
                 });
@@ -503,7 +513,6 @@ impl Registry {
             continue_at: None,
             header_bytes_max: self.config.header_bytes_max,
             last_video_dts_ms: None,
-            scratch: Vec::with_capacity(64 << 10),
         };
         if previous_last {
             // Continue after everything the old publisher presented (its B-frames present

@@ -14,13 +14,14 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Op {
-    /// IORING_OP_ACCEPT, multishot, on this worker's HTTP listener (io_uring_prep_multishot_accept(3)).
-    AcceptHttp = 1,
-    /// IORING_OP_READ of the worker's eventfd (shutdown and cross-thread wake-ups).
-    WakeRead = 3,
-    /// IORING_OP_RECV into the connection's receive buffer.
+    /// IORING_OP_ACCEPT, multishot, on one of the worker's listeners (io_uring_prep_multishot_accept(3));
+    /// the key is the listener's index.
+    Accept = 1,
+    /// IORING_OP_READ of the worker's eventfd (shutdown requests from the main thread).
+    EventRead = 3,
+    /// IORING_OP_RECV into a slot's receive buffer.
     Recv = 10,
-    /// IORING_OP_SEND of the connection's response head / small body.
+    /// IORING_OP_SEND of bytes a slot owns (a response head, a short body).
     Send = 11,
     /// IORING_OP_SPLICE file → pipe (io_uring_prep_splice(3)).
     SpliceIn = 12,
@@ -28,19 +29,26 @@ pub enum Op {
     SpliceOut = 13,
     /// IORING_OP_POLL_ADD waiting for POLLOUT before the next non-blocking send.
     PollOut = 14,
-    /// IORING_OP_SENDMSG of live chunks (vectored, from the shared chunk ring).
+    /// IORING_OP_SENDMSG of iovecs over shared, refcounted memory the slot holds.
     SendMsg = 15,
-    /// IORING_OP_MSG_RING sent to another worker; the sender's completion is ignored.
+    /// IORING_OP_MSG_RING sent to another worker's ring (the key names the target worker).
     MsgRingSent = 17,
-    /// IORING_OP_MSG_RING received from another worker: "streams you read have new data".
-    MsgRingWake = 18,
+    /// A MSG_RING posted into this ring by another worker: its mailbox has commands.
+    Doorbell = 18,
+}
+
+/// Which in-flight count of a slot an operation belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Receive,
+    Transmit,
 }
 
 impl Op {
     fn from_u8(v: u8) -> Option<Op> {
         Some(match v {
-            1 => Op::AcceptHttp,
-            3 => Op::WakeRead,
+            1 => Op::Accept,
+            3 => Op::EventRead,
             10 => Op::Recv,
             11 => Op::Send,
             12 => Op::SpliceIn,
@@ -48,9 +56,23 @@ impl Op {
             14 => Op::PollOut,
             15 => Op::SendMsg,
             17 => Op::MsgRingSent,
-            18 => Op::MsgRingWake,
+            18 => Op::Doorbell,
             _ => return None,
         })
+    }
+
+    /// Receives count on the receive side; everything that produces output (sends, splices,
+    /// the poll that waits to send) on the transmit side.
+    pub fn direction(self) -> Direction {
+        match self {
+            Op::Recv | Op::Accept | Op::EventRead | Op::Doorbell => Direction::Receive,
+            Op::Send
+            | Op::SpliceIn
+            | Op::SpliceOut
+            | Op::PollOut
+            | Op::SendMsg
+            | Op::MsgRingSent => Direction::Transmit,
+        }
     }
 }
 
@@ -109,7 +131,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for op in [Op::AcceptHttp, Op::Recv, Op::SpliceOut, Op::MsgRingWake] {
+        for op in [Op::Accept, Op::Recv, Op::SpliceOut, Op::Doorbell] {
             let ud = UserData::new(op, 123_456, 0x00ab_cdef);
             assert_eq!(UserData::decode(ud.encode()), Some(ud));
         }

@@ -1,4 +1,8 @@
-//! A hashed timer wheel for connection deadlines.
+//! Connection deadlines: several named timers per slot ([`Timers`]) and one hashed wheel
+//! ([`TimerWheel`]) per worker that holds each slot's earliest deadline.
+//!
+//! A slot's timers are an array indexed by the owner's timer enum (quinn-proto's way): the
+//! next deadline is the minimum of the armed ones, and only that one is in the wheel.
 //!
 //! Each connection keeps its current deadline in its own state and one live entry in the wheel
 //! (the entry's time is recorded in the connection). Pushing a deadline later (on progress)
@@ -53,6 +57,91 @@ impl TimerWheel {
     }
 }
 
+/// Unarmed timer.
+const NEVER: u64 = u64::MAX;
+
+/// `N` named deadlines of one slot (absolute worker milliseconds) and the time of the slot's
+/// live entry in the wheel.
+#[derive(Debug, Clone)]
+pub struct Timers<const N: usize> {
+    at_ms: [u64; N],
+    wheel_at_ms: Option<u64>,
+}
+
+impl<const N: usize> Default for Timers<N> {
+    fn default() -> Self {
+        Timers {
+            at_ms: [NEVER; N],
+            wheel_at_ms: None,
+        }
+    }
+}
+
+impl<const N: usize> Timers<N> {
+    /// Arm timer `index` at `at_ms` (re-arming moves it). Returns `Some(at)` when the wheel
+    /// needs a new entry for the slot at `at` (the new deadline is earlier than its entry).
+    #[must_use]
+    pub fn arm(&mut self, index: usize, at_ms: u64) -> Option<u64> {
+        self.at_ms[index] = at_ms;
+        if self.wheel_at_ms.is_none_or(|at| at > at_ms) {
+            self.wheel_at_ms = Some(at_ms);
+            return Some(at_ms);
+        }
+        None
+    }
+
+    pub fn disarm(&mut self, index: usize) {
+        self.at_ms[index] = NEVER;
+    }
+
+    pub fn disarm_all(&mut self) {
+        self.at_ms = [NEVER; N];
+    }
+
+    pub fn is_armed(&self, index: usize) -> bool {
+        self.at_ms[index] != NEVER
+    }
+
+    pub fn get(&self, index: usize) -> Option<u64> {
+        (self.at_ms[index] != NEVER).then_some(self.at_ms[index])
+    }
+
+    /// The earliest armed deadline.
+    pub fn next(&self) -> Option<u64> {
+        self.at_ms.iter().copied().filter(|&t| t != NEVER).min()
+    }
+
+    /// The wheel handed back the slot's entry scheduled at `entry_at_ms`. Returns the timers
+    /// due at `now_ms` (disarmed; the caller acts on them in index order), or nothing when the
+    /// entry is stale (superseded by an earlier one). Afterwards, `reschedule` says whether
+    /// the slot needs a new wheel entry.
+    pub fn fire(&mut self, entry_at_ms: u64, now_ms: u64, due: &mut Vec<usize>) -> bool {
+        if self.wheel_at_ms != Some(entry_at_ms) {
+            return false;
+        }
+        self.wheel_at_ms = None;
+        for (index, at) in self.at_ms.iter_mut().enumerate() {
+            if *at <= now_ms {
+                *at = NEVER;
+                due.push(index);
+            }
+        }
+        true
+    }
+
+    /// After [`Timers::fire`] (and whatever the fired timers did): the time of the new wheel
+    /// entry the slot needs, if a timer is still armed and no entry covers it.
+    #[must_use]
+    pub fn reschedule(&mut self) -> Option<u64> {
+        let next = self.next()?;
+        if self.wheel_at_ms.is_none_or(|at| at > next) {
+            self.wheel_at_ms = Some(next);
+            return Some(next);
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +166,28 @@ mod tests {
         wheel.advance(5_000, &mut due);
         due.sort();
         assert_eq!(due, vec![(7, 1, 1_000), (8, 1, 50)]);
+    }
+
+    #[test]
+    fn timers_keep_one_wheel_entry_at_their_minimum() {
+        let mut t: Timers<3> = Timers::default();
+        assert_eq!(t.arm(0, 500), Some(500));
+        // Later deadlines ride on the existing entry.
+        assert_eq!(t.arm(1, 900), None);
+        // An earlier one needs a new entry; the old one goes stale.
+        assert_eq!(t.arm(2, 200), Some(200));
+        let mut due = Vec::new();
+        assert!(!t.fire(500, 600, &mut due), "stale entry");
+        assert!(t.fire(200, 600, &mut due));
+        assert_eq!(due, vec![0, 2]);
+        assert_eq!(t.reschedule(), Some(900));
+        assert_eq!(t.reschedule(), None);
+        t.disarm(1);
+        assert_eq!(t.next(), None);
+        due.clear();
+        assert!(t.fire(900, 1000, &mut due));
+        assert!(due.is_empty());
+        assert_eq!(t.reschedule(), None);
     }
 
     #[test]

@@ -3,15 +3,18 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
-
-use super::pipe::Pipe;
-use crate::media::ring::Entry;
-use crate::media::stream::{Publisher, Stream};
-use crate::proto::flv::FlvDemuxer;
-use crate::proto::http::ChunkedDecoder;
 use std::sync::Arc;
 
 use bytes::Bytes;
+
+use crate::media::framing::Framing;
+use crate::media::stream::{Publisher, Stream};
+use crate::proto::flv::FlvDemuxer;
+use crate::proto::http::ChunkedDecoder;
+use crate::runtime::driver::SlotIo;
+use crate::runtime::ops::SendBatch;
+use crate::runtime::pipe::Pipe;
+use crate::runtime::timer::Timers;
 
 /// What the connection is doing now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +36,8 @@ pub(crate) enum Phase {
     Closing,
 }
 
-/// Which deadline is armed; it names the metric when it expires.
+/// A connection's timers (indexes into its [`Timers`]); each names the metric when it
+/// expires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Deadline {
     /// Keep-alive idle: no byte of a next request yet.
@@ -46,7 +50,17 @@ pub(crate) enum Deadline {
     Linger,
 }
 
+/// Number of [`Deadline`]s.
+pub(crate) const DEADLINES: usize = 4;
+
 impl Deadline {
+    pub(crate) const ALL: [Deadline; DEADLINES] = [
+        Deadline::Idle,
+        Deadline::Header,
+        Deadline::Send,
+        Deadline::Linger,
+    ];
+
     pub(crate) fn label(self) -> &'static str {
         match self {
             Deadline::Idle => "idle",
@@ -67,29 +81,25 @@ pub(crate) struct FileBody {
     pub pipe_fill: usize,
 }
 
-/// An HTTP-FLV viewer: a cursor into the stream's chunk ring and the batch under its send.
+/// An HTTP-FLV viewer: a cursor into its worker's hub window of the stream and the batch
+/// under its send.
 pub(crate) struct LiveReader {
     pub stream: Arc<Stream>,
     /// Next ring sequence to send; None until the stream has a keyframe to start from.
     pub cursor: Option<u64>,
-    /// HTTP/1.1 chunked framing; false for an HTTP/1.0 reader, whose body is the bare FLV
-    /// stream ended by closing the connection (RFC 9112 §6.1: no chunked coding for 1.0).
-    pub chunked: bool,
-    /// The stream's shared FLV preamble while it is under the first batch's send.
+    /// HTTP/1.1 chunked (one chunk per entry), or raw for an HTTP/1.0 reader, whose body is
+    /// the bare FLV stream ended by closing the connection (RFC 9112 §6.1).
+    pub framing: Framing,
+    /// The stream's shared, framed FLV preamble while it is under the first batch's send.
     pub preamble: Option<Bytes>,
-    /// Entries under the in-flight sendmsg: held (refcounted) until its completion, so the
-    /// kernel never reads reclaimed memory.
-    pub held: Vec<Arc<Entry>>,
-    pub iov: Vec<libc::iovec>,
-    /// Boxed: the kernel reads it until the completion and the slab may move `Conn`s.
-    pub msg: Box<libc::msghdr>,
-    /// HTTP chunk-size lines of the batch in flight: every entry is its own chunk, so a batch
-    /// can be cut short at any entry boundary (to skip a lagging reader) and the chunked
-    /// framing stays valid. Empty for unframed (HTTP/1.0) readers.
-    pub lines: Vec<u8>,
-    /// Bytes of the batch (all chunks) and bytes of it the kernel has taken.
-    pub batch_bytes: usize,
-    pub batch_sent: usize,
+    /// The vectored send: one iovec per entry (plus the preamble in the first batch). The
+    /// entries are held by the hub while the reader's cursor is at or before them.
+    pub batch: SendBatch,
+    /// Entries in the batch (the preamble not counted) and iovecs of it fully sent.
+    pub batch_entries: usize,
+    pub batch_iovs_done: usize,
+    /// The batch stopped short of the head (bytes or IOV_MAX): send the rest at once.
+    pub capped: bool,
     pub skips: u32,
     /// When the last skip happened (worker ms); skips older than `live.skip_window_ms` reset.
     pub last_skip_ms: u64,
@@ -108,15 +118,26 @@ pub(crate) struct Ingest {
     pub units: u64,
 }
 
+/// A response body in memory (API, status, metrics; later HLS playlists and segments): sent
+/// from its own shared bytes with the head by one sendmsg, never copied into the connection.
+pub(crate) struct MemoryBody {
+    pub bytes: Bytes,
+    pub batch: SendBatch,
+    /// The batch (head + body) has been laid out.
+    pub started: bool,
+}
+
 pub(crate) enum Body {
     None,
+    Memory(Box<MemoryBody>),
     File(FileBody),
     Live(Box<LiveReader>),
     Ingest(Box<Ingest>),
 }
 
 pub(crate) struct Conn {
-    pub generation: u32,
+    /// Generation and receive/transmit in-flight counts (the slot is freed only when idle).
+    pub io: SlotIo,
     pub fd: OwnedFd,
     /// Receive buffer; its length is the request head limit, so a head that does not fit is
     /// exactly the 431 case.
@@ -127,8 +148,6 @@ pub(crate) struct Conn {
     pub woff: usize,
     pub body: Body,
     pub phase: Phase,
-    /// Operations submitted and not yet completed. The slot is freed only at zero.
-    pub inflight: u16,
     /// A non-blocking send hit EAGAIN; arm POLLOUT once the in-flight ops are back.
     pub want_pollout: bool,
     pub keep_alive: bool,
@@ -141,15 +160,20 @@ pub(crate) struct Conn {
     /// Bytes a lingering close may still read and discard.
     pub linger_bytes_left: u64,
     pub requests: u64,
-    pub deadline: Deadline,
-    pub deadline_ms: u64,
-    /// When the connection's live entry in the timer wheel fires (None: no entry). Entries
-    /// with another time are stale and ignored.
-    pub wheel_at_ms: Option<u64>,
+    pub timers: Timers<DEADLINES>,
 }
 
 impl Conn {
     pub(crate) fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    pub(crate) fn generation(&self) -> u32 {
+        self.io.generation()
+    }
+
+    /// Operations in flight in either direction.
+    pub(crate) fn busy(&self) -> bool {
+        !self.io.is_idle()
     }
 }

@@ -1,0 +1,249 @@
+//! Typed io_uring operations. Each builder names the kernel operation (and its man page) and
+//! says whose memory the kernel reads or writes until the completion; [`Driver::submit`]
+//! (`super::driver`) is where that promise is relied on.
+//!
+//! Building an SQE is safe; what makes it sound to *submit* one is that the memory it points
+//! at stays where it is until the completion: receive and head buffers are boxed inside the
+//! connection's slot, a [`SendBatch`] is too, and the bytes its iovecs point at are shared,
+//! refcounted buffers the slot (or the worker's fan-out hub, on the slot's behalf) holds until
+//! the completion.
+
+use std::os::fd::RawFd;
+
+use io_uring::types::Fd;
+use io_uring::{opcode, squeue};
+
+/// Multishot IORING_OP_ACCEPT on a listener (io_uring_prep_multishot_accept(3)); accepted
+/// sockets are non-blocking and close-on-exec.
+pub fn accept_multi(listener: RawFd) -> squeue::Entry {
+    opcode::AcceptMulti::new(Fd(listener))
+        .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+        .build()
+}
+
+/// IORING_OP_READ of 8 bytes (an eventfd counter) into `buf`, owned by the worker.
+pub fn read_u64(fd: RawFd, buf: &mut u64) -> squeue::Entry {
+    opcode::Read::new(Fd(fd), (buf as *mut u64).cast(), 8).build()
+}
+
+/// IORING_OP_RECV into `buf` (io_uring_prep_recv(3)): the slot's own buffer.
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> squeue::Entry {
+    opcode::Recv::new(Fd(fd), buf.as_mut_ptr(), buf.len() as u32).build()
+}
+
+/// IORING_OP_SEND of `buf` (io_uring_prep_send(3)), with MSG_MORE when more of the response
+/// follows at once. Never raises SIGPIPE.
+pub fn send(fd: RawFd, buf: &[u8], more: bool) -> squeue::Entry {
+    let more = if more { libc::MSG_MORE } else { 0 };
+    opcode::Send::new(Fd(fd), buf.as_ptr(), buf.len() as u32)
+        .flags(libc::MSG_NOSIGNAL | more)
+        .build()
+}
+
+/// IORING_OP_SENDMSG of a prepared batch (io_uring_prep_sendmsg(3)).
+pub fn sendmsg(fd: RawFd, batch: &SendBatch) -> squeue::Entry {
+    opcode::SendMsg::new(Fd(fd), &*batch.msg as *const libc::msghdr)
+        .flags(libc::MSG_NOSIGNAL as u32)
+        .build()
+}
+
+/// IORING_OP_SPLICE (io_uring_prep_splice(3)) of `len` bytes from `fd_in` at `off_in` (-1:
+/// a pipe, no offset) to `fd_out`. `link` chains the next SQE behind this one.
+pub fn splice(
+    fd_in: RawFd,
+    off_in: i64,
+    fd_out: RawFd,
+    len: u32,
+    flags: u32,
+    link: bool,
+) -> squeue::Entry {
+    let entry = opcode::Splice::new(Fd(fd_in), off_in, Fd(fd_out), -1, len)
+        .flags(flags)
+        .build();
+    if link {
+        entry.flags(squeue::Flags::IO_LINK)
+    } else {
+        entry
+    }
+}
+
+/// IORING_OP_POLL_ADD for POLLOUT (io_uring_prep_poll_add(3)).
+pub fn poll_out(fd: RawFd) -> squeue::Entry {
+    opcode::PollAdd::new(Fd(fd), libc::POLLOUT as u32).build()
+}
+
+/// IORING_OP_MSG_RING (io_uring_prep_msg_ring(3)): post a completion with `user_data` and
+/// result `data` into the ring `target`. Touches no memory of ours.
+pub fn msg_ring(target: RawFd, data: i32, user_data: u64) -> squeue::Entry {
+    opcode::MsgRingData::new(Fd(target), data, user_data, None).build()
+}
+
+/// Link `entry` to the one submitted after it (a failure or short result cancels the rest).
+pub fn linked(entry: squeue::Entry) -> squeue::Entry {
+    entry.flags(squeue::Flags::IO_LINK)
+}
+
+/// Most iovecs one sendmsg takes (Linux UIO_MAXIOV; more is EMSGSIZE).
+pub const IOV_MAX: usize = 1024;
+
+/// A vectored send in preparation or in flight: the iovecs and the msghdr that points at
+/// them, both at stable addresses (the msghdr is boxed; the iovec vector is not touched while
+/// a send is in flight). The bytes the iovecs point at are not owned here: the caller keeps
+/// them alive (refcounted) until the completion.
+pub struct SendBatch {
+    iov: Vec<libc::iovec>,
+    msg: Box<libc::msghdr>,
+    /// Bytes of the whole batch, and bytes of it the kernel has taken.
+    total: usize,
+    sent: usize,
+}
+
+impl Default for SendBatch {
+    fn default() -> Self {
+        SendBatch::new()
+    }
+}
+
+impl SendBatch {
+    pub fn new() -> SendBatch {
+        SendBatch {
+            iov: Vec::new(),
+            // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+            msg: Box::new(unsafe { std::mem::zeroed() }),
+            total: 0,
+            sent: 0,
+        }
+    }
+
+    /// Start a new batch (never while one is in flight).
+    pub fn clear(&mut self) {
+        self.iov.clear();
+        self.total = 0;
+        self.sent = 0;
+    }
+
+    /// Iovecs in the batch.
+    pub fn len(&self) -> usize {
+        self.iov.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iov.is_empty()
+    }
+
+    /// Append `bytes` (memory the caller keeps alive and unchanged until the batch's last
+    /// completion). Returns false, adding nothing, once the batch holds [`IOV_MAX`] iovecs.
+    pub fn push(&mut self, bytes: &[u8]) -> bool {
+        if self.iov.len() >= IOV_MAX {
+            return false;
+        }
+        if bytes.is_empty() {
+            return true;
+        }
+        self.iov.push(libc::iovec {
+            iov_base: bytes.as_ptr() as *mut libc::c_void,
+            iov_len: bytes.len(),
+        });
+        self.total += bytes.len();
+        true
+    }
+
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    pub fn sent(&self) -> usize {
+        self.sent
+    }
+
+    /// Bytes of the batch not yet taken by the kernel.
+    pub fn remaining(&self) -> usize {
+        self.total - self.sent
+    }
+
+    /// Drop the iovecs after the first `keep` (which must not have been sent from yet beyond
+    /// what `sent` says): a lagging reader's batch is cut at an entry boundary.
+    pub fn truncate(&mut self, keep: usize) {
+        if keep < self.iov.len() {
+            self.iov.truncate(keep);
+            self.total = self.sent + self.iov.iter().map(|v| v.iov_len).sum::<usize>();
+        }
+    }
+
+    /// Index of the iovec the kernel is in (or about to start), counting from the first
+    /// iovec not yet wholly sent — that is, iovec 0 after [`SendBatch::advance`].
+    pub fn iovecs(&self) -> &[libc::iovec] {
+        &self.iov
+    }
+
+    /// Record that the kernel took `n` more bytes: fully sent iovecs are dropped from the
+    /// front and a partly sent one is advanced, so the next sendmsg starts where this one
+    /// stopped. Returns how many iovecs were fully sent.
+    pub fn advance(&mut self, n: usize) -> usize {
+        self.sent = (self.sent + n).min(self.total);
+        let mut skip = n;
+        let mut first = 0;
+        while first < self.iov.len() && skip >= self.iov[first].iov_len {
+            skip -= self.iov[first].iov_len;
+            first += 1;
+        }
+        if skip > 0 && first < self.iov.len() {
+            let v = &mut self.iov[first];
+            // SAFETY: skip < iov_len, so the advanced pointer stays inside the same buffer.
+            v.iov_base = unsafe { v.iov_base.cast::<u8>().add(skip).cast() };
+            v.iov_len -= skip;
+        }
+        self.iov.drain(..first);
+        first
+    }
+
+    /// Point the msghdr at the iovecs; call after the last change and before submitting.
+    pub fn prepare(&mut self) {
+        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+        *self.msg = unsafe { std::mem::zeroed() };
+        self.msg.msg_iov = self.iov.as_mut_ptr();
+        self.msg.msg_iovlen = self.iov.len();
+    }
+
+    /// Give back capacity a large batch (a joiner's GOP) needed.
+    pub fn shrink_to(&mut self, iovecs: usize) {
+        self.iov.shrink_to(iovecs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_advances_across_and_inside_iovecs() {
+        let a = [1u8; 10];
+        let b = [2u8; 5];
+        let c = [3u8; 7];
+        let mut batch = SendBatch::new();
+        assert!(batch.push(&a) && batch.push(&b) && batch.push(&c) && batch.push(&[]));
+        assert_eq!((batch.len(), batch.total()), (3, 22));
+        assert_eq!(batch.advance(12), 1);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(batch.iovecs()[0].iov_len, 3);
+        // SAFETY: the iovec points into `b`, which is alive; reading one byte of it.
+        assert_eq!(unsafe { *batch.iovecs()[0].iov_base.cast::<u8>() }, 2);
+        assert_eq!(batch.remaining(), 10);
+        batch.truncate(1);
+        assert_eq!((batch.total(), batch.remaining()), (15, 3));
+        assert_eq!(batch.advance(3), 1);
+        assert!(batch.is_empty());
+        batch.prepare();
+    }
+
+    #[test]
+    fn batch_refuses_more_than_iov_max() {
+        let byte = [0u8; 1];
+        let mut batch = SendBatch::new();
+        for _ in 0..IOV_MAX {
+            assert!(batch.push(&byte));
+        }
+        assert!(!batch.push(&byte));
+        assert_eq!(batch.len(), IOV_MAX);
+    }
+}

@@ -1,0 +1,559 @@
+//! Live viewers (HTTP-FLV): play requests, the per-worker fan-out hubs ([`super::hub`]), and
+//! each reader's vectored sends from its cursor towards the head.
+//!
+//! News of a stream reaches a worker two ways: the publisher's own worker handles it directly;
+//! every other worker with readers of the stream gets one `StreamNews` command in its mailbox
+//! (coalesced per worker by `Stream::wake_pending`, and the mailbox's doorbell per worker is
+//! coalesced across streams). The hub pulls the new entries once, then flushes its readers when
+//! the coalescing window (`live.send_coalesce_ms`) allows.
+
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::Command;
+use super::conn::{Body, Conn, Deadline, LiveReader, Phase};
+use super::http::TEXT_PLAIN;
+use super::hub::{At, Hub};
+use super::worker::Worker;
+use crate::media::framing::Framing;
+use crate::media::stream::Stream;
+use crate::metrics::CloseReason;
+use crate::runtime::op::Op;
+use crate::runtime::ops::{self, SendBatch};
+use crate::runtime::sys;
+
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Per-reader batches keep at most this many iovecs of capacity between batches: a joiner's
+/// first batch (a whole GOP) may need hundreds, which are given back once it is out.
+const READER_IOVS_KEEP: usize = 64;
+
+/// A play request parked until its stream is published (`live.play_wait_ms`).
+pub(crate) struct WaitingReader {
+    key: usize,
+    generation: u32,
+    app: String,
+    name: String,
+    send_body: bool,
+    chunked: bool,
+    until_ms: u64,
+}
+
+impl Worker {
+    /// New data (or an end) on `stream`, from its publisher's worker: this worker's hub hears
+    /// it directly, other workers with readers get a `StreamNews` command.
+    pub(super) fn notify_stream(&mut self, stream: &Arc<Stream>) {
+        let workers = stream.reader_workers.load(Ordering::Acquire);
+        if workers == 0 {
+            return;
+        }
+        for w in 0..64usize {
+            if workers & (1 << w) == 0 {
+                continue;
+            }
+            if w == self.id {
+                self.on_stream_news(stream.id);
+                continue;
+            }
+            if stream.wake_pending.fetch_or(1 << w, Ordering::AcqRel) & (1 << w) != 0 {
+                continue; // already told and not yet handled: coalesced
+            }
+            self.post(w, Command::StreamNews(stream.id));
+        }
+    }
+
+    /// `stream_id` has news: pull it into the hub and flush now, or when the coalescing
+    /// window closes.
+    pub(super) fn on_stream_news(&mut self, stream_id: u32) {
+        let now_ms = self.now_ms();
+        let coalesce_ms = self.config.live.send_coalesce_ms;
+        let coalesce_bytes = self.config.live.send_coalesce_bytes;
+        let id = self.id;
+        let Some(hub) = self.live.get_mut(&stream_id) else {
+            return;
+        };
+        // Cleared before looking, so an append racing with this sends a new command.
+        hub.stream
+            .wake_pending
+            .fetch_and(!(1u64 << id), Ordering::AcqRel);
+        hub.unsent_bytes += hub.sync();
+        hub.pumped_head = hub.stream.flv.head();
+        hub.behind_since_ms = None;
+        let due = coalesce_ms == 0
+            || now_ms >= hub.last_flush_ms + coalesce_ms
+            || hub.unsent_bytes >= coalesce_bytes
+            || hub.stream.ended.load(Ordering::Acquire);
+        if due {
+            self.flush_stream(stream_id, now_ms);
+        } else if hub.flush_at_ms.is_none() {
+            hub.flush_at_ms = Some(hub.last_flush_ms + coalesce_ms);
+        }
+    }
+
+    /// Release everything the hub holds to its readers and pump each of them; then trim the
+    /// window to the oldest cursor.
+    fn flush_stream(&mut self, stream_id: u32, now_ms: u64) {
+        let Some(hub) = self.live.get_mut(&stream_id) else {
+            return;
+        };
+        hub.sync();
+        hub.flush_at_ms = None;
+        hub.last_flush_ms = now_ms;
+        hub.unsent_bytes = 0;
+        hub.released_head = hub.head();
+        let mut readers = std::mem::take(&mut self.pump_scratch);
+        readers.clear();
+        readers.extend_from_slice(&hub.readers);
+        for &(key, generation) in &readers {
+            if self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.generation() == generation)
+            {
+                self.pump_reader(key);
+            }
+        }
+        self.pump_scratch = readers;
+        self.trim_hub(stream_id);
+    }
+
+    /// Drop hub entries no local reader needs any more.
+    fn trim_hub(&mut self, stream_id: u32) {
+        let Some(hub) = self.live.get_mut(&stream_id) else {
+            return;
+        };
+        let mut oldest = hub.head();
+        for &(key, generation) in &hub.readers {
+            if let Some(conn) = self.conns.get(key)
+                && conn.generation() == generation
+                && let Body::Live(reader) = &conn.body
+                && let Some(cursor) = reader.cursor
+            {
+                oldest = oldest.min(cursor);
+            }
+        }
+        hub.trim(oldest);
+    }
+
+    /// The earliest coalescing deadline of this worker's hubs (the loop waits no longer).
+    pub(super) fn next_live_flush_ms(&self) -> Option<u64> {
+        self.live.values().filter_map(|hub| hub.flush_at_ms).min()
+    }
+
+    /// Once per tick: the hubs' worker-local byte counts go to the streams' shared figures.
+    pub(super) fn live_flush_stats(&mut self) {
+        for hub in self.live.values_mut() {
+            if hub.bytes_out > 0 {
+                hub.stream
+                    .stats
+                    .bytes_out
+                    .fetch_add(hub.bytes_out, Ordering::Relaxed);
+                hub.bytes_out = 0;
+            }
+        }
+    }
+
+    /// Every loop turn: coalescing windows that closed flush; readers of streams that ended
+    /// (grace expired) finish their bodies; a stream whose head moved without news for a tick
+    /// is handled anyway (a lost or failed doorbell must not stall readers).
+    pub(super) fn live_tick(&mut self, now_ms: u64) {
+        if !self.waiting.is_empty() {
+            self.wake_waiting_readers();
+        }
+        if self.live.is_empty() {
+            return;
+        }
+        let tick_ms = self.config.runtime.tick_ms;
+        let mut flush = Vec::new();
+        let mut news = Vec::new();
+        for (id, hub) in self.live.iter_mut() {
+            if hub.stream.ended.load(Ordering::Acquire) {
+                flush.push(*id);
+                continue;
+            }
+            if hub.flush_at_ms.is_some_and(|at| now_ms >= at) {
+                flush.push(*id);
+                continue;
+            }
+            if hub.stream.flv.head() == hub.pumped_head {
+                hub.behind_since_ms = None;
+                continue;
+            }
+            match hub.behind_since_ms {
+                None => hub.behind_since_ms = Some(now_ms),
+                Some(since) if now_ms.saturating_sub(since) >= tick_ms => news.push(*id),
+                Some(_) => {}
+            }
+        }
+        for id in news {
+            self.stats.live_wake_missed += 1;
+            self.on_stream_news(id);
+        }
+        for id in flush {
+            self.flush_stream(id, now_ms);
+        }
+    }
+
+    /// Parked play requests whose stream appeared start now; those out of time get 404.
+    pub(super) fn wake_waiting_readers(&mut self) {
+        let now_ms = self.now_ms();
+        let mut ready = Vec::new();
+        let conns = &self.conns;
+        let registry = &self.shared.registry;
+        self.waiting.retain(|w| {
+            let parked = conns
+                .get(w.key)
+                .is_some_and(|c| c.generation() == w.generation && c.phase == Phase::WaitStream);
+            if !parked {
+                return false;
+            }
+            let found = registry.get(&w.app, &w.name).is_some();
+            if found || now_ms >= w.until_ms {
+                ready.push((
+                    w.key,
+                    w.app.clone(),
+                    w.name.clone(),
+                    w.send_body,
+                    w.chunked,
+                    found,
+                ));
+                return false;
+            }
+            true
+        });
+        for (key, app, name, send_body, chunked, found) in ready {
+            self.conns[key].phase = Phase::ReadHead;
+            if found {
+                self.start_reader(key, &app, &name, send_body, chunked);
+            } else {
+                self.respond_simple(key, 404, TEXT_PLAIN, b"no such live stream\n", true, &[]);
+            }
+        }
+    }
+
+    /// Start an HTTP-FLV reader (`chunked`: HTTP/1.1 framing; HTTP/1.0 gets the bare stream).
+    pub(super) fn start_reader(
+        &mut self,
+        key: usize,
+        app: &str,
+        name: &str,
+        send_body: bool,
+        chunked: bool,
+    ) {
+        let Some(stream) = self.shared.registry.get(app, name) else {
+            let wait_ms = self.config.live.play_wait_ms;
+            if wait_ms == 0 || self.drain_deadline_ms.is_some() {
+                self.respond_simple(key, 404, TEXT_PLAIN, b"no such live stream\n", true, &[]);
+                return;
+            }
+            // Park the request: no I/O is in flight for it; `live_tick` looks again every tick.
+            let until_ms = self.now_ms() + wait_ms;
+            let conn = &mut self.conns[key];
+            conn.phase = Phase::WaitStream;
+            let generation = conn.generation();
+            self.arm_deadline(key, Deadline::Idle, wait_ms + 1000);
+            self.waiting.push(WaitingReader {
+                key,
+                generation,
+                app: app.to_string(),
+                name: name.to_string(),
+                send_body,
+                chunked,
+                until_ms,
+            });
+            return;
+        };
+        // An endless body ends the connection; a HEAD keeps it.
+        let keep_alive = self.conns[key].keep_alive && !send_body;
+        self.conns[key].keep_alive = keep_alive;
+        self.write_head(key, 200, keep_alive, true, |h| {
+            h.header("Content-Type", "video/x-flv");
+            h.header("Cache-Control", "no-cache, no-store");
+            h.header("Pragma", "no-cache");
+            if send_body && chunked {
+                h.header("Transfer-Encoding", "chunked");
+            }
+        });
+        if !send_body {
+            self.start_response(key, 200, Body::None);
+            return;
+        }
+        let generation = self.conns[key].generation();
+        // A viewer never sends another request on this connection: give back its head buffer
+        // (no receive is in flight while a response is being started).
+        self.conns[key].rbuf = Box::default();
+        self.conns[key].rlen = 0;
+        let sndbuf = self.config.live.reader_socket_send_bytes;
+        if sndbuf > 0 {
+            sys::set_send_buffer(&self.conns[key].fd, sndbuf);
+        }
+        let reader = LiveReader {
+            stream: stream.clone(),
+            cursor: None,
+            framing: if chunked {
+                Framing::HttpChunked
+            } else {
+                Framing::Raw
+            },
+            preamble: None,
+            batch: SendBatch::new(),
+            batch_entries: 0,
+            batch_iovs_done: 0,
+            capped: false,
+            skips: 0,
+            last_skip_ms: 0,
+            finishing: false,
+        };
+        stream.stats.readers_flv.fetch_add(1, Ordering::Relaxed);
+        let id = self.id;
+        let now_ms = self.now_ms();
+        self.live
+            .entry(stream.id)
+            .or_insert_with(|| {
+                // First local reader of this stream: a wake-up bit left set by a message that
+                // arrived after the previous last reader left would suppress every future
+                // wake-up, so start clean (the new reader is pumped when its head is out).
+                stream
+                    .wake_pending
+                    .fetch_and(!(1u64 << id), Ordering::AcqRel);
+                stream.reader_workers.fetch_or(1 << id, Ordering::AcqRel);
+                Hub::new(stream.clone(), now_ms)
+            })
+            .readers
+            .push((key, generation));
+        self.start_response(key, 200, Body::Live(Box::new(reader)));
+    }
+
+    /// Send the reader what lies between its cursor and the hub's head (a joiner first gets
+    /// the preamble and its GOP cache), unless a send is in flight or the head is not out yet.
+    pub(super) fn pump_reader(&mut self, key: usize) {
+        let max_lag_ms = self.config.live.max_lag_ms;
+        let max_lag_bytes = self.config.live.max_lag_bytes as u64;
+        let max_skips = self.config.live.max_skips;
+        let skip_window_ms = self.config.live.skip_window_ms;
+        let bytes_max = self.config.live.reader_inflight_bytes_max;
+        let now_ms = self.now_ms();
+        let conn = &mut self.conns[key];
+        if conn.busy() || conn.woff < conn.wbuf.len() || conn.phase != Phase::Respond {
+            return;
+        }
+        let Body::Live(reader) = &mut conn.body else {
+            return;
+        };
+        if reader.finishing {
+            return;
+        }
+        let Some(hub) = self.live.get_mut(&reader.stream.id) else {
+            return;
+        };
+        let stream = hub.stream.clone();
+        let ring = &stream.flv;
+        // A new reader starts at the latest keyframe (GOP cache), after the stream headers.
+        let mut cursor = match reader.cursor {
+            Some(c) => c,
+            None => match ring.gop_start() {
+                Some(start) if hub.extend_back_to(start) => {
+                    let dts = hub.get(start).map(|e| e.dts_ms).unwrap_or(0);
+                    let framed = hub.stream.flv_preamble(start, dts);
+                    reader.preamble = Some(framed.get(reader.framing).clone());
+                    reader.cursor = Some(start);
+                    start
+                }
+                _ => {
+                    if hub.stream.ended.load(Ordering::Acquire) {
+                        Self::finish_reader(conn);
+                        self.advance(key);
+                    }
+                    return;
+                }
+            },
+        };
+        // Lag: too far behind in bytes or media time, or no longer in the window → skip to the
+        // latest keyframe; too many skips → disconnect.
+        let behind = hub.position(cursor) == At::Behind;
+        let lagging = !behind
+            && match (hub.get(cursor), hub.newest()) {
+                (Some(at), Some(newest)) => {
+                    newest.dts_ms.saturating_sub(at.dts_ms) > max_lag_ms
+                        || (newest.offset + newest.bytes.len() as u64).saturating_sub(at.offset)
+                            > max_lag_bytes
+                }
+                _ => false,
+            };
+        if behind || lagging {
+            let start = ring.gop_start().filter(|s| *s > cursor);
+            match start {
+                Some(start) if hub.extend_back_to(start) => {
+                    // Skips count within a window: a viewer that stumbled once an hour ago is
+                    // not one skip closer to being dropped today.
+                    if now_ms.saturating_sub(reader.last_skip_ms) > skip_window_ms {
+                        reader.skips = 0;
+                    }
+                    reader.skips += 1;
+                    reader.last_skip_ms = now_ms;
+                    hub.stream.stats.skips.fetch_add(1, Ordering::Relaxed);
+                    self.stats.live_skips += 1;
+                    if reader.skips > max_skips {
+                        hub.stream
+                            .stats
+                            .slow_disconnects
+                            .fetch_add(1, Ordering::Relaxed);
+                        self.close(key, CloseReason::SlowReader);
+                        return;
+                    }
+                    cursor = start;
+                    reader.cursor = Some(start);
+                }
+                _ if behind => {
+                    // Nothing to skip to (cannot happen while the GOP is retained).
+                    self.close(key, CloseReason::SlowReader);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        // One iovec per entry, in the reader's framing; at most IOV_MAX iovecs (a GOP of a
+        // long-GOP or low-bitrate stream has more tags than that) and about `bytes_max`.
+        let batch = &mut reader.batch;
+        batch.clear();
+        if let Some(preamble) = &reader.preamble {
+            batch.push(preamble);
+        }
+        let head = hub.head();
+        let mut seq = cursor;
+        while seq < head {
+            let Some(entry) = hub.get(seq) else { break };
+            let bytes = entry.framed.get(reader.framing);
+            if seq > cursor && batch.total() + bytes.len() > bytes_max {
+                break;
+            }
+            if !batch.push(bytes) {
+                break;
+            }
+            seq += 1;
+        }
+        reader.batch_entries = (seq - cursor) as usize;
+        reader.batch_iovs_done = 0;
+        reader.capped = seq < head;
+        if batch.is_empty() {
+            // Waiting at the head: no send in flight, so no send deadline.
+            let ended = hub.stream.ended.load(Ordering::Acquire);
+            self.disarm_deadlines(key);
+            if ended {
+                Self::finish_reader(&mut self.conns[key]);
+                self.advance(key);
+            }
+            return;
+        }
+        self.submit_batch(key);
+        self.arm_deadline(key, Deadline::Send, self.config.http.send_timeout_ms);
+    }
+
+    fn submit_batch(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        let Body::Live(reader) = &mut conn.body else {
+            return;
+        };
+        reader.batch.prepare();
+        let entry = ops::sendmsg(conn.fd.as_raw_fd(), &reader.batch);
+        self.stats.sends_submitted += 1;
+        self.driver.submit(&mut conn.io, key, Op::SendMsg, entry);
+    }
+
+    /// The body's end: the zero-length chunk (chunked framing), then the connection closes.
+    fn finish_reader(conn: &mut Conn) {
+        let Body::Live(reader) = &mut conn.body else {
+            return;
+        };
+        reader.finishing = true;
+        conn.wbuf.clear();
+        if reader.framing == Framing::HttpChunked {
+            conn.wbuf.extend_from_slice(LAST_CHUNK);
+        }
+        conn.woff = 0;
+        conn.keep_alive = false;
+    }
+
+    pub(super) fn on_sendmsg(&mut self, key: usize, result: i32) {
+        if result < 0 {
+            let reason = CloseReason::from_errno(-result);
+            self.close(key, reason);
+            return;
+        }
+        let sent = result as usize;
+        self.progress(key, sent as u64);
+        let max_lag_ms = self.config.live.max_lag_ms;
+        let max_lag_bytes = self.config.live.max_lag_bytes as u64;
+        let conn = &mut self.conns[key];
+        let Body::Live(reader) = &mut conn.body else {
+            return;
+        };
+        let Some(hub) = self.live.get_mut(&reader.stream.id) else {
+            return;
+        };
+        hub.bytes_out += sent as u64;
+        reader.batch_iovs_done += reader.batch.advance(sent);
+        let preamble_iovs = usize::from(reader.preamble.is_some());
+        if reader.batch.remaining() > 0 {
+            // Short send: the rest of the same batch, from where the kernel stopped — cut
+            // after the entry in progress if the reader is lagging, so the next batch can
+            // skip it to the latest keyframe.
+            if let (Some(cursor), Some(index)) = (
+                reader.cursor,
+                reader.batch_iovs_done.checked_sub(preamble_iovs),
+            ) && index + 1 < reader.batch_entries
+                && let (Some(at), Some(newest)) = (hub.get(cursor + index as u64), hub.newest())
+            {
+                let lag_ms = newest.dts_ms.saturating_sub(at.dts_ms);
+                let lag_bytes =
+                    (newest.offset + newest.bytes.len() as u64).saturating_sub(at.offset);
+                if lag_ms > max_lag_ms || lag_bytes > max_lag_bytes {
+                    reader.batch.truncate(1);
+                    reader.batch_entries = index + 1;
+                }
+            }
+            self.submit_batch(key);
+            return;
+        }
+        let cursor = reader.cursor.map(|c| c + reader.batch_entries as u64);
+        reader.cursor = cursor;
+        reader.batch_entries = 0;
+        if reader.preamble.take().is_some() {
+            // The first batch (a whole GOP for a joiner) is out: give back what it needed.
+            reader.batch.shrink_to(READER_IOVS_KEEP);
+            conn.wbuf = Vec::new();
+        }
+        conn.wbuf.clear();
+        conn.woff = 0;
+        // Send again now if the batch was cut short or the hub released more since; otherwise
+        // wait for the hub's next flush (write coalescing).
+        let more = reader.capped || cursor.is_some_and(|c| c < hub.released_head);
+        let ended = hub.stream.ended.load(Ordering::Acquire);
+        if more || ended {
+            self.pump_reader(key);
+        } else {
+            self.disarm_deadlines(key);
+        }
+    }
+
+    /// Forget a reader that is being released.
+    pub(super) fn detach_reader(&mut self, key: usize, stream: &Arc<Stream>) {
+        stream.stats.readers_flv.fetch_sub(1, Ordering::Relaxed);
+        let Some(hub) = self.live.get_mut(&stream.id) else {
+            return;
+        };
+        hub.readers.retain(|(k, _)| *k != key);
+        if hub.readers.is_empty() {
+            if let Some(hub) = self.live.remove(&stream.id) {
+                stream
+                    .stats
+                    .bytes_out
+                    .fetch_add(hub.bytes_out, Ordering::Relaxed);
+            }
+            stream
+                .reader_workers
+                .fetch_and(!(1u64 << self.id), Ordering::AcqRel);
+        }
+    }
+}

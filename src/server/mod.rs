@@ -1,0 +1,249 @@
+//! The server: start-up and shutdown (rlimits, listeners, pinned workers, signals), and the
+//! glue between the runtime and the protocols — the worker loop ([`worker`]), the sessions it
+//! feeds (HTTP [`http`], files [`vod`], live ingest [`ingest`] and viewers [`live`]), and the
+//! per-worker fan-out hubs ([`hub`]).
+
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Config;
+use crate::media::stream::Registry;
+use crate::runtime::mailbox::Mailbox;
+use crate::runtime::sys;
+
+/// A log line a peer can trigger, written only within the worker's per-kind rate limit
+/// (`runtime.peer_log_lines_per_second`, see `loglimit`):
+/// `peer_log!(self, PeerLog::Kind, level, fields..., "message")`.
+macro_rules! peer_log {
+    ($worker:expr, $kind:expr, $level:ident, $($line:tt)+) => {
+        if $worker.peer_log_allowed($kind) {
+            tracing::$level!($($line)+);
+        }
+    };
+}
+
+mod conn;
+mod http;
+mod hub;
+mod ingest;
+mod live;
+mod loglimit;
+mod vod;
+pub mod worker;
+
+use worker::{Worker, WorkerSpec};
+
+/// A command one worker posts to another's mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// The stream with this id has new entries (or ended): pull them into your hub.
+    StreamNews(u32),
+}
+
+/// State every worker can see. Read-mostly; nothing here is locked on the data path.
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub shutdown: AtomicBool,
+    /// Time origin of every worker's millisecond clock.
+    pub epoch: Instant,
+    pub registry: Registry,
+    /// Each worker's mailbox (commands from other workers, rung with IORING_OP_MSG_RING).
+    pub mailboxes: Vec<Mailbox<Command>>,
+}
+
+/// Why the server could not start (exit code 1), as one line.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Run until SIGINT/SIGTERM and a drain. Returns after every worker has stopped.
+pub fn run(config: Config) -> Result<(), StartError> {
+    let config = Arc::new(config);
+    std::fs::create_dir_all(&config.vod.root).map_err(|e| {
+        StartError(format!(
+            "cannot create media root {}: {e}",
+            config.vod.root.display()
+        ))
+    })?;
+    sys::raise_nofile_limit();
+    crate::metrics::install();
+    let signals = sys::Signals::block();
+
+    let workers = config.worker_count();
+    let http_addr = config
+        .http_listen_addr()
+        .map_err(|e| StartError(e.to_string()))?;
+    let (listeners, http_bound) = bind_reuseport(http_addr, workers)
+        .map_err(|e| StartError(format!("cannot listen on http {http_addr}: {e}")))?;
+
+    if workers > crate::media::stream::WORKERS_MAX {
+        return Err(StartError(format!(
+            "at most {} workers are supported",
+            crate::media::stream::WORKERS_MAX
+        )));
+    }
+    let shared = Arc::new(Shared {
+        config: config.clone(),
+        shutdown: AtomicBool::new(false),
+        epoch: Instant::now(),
+        registry: Registry::new(config.live.clone()),
+        mailboxes: (0..workers).map(|_| Mailbox::default()).collect(),
+    });
+    let cpus = sys::online_cpus();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let mut wakes = Vec::new();
+    let mut threads = Vec::new();
+    for (id, http_listener) in listeners.into_iter().enumerate() {
+        let wake = sys::eventfd().map_err(|e| StartError(format!("eventfd: {e}")))?;
+        let wake_main = wake
+            .try_clone()
+            .map_err(|e| StartError(format!("eventfd dup: {e}")))?;
+        wakes.push(wake_main);
+        let cpu = if config.pin_workers && !cpus.is_empty() {
+            Some(cpus[id % cpus.len()])
+        } else {
+            None
+        };
+        let spec = WorkerSpec {
+            id,
+            cpu,
+            http_listener,
+            wake,
+        };
+        let shared = shared.clone();
+        let ready = ready_tx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("uringcast-w{id}"))
+            .spawn(move || match Worker::new(spec, shared) {
+                Ok(worker) => {
+                    let _ = ready.send(Ok(()));
+                    if let Err(e) = worker.run() {
+                        // Its ring and connections are gone; a server with a hole in it is
+                        // worse than a restart by the supervisor.
+                        tracing::error!(worker = id, error = %e, "worker failed; exiting");
+                        eprintln!("uringcast: worker {id} failed: {e}");
+                        std::process::exit(1);
+                    }
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(format!("worker {id}: {e}")));
+                }
+            })
+            .map_err(|e| StartError(format!("cannot start worker thread: {e}")))?;
+        threads.push(thread);
+    }
+    drop(ready_tx);
+    for _ in 0..workers {
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                stop(&shared, &wakes);
+                return Err(StartError(e));
+            }
+            Err(_) => break,
+        }
+    }
+    println!("uringcast listening http={http_bound} workers={workers}");
+    let _ = io::stdout().flush();
+    tracing::info!(http = %http_bound, workers, media_root = %config.vod.root.display(), "uringcast started");
+
+    wait_for_signal(&signals, &shared);
+    tracing::info!("shutting down: draining connections");
+    stop(&shared, &wakes);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    Ok(())
+}
+
+fn stop(shared: &Shared, wakes: &[OwnedFd]) {
+    shared.shutdown.store(true, Ordering::Release);
+    for wake in wakes {
+        sys::eventfd_signal(wake.as_fd());
+    }
+}
+
+/// Bind `count` SO_REUSEPORT sockets to one address. Port 0 is resolved by the first bind
+/// and reused by the others, so all workers share one ephemeral port.
+pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<(Vec<OwnedFd>, SocketAddr)> {
+    let mut bound = addr;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = Socket::new(
+            Domain::for_address(bound),
+            Type::STREAM.cloexec(),
+            Some(Protocol::TCP),
+        )?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&bound.into())?;
+        socket.listen(4096)?;
+        if bound.port() == 0 {
+            bound = socket
+                .local_addr()?
+                .as_socket()
+                .ok_or_else(|| io::Error::other("listener has no inet address"))?;
+        }
+        out.push(OwnedFd::from(socket));
+    }
+    Ok((out, bound))
+}
+
+fn wait_for_signal(signals: &sys::Signals, shared: &Shared) {
+    let mut trim = MallocTrim::new(shared.config.runtime.malloc_trim_interval_ms);
+    loop {
+        if signals.wait(250) {
+            return;
+        }
+        crate::metrics::upkeep();
+        // Streams whose publisher has been gone past the grace period end here; their
+        // readers' workers notice on their next tick.
+        let now_ms = shared.epoch.elapsed().as_millis() as u64;
+        for stream in shared.registry.sweep(now_ms) {
+            tracing::info!(stream = %stream.key(), "stream ended (no publisher within the grace period)");
+        }
+        trim.tick(now_ms);
+    }
+}
+
+/// Hands free heap memory back to the kernel now and then (`runtime.malloc_trim_interval_ms`).
+///
+/// glibc frees into its arenas (one per worker thread, as the workers allocate) and returns
+/// memory to the kernel only from the top of a heap, so after a peak of streams and readers
+/// the process keeps ~100 MB it no longer uses. `malloc_trim(0)` releases every free page of
+/// every arena (madvise). It runs here, on the main thread, which is otherwise idle: at most a
+/// few milliseconds every few seconds, during which a worker that allocates from the arena
+/// being trimmed waits for its lock. kernel-notes/memory.md has the measurements.
+struct MallocTrim {
+    interval_ms: u64,
+    last_ms: u64,
+}
+
+impl MallocTrim {
+    fn new(interval_ms: u64) -> MallocTrim {
+        MallocTrim {
+            interval_ms,
+            last_ms: 0,
+        }
+    }
+
+    fn tick(&mut self, now_ms: u64) {
+        if self.interval_ms == 0 || now_ms < self.last_ms + self.interval_ms {
+            return;
+        }
+        self.last_ms = now_ms;
+        sys::malloc_trim();
+    }
+}

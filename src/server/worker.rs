@@ -1,0 +1,567 @@
+//! One worker: a driver (ring), a listener, a slab of connections, a mailbox, and the loop
+//! described in [`crate::runtime`]. Completions are dispatched by slot to the connection's
+//! session code: [`super::http`] (request heads, responses, keep-alive, lingering close),
+//! [`super::vod`] (file bodies), [`super::live`] (ingest and viewers).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use slab::Slab;
+
+use super::conn::{Body, Conn, Deadline, Phase};
+use super::live;
+use super::loglimit::{LogLimiter, PeerLog};
+use super::{Command, Shared};
+use crate::config::Config;
+use crate::metrics::{CloseReason, WorkerMetrics, WorkerStats};
+use crate::proto::http::{DateCache, HttpLimits};
+use crate::runtime::driver::{Completion, Driver, DriverConfig, SlotIo};
+use crate::runtime::op::{Op, UserData, next_generation};
+use crate::runtime::ops;
+use crate::runtime::pipe::PipePool;
+use crate::runtime::sys;
+use crate::runtime::timer::{TimerEntry, TimerWheel, Timers};
+use crate::vod;
+
+/// What a worker is started with.
+pub struct WorkerSpec {
+    pub id: usize,
+    pub cpu: Option<usize>,
+    pub http_listener: OwnedFd,
+    /// eventfd written by the main thread (shutdown) — read through the ring.
+    pub wake: OwnedFd,
+}
+
+/// After the drain deadline, how long closed connections get to collect their last CQEs.
+const DRAIN_CLOSE_WAIT_MS: u64 = 1000;
+
+/// After a failed accept (EMFILE, ENFILE, ENOBUFS...), wait this long before accepting again,
+/// so a full fd table does not turn the loop into a busy spin.
+const ACCEPT_RETRY_MS: u64 = 100;
+
+/// Index of the HTTP listener (the key of its accept completions).
+const LISTENER_HTTP: u32 = 0;
+
+pub struct Worker {
+    pub(super) id: usize,
+    pub(super) driver: Driver,
+    pub(super) shared: Arc<Shared>,
+    pub(super) config: Arc<Config>,
+    pub(super) limits: HttpLimits,
+    http_listener: OwnedFd,
+    wake: OwnedFd,
+    /// The eventfd read lands here; boxed so its address is stable while the read is in flight.
+    wake_buf: Box<u64>,
+    pub(super) conns: Slab<Conn>,
+    next_generation: u32,
+    wheel: TimerWheel,
+    due: Vec<TimerEntry>,
+    due_timers: Vec<usize>,
+    pub(super) pipes: PipePool,
+    pub(super) files: vod::FileCache,
+    pub(super) media_root: File,
+    pub(super) dates: DateCache,
+    pub(super) stats: WorkerStats,
+    metrics: WorkerMetrics,
+    peer_log: LogLimiter,
+    completions: Vec<Completion>,
+    epoch: Instant,
+    accepting: bool,
+    /// Re-arm the multishot accept at this time (after an accept error).
+    accept_retry_at_ms: Option<u64>,
+    pub(super) drain_deadline_ms: Option<u64>,
+    /// This worker's fan-out state: local readers per stream id.
+    pub(super) live: HashMap<u32, super::hub::Hub>,
+    /// Reused by `pump_stream` for the list of readers it walks.
+    pub(super) pump_scratch: Vec<(usize, u32)>,
+    /// Test builds only: send every doorbell to an invalid ring (URINGCAST_FAULT_DROP_WAKES=1),
+    /// so the lost-wake-up path is exercised by the integration tests.
+    #[cfg(debug_assertions)]
+    pub(super) fault_drop_wakes: bool,
+    /// Play requests waiting for their stream to appear.
+    pub(super) waiting: Vec<live::WaitingReader>,
+}
+
+impl Worker {
+    pub fn new(spec: WorkerSpec, shared: Arc<Shared>) -> io::Result<Worker> {
+        let config = shared.config.clone();
+        let driver = Driver::new(DriverConfig {
+            entries: config.runtime.ring_entries,
+            iowq_max: [
+                config.runtime.iowq_bounded_max,
+                config.runtime.iowq_unbound_max,
+            ],
+        })?;
+        if let Some(cpu) = spec.cpu {
+            sys::pin_to_cpu(cpu);
+        }
+        let epoch = shared.epoch;
+        let now_ms = epoch.elapsed().as_millis() as u64;
+        let horizon_ms = config
+            .http
+            .keepalive_timeout_ms
+            .max(config.http.header_timeout_ms)
+            .max(config.http.send_timeout_ms);
+        let media_root = vod::open_root(&config.vod.root)?;
+        if let Some(mailbox) = shared.mailboxes.get(spec.id) {
+            mailbox.set_ring_fd(driver.ring_fd());
+        }
+        Ok(Worker {
+            id: spec.id,
+            driver,
+            limits: HttpLimits {
+                header_bytes_max: config.http.header_bytes_max,
+                request_line_bytes_max: config.http.request_line_bytes_max,
+                headers_max: config.http.headers_max,
+            },
+            http_listener: spec.http_listener,
+            wake: spec.wake,
+            wake_buf: Box::new(0),
+            conns: Slab::with_capacity(config.http.connections_max_per_worker.min(4096)),
+            next_generation: 1,
+            wheel: TimerWheel::new(config.runtime.tick_ms, horizon_ms, now_ms),
+            due: Vec::new(),
+            due_timers: Vec::new(),
+            pipes: PipePool::new(config.vod.pipe_pool_max, config.vod.pipe_bytes),
+            files: vod::FileCache::new(
+                config.vod.file_cache_entries,
+                config.vod.file_cache_revalidate_ms,
+                config.vod.file_cache_inactive_ms,
+            ),
+            media_root,
+            dates: DateCache::new(),
+            stats: WorkerStats::default(),
+            metrics: WorkerMetrics::new(spec.id),
+            peer_log: LogLimiter::new(config.runtime.peer_log_lines_per_second),
+            completions: Vec::with_capacity(1024),
+            epoch,
+            accepting: true,
+            accept_retry_at_ms: None,
+            drain_deadline_ms: None,
+            live: HashMap::new(),
+            pump_scratch: Vec::new(),
+            #[cfg(debug_assertions)]
+            fault_drop_wakes: std::env::var_os("URINGCAST_FAULT_DROP_WAKES")
+                .is_some_and(|v| v == "1"),
+            waiting: Vec::new(),
+            shared,
+            config,
+        })
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Whether a peer-triggered line of `kind` may be logged now (see `peer_log!`).
+    pub(super) fn peer_log_allowed(&mut self, kind: PeerLog) -> bool {
+        let now_ms = self.now_ms();
+        self.peer_log.allow(kind, now_ms)
+    }
+
+    /// Once per tick: one summary line per kind whose lines were suppressed, at the level
+    /// the lines themselves would have had.
+    fn report_suppressed_logs(&mut self, now_ms: u64) {
+        let worker = self.id;
+        self.peer_log.poll_suppressed(now_ms, |kind, suppressed| {
+            let kind_label = kind.label();
+            match kind {
+                PeerLog::BadRequest | PeerLog::DeadlineExpired | PeerLog::FileSendFailed => {
+                    tracing::debug!(
+                        worker,
+                        kind = kind_label,
+                        suppressed,
+                        "log lines suppressed"
+                    )
+                }
+                PeerLog::PublishRefused | PeerLog::Publish => {
+                    tracing::info!(
+                        worker,
+                        kind = kind_label,
+                        suppressed,
+                        "log lines suppressed"
+                    )
+                }
+                PeerLog::AcceptFailed | PeerLog::ResourceFailed => {
+                    tracing::warn!(
+                        worker,
+                        kind = kind_label,
+                        suppressed,
+                        "log lines suppressed"
+                    )
+                }
+            }
+        });
+    }
+
+    fn arm_accept(&mut self) {
+        let entry = ops::accept_multi(self.http_listener.as_raw_fd());
+        self.driver
+            .submit_worker(Op::Accept, LISTENER_HTTP, 0, entry);
+    }
+
+    fn arm_wake(&mut self) {
+        let entry = ops::read_u64(self.wake.as_raw_fd(), &mut self.wake_buf);
+        self.driver.submit_worker(Op::EventRead, 0, 0, entry);
+    }
+
+    /// How long the next wait may last: a tick, or less when a live flush is due sooner.
+    fn wait_ms(&self, now_ms: u64) -> u64 {
+        let tick_ms = self.config.runtime.tick_ms;
+        match self.next_live_flush_ms() {
+            Some(at) => at.saturating_sub(now_ms).clamp(1, tick_ms),
+            None => tick_ms,
+        }
+    }
+
+    /// Run until shutdown has drained every connection (or the drain deadline passed).
+    pub fn run(mut self) -> io::Result<()> {
+        self.arm_accept();
+        self.arm_wake();
+        let tick_ms = self.config.runtime.tick_ms;
+        let mut last_flush_ms = 0u64;
+        let mut completions = std::mem::take(&mut self.completions);
+        loop {
+            let wait_ms = self.wait_ms(self.now_ms());
+            self.driver.submit_and_wait(wait_ms)?;
+            self.driver.reap(&mut completions);
+            for completion in &completions {
+                self.handle(completion);
+            }
+            let now_ms = self.now_ms();
+            self.expire(now_ms);
+            self.live_tick(now_ms);
+            if let Some(at) = self.accept_retry_at_ms
+                && now_ms >= at
+            {
+                self.accept_retry_at_ms = None;
+                if self.accepting {
+                    self.arm_accept();
+                }
+            }
+            if now_ms >= last_flush_ms + tick_ms {
+                last_flush_ms = now_ms;
+                // A doorbell that failed or was lost delays commands by at most a tick.
+                self.drain_mailbox();
+                // Bounded: a few fstat calls per tick, never a walk of the whole cache.
+                self.files
+                    .sweep(now_ms, self.config.vod.file_cache_sweep_per_tick);
+                self.report_suppressed_logs(now_ms);
+                self.live_flush_stats();
+                self.stats.active = self.conns.len() as u64;
+                self.metrics.flush(&mut self.stats);
+            }
+            if let Some(deadline) = self.drain_deadline_ms {
+                if now_ms >= deadline && !self.conns.is_empty() {
+                    // Out of time: close the rest, then wait for their in-flight operations
+                    // (bounded: a shut-down socket completes its operations at once), so no
+                    // buffer is freed under the kernel.
+                    let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                    for key in keys {
+                        self.close(key, CloseReason::Shutdown);
+                    }
+                }
+                let hard_deadline = deadline + DRAIN_CLOSE_WAIT_MS;
+                if self.conns.is_empty() || now_ms >= hard_deadline {
+                    self.live_flush_stats();
+                    self.stats.active = self.conns.len() as u64;
+                    self.metrics.flush(&mut self.stats);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, completion: &Completion) {
+        let Some(ud) = UserData::decode(completion.user_data) else {
+            return;
+        };
+        let result = completion.result;
+        match ud.op {
+            Op::Accept => self.on_accept(result, completion.more()),
+            Op::EventRead => self.on_wake(result),
+            Op::Doorbell => self.drain_mailbox(),
+            Op::MsgRingSent => self.on_msg_ring_sent(result, ud.key),
+            _ => {
+                let key = ud.key as usize;
+                let Some(conn) = self.conns.get_mut(key) else {
+                    return;
+                };
+                if !conn.io.complete(&ud) {
+                    return;
+                }
+                if conn.phase == Phase::Closing {
+                    if conn.io.is_idle() {
+                        self.release(key);
+                    }
+                    return;
+                }
+                match ud.op {
+                    Op::Recv if conn.phase == Phase::Ingest => self.on_ingest_recv(key, result),
+                    Op::Recv if conn.phase == Phase::Lingering => self.on_linger_recv(key, result),
+                    Op::Recv => self.on_recv(key, result),
+                    Op::SendMsg if matches!(conn.body, Body::Memory(_)) => {
+                        self.on_memory_sent(key, result)
+                    }
+                    Op::SendMsg => self.on_sendmsg(key, result),
+                    Op::Send => self.on_send(key, result),
+                    Op::SpliceIn => self.on_splice_in(key, result),
+                    Op::SpliceOut => self.on_splice_out(key, result),
+                    Op::PollOut => self.on_pollout(key, result),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Commands other workers posted to this worker's mailbox.
+    fn drain_mailbox(&mut self) {
+        let shared = self.shared.clone();
+        let Some(mailbox) = shared.mailboxes.get(self.id) else {
+            return;
+        };
+        mailbox.drain(|command| match command {
+            Command::StreamNews(stream_id) => self.on_stream_news(stream_id),
+        });
+    }
+
+    /// Post `command` to worker `target`, ringing its doorbell when none is pending.
+    pub(super) fn post(&mut self, target: usize, command: Command) {
+        let Some(mailbox) = self.shared.mailboxes.get(target) else {
+            return;
+        };
+        let Some(ring_fd) = mailbox.post(command) else {
+            return;
+        };
+        #[cfg(debug_assertions)]
+        let ring_fd = if self.fault_drop_wakes { -1 } else { ring_fd };
+        let doorbell = UserData::worker(Op::Doorbell).encode();
+        let entry = ops::msg_ring(ring_fd, 0, doorbell);
+        self.driver
+            .submit_worker(Op::MsgRingSent, target as u32, 0, entry);
+    }
+
+    /// The completion of a doorbell this worker rang (`target` worker). A failure (the target
+    /// ring is gone or its CQ overflowed) means the target was not woken: counted; the
+    /// target's per-tick drain delivers the commands.
+    fn on_msg_ring_sent(&mut self, result: i32, target: u32) {
+        if result < 0 {
+            self.stats.live_wake_failures += 1;
+            tracing::debug!(
+                worker = self.id,
+                target,
+                error = %std::io::Error::from_raw_os_error(-result),
+                "doorbell failed"
+            );
+        }
+    }
+
+    fn on_wake(&mut self, result: i32) {
+        if self.shared.shutdown.load(Ordering::Acquire) {
+            self.begin_drain();
+        }
+        if result >= 0 && self.drain_deadline_ms.is_none() {
+            self.arm_wake();
+        }
+    }
+
+    /// Stop accepting; idle connections close now, busy ones after their current response.
+    fn begin_drain(&mut self) {
+        if self.drain_deadline_ms.is_some() {
+            return;
+        }
+        self.drain_deadline_ms = Some(self.now_ms() + self.config.runtime.drain_timeout_ms);
+        self.accepting = false;
+        // The multishot accept completes with an error and is not re-armed; the fd stays open
+        // (owned) until the worker ends.
+        sys::shutdown(&self.http_listener, false);
+        // Idle keep-alive connections, live readers and publishers (whose bodies never end)
+        // close now; a response in progress gets the drain period to finish.
+        let idle: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                (c.phase == Phase::ReadHead && c.rlen == 0)
+                    || c.phase == Phase::Ingest
+                    || c.phase == Phase::WaitStream
+                    || matches!(c.body, Body::Live(_))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for key in idle {
+            self.close(key, CloseReason::Shutdown);
+        }
+        for (_, conn) in self.conns.iter_mut() {
+            conn.keep_alive = false;
+        }
+    }
+
+    fn on_accept(&mut self, result: i32, more: bool) {
+        if result >= 0 {
+            // SAFETY: a successful accept CQE carries a new descriptor nobody else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(result) };
+            if !self.accepting || self.conns.len() >= self.config.http.connections_max_per_worker {
+                self.stats.refused += 1;
+                drop(fd);
+            } else {
+                self.stats.accepted += 1;
+                self.open_conn(fd);
+            }
+        } else if result != -libc::ECANCELED && self.accepting {
+            peer_log!(self, PeerLog::AcceptFailed, warn, worker = self.id, error = %io::Error::from_raw_os_error(-result), "accept failed");
+            if !more {
+                self.accept_retry_at_ms = Some(self.now_ms() + ACCEPT_RETRY_MS);
+                return;
+            }
+        }
+        if !more && self.accepting {
+            self.arm_accept();
+        }
+    }
+
+    fn open_conn(&mut self, fd: OwnedFd) {
+        sys::set_nodelay(&fd);
+        let generation = self.next_generation;
+        self.next_generation = next_generation(generation);
+        let conn = Conn {
+            io: SlotIo::new(generation),
+            fd,
+            rbuf: vec![0u8; self.config.http.header_bytes_max].into_boxed_slice(),
+            rlen: 0,
+            wbuf: Vec::with_capacity(512),
+            woff: 0,
+            body: Body::None,
+            phase: Phase::ReadHead,
+            want_pollout: false,
+            keep_alive: true,
+            media: false,
+            linger: false,
+            linger_bytes_left: 0,
+            requests: 0,
+            timers: Timers::default(),
+        };
+        let key = self.conns.insert(conn);
+        self.arm_deadline(key, Deadline::Idle, self.config.http.header_timeout_ms);
+        self.submit_recv(key);
+    }
+
+    /// Arm the connection's `kind` timer `after_ms` from now. The request timers (idle,
+    /// header), the send timer and the linger timer replace each other: a connection waits for
+    /// one thing at a time in HTTP/1.1, so arming one disarms the rest.
+    pub(super) fn arm_deadline(&mut self, key: usize, kind: Deadline, after_ms: u64) {
+        let at_ms = self.now_ms() + after_ms;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        conn.timers.disarm_all();
+        if let Some(entry_at) = conn.timers.arm(kind as usize, at_ms) {
+            self.wheel
+                .insert((key, conn.generation(), entry_at), entry_at);
+        }
+    }
+
+    /// Disarm every timer of the connection (a viewer waiting at the head has no deadline).
+    pub(super) fn disarm_deadlines(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.timers.disarm_all();
+        }
+    }
+
+    fn expire(&mut self, now_ms: u64) {
+        let mut due = std::mem::take(&mut self.due);
+        let mut fired = std::mem::take(&mut self.due_timers);
+        self.wheel.advance(now_ms, &mut due);
+        for (key, generation, at_ms) in due.drain(..) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.generation() != generation {
+                continue; // another connection's entry
+            }
+            fired.clear();
+            if !conn.timers.fire(at_ms, now_ms, &mut fired) {
+                continue; // superseded by an earlier entry
+            }
+            if conn.phase == Phase::Closing {
+                continue;
+            }
+            if let Some(deadline) = fired.first().map(|&i| Deadline::ALL[i]) {
+                self.deadline_expired(key, deadline);
+                continue;
+            }
+            if let Some(next) = conn.timers.reschedule() {
+                self.wheel.insert((key, generation, next), next);
+            }
+        }
+        self.due = due;
+        self.due_timers = fired;
+    }
+
+    fn deadline_expired(&mut self, key: usize, deadline: Deadline) {
+        match deadline {
+            Deadline::Idle => self.stats.deadline_expired_idle += 1,
+            Deadline::Header => self.stats.deadline_expired_header += 1,
+            Deadline::Send => self.stats.deadline_expired_send += 1,
+            Deadline::Linger => self.stats.deadline_expired_linger += 1,
+        }
+        peer_log!(
+            self,
+            PeerLog::DeadlineExpired,
+            debug,
+            worker = self.id,
+            deadline = deadline.label(),
+            "deadline expired"
+        );
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        if let Body::Live(reader) = &conn.body {
+            reader
+                .stream
+                .stats
+                .slow_disconnects
+                .fetch_add(1, Ordering::Relaxed);
+            self.close(key, CloseReason::SlowReader);
+            return;
+        }
+        self.close(key, CloseReason::Timeout);
+    }
+
+    /// Close from our side. The slot is released once nothing is in flight for it.
+    pub(super) fn close(&mut self, key: usize, reason: CloseReason) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        conn.phase = Phase::Closing;
+        self.stats.closed(reason);
+        if conn.io.is_idle() {
+            self.release(key);
+        } else {
+            // Pending receives and polls complete now; the fd stays open until `release`.
+            sys::shutdown(&conn.fd, false);
+        }
+    }
+
+    /// Free the slot: nothing is in flight for it any more.
+    fn release(&mut self, key: usize) {
+        // A pipe of a connection closed mid-body may hold bytes we never accounted for (its
+        // completions were skipped while closing), so it is closed, not pooled. Dropping the
+        // connection closes its socket, its pipe and its reference to the file.
+        let mut conn = self.conns.remove(key);
+        debug_assert!(conn.io.is_idle());
+        match std::mem::replace(&mut conn.body, Body::None) {
+            Body::Live(reader) => self.detach_reader(key, &reader.stream),
+            ingest @ Body::Ingest(_) => self.drop_ingest(ingest),
+            _ => {}
+        }
+        drop(conn);
+    }
+}
