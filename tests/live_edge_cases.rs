@@ -534,3 +534,89 @@ fn the_live_memory_budget_refuses_new_publishes_until_memory_is_freed() {
     );
     server.assert_closes_add_up();
 }
+
+/// Sends per reader per second and the readers' worst media lag, for one server config.
+fn coalescing_run(name: &str, coalesce_ms: u64) -> (f64, Vec<FlvRead>) {
+    let server = Server::start(
+        name,
+        &format!("[live]\nsend_coalesce_ms = {coalesce_ms}\nsend_coalesce_bytes = 1048576\n"),
+    );
+    let dir = media_dir();
+    let clip = clip(
+        &dir,
+        "gop1s-600k",
+        &ClipSpec {
+            seconds: 12,
+            fps: 25,
+            gop_frames: 25,
+            video_kbps: 600,
+            bframes: 0,
+            audio: true,
+        },
+    );
+    let mut publisher = publish_clip(&server.url("/live/c.flv"), &clip, None);
+    wait_until(Duration::from_secs(10), "the stream", || {
+        is_live(&server, "c")
+    });
+    let addr = server.addr;
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                read_flv(addr, &ReadFlv::new("/live/c.flv", Duration::from_secs(5)))
+            })
+        })
+        .collect();
+    // Steady state: after the joiners' first batches, count the sends of 3 s.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let sends = |s: &Server| s.metric_sum("uringcast_sends_submitted_total", &[]);
+    let before = sends(&server);
+    std::thread::sleep(Duration::from_secs(3));
+    let after = sends(&server);
+    let reads: Vec<FlvRead> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    // The metrics requests themselves are a send each: negligible beside 4 readers.
+    ((after - before) / 4.0 / 3.0, reads)
+}
+
+#[test]
+fn write_coalescing_batches_tags_into_fewer_sends_without_stalling_readers() {
+    // 25 fps video + AAC audio is ~68 tags a second. With no coalescing every tag is a send;
+    // with a 300 ms window a reader at the head sends ~3 times a second, each send carrying
+    // the tags of the window — and still gets the stream in real time.
+    let (eager, eager_reads) = coalescing_run("coalesce-0", 0);
+    let (batched, batched_reads) = coalescing_run("coalesce-300", 300);
+    assert!(eager >= 30.0, "no coalescing: {eager:.1} sends/reader/s");
+    assert!(
+        batched <= 5.0,
+        "300 ms coalescing: {batched:.1} sends/reader/s"
+    );
+    for (label, reads, gap_max) in [
+        ("0 ms", &eager_reads, 300u64),
+        ("300 ms", &batched_reads, 650),
+    ] {
+        for read in reads.iter() {
+            assert!(read.starts_with_keyframe(), "{label}: first frame");
+            let video: Vec<&Tag> = read.media(UnitKind::Video).collect();
+            // 5 s of reading, ~1 s of GOP cache first: at least 4.5 s of video arrives.
+            assert!(
+                read.video_span_ms() >= 4_500,
+                "{label}: only {} ms of video",
+                read.video_span_ms()
+            );
+            let live: Vec<&&Tag> = video
+                .iter()
+                .filter(|t| t.at > Duration::from_millis(1_000))
+                .collect();
+            let gap = live
+                .windows(2)
+                .map(|w| w[1].at - w[0].at)
+                .max()
+                .unwrap_or_default();
+            assert!(
+                gap < Duration::from_millis(gap_max),
+                "{label}: a gap of {gap:?} between arrivals"
+            );
+        }
+    }
+}
