@@ -884,9 +884,12 @@ fn sigterm_with_live_readers_and_a_publisher_exits_promptly_and_cleanly() {
         // The end: the server closes the connection (EOF, no reset, no hang) right after the
         // signal, on a tag boundary, so a player keeps every frame it was sent.
         assert_eq!(r.error, None, "the connection was reset, not closed");
+        // The body ends properly: the last (zero-length) chunk, so a player can tell a
+        // finished stream from a dropped connection.
         assert!(
-            r.closed || r.ended_cleanly,
-            "the connection was left open after the server exited"
+            r.ended_cleanly,
+            "the body was not ended with its last chunk (closed: {})",
+            r.closed
         );
         let ended_after = r.ended_at.unwrap().saturating_sub(before_signal);
         assert!(

@@ -105,6 +105,8 @@ pub(crate) struct LiveReader {
     pub last_skip_ms: u64,
     /// The final zero-length chunk has been queued.
     pub finishing: bool,
+    /// Shutdown asked for the body's end: no new batch; the end follows the one in flight.
+    pub end_requested: bool,
 }
 
 /// A live publisher over HTTP: body decoding and demuxing state.

@@ -297,6 +297,10 @@ impl Worker {
                 if conn.woff >= conn.wbuf.len() {
                     if reader.finishing {
                         self.finish_response(key);
+                    } else if reader.end_requested {
+                        // Shutdown asked for the end: the last chunk, then the close.
+                        Self::finish_reader(conn);
+                        self.advance(key);
                     } else {
                         self.pump_reader(key);
                     }

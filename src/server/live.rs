@@ -304,6 +304,7 @@ impl Worker {
             skips: 0,
             last_skip_ms: 0,
             finishing: false,
+            end_requested: false,
         };
         stream.stats.readers_flv.fetch_add(1, Ordering::Relaxed);
         let id = self.id;
@@ -461,8 +462,26 @@ impl Worker {
         self.driver.submit(&mut conn.io, key, Op::SendMsg, entry);
     }
 
+    /// End a viewer's body now (shutdown): after the batch in flight is out — cut after the
+    /// entry in progress — the last chunk goes, on an entry boundary, then the connection
+    /// closes. Nothing the kernel may be reading is touched here.
+    pub(super) fn end_reader(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        let Body::Live(reader) = &mut conn.body else {
+            return;
+        };
+        if reader.end_requested || reader.finishing {
+            return;
+        }
+        reader.end_requested = true;
+        conn.keep_alive = false;
+        if !conn.busy() {
+            self.advance(key);
+        }
+    }
+
     /// The body's end: the zero-length chunk (chunked framing), then the connection closes.
-    fn finish_reader(conn: &mut Conn) {
+    pub(super) fn finish_reader(conn: &mut Conn) {
         let Body::Live(reader) = &mut conn.body else {
             return;
         };
@@ -495,6 +514,16 @@ impl Worker {
         hub.bytes_out += sent as u64;
         reader.batch_iovs_done += reader.batch.advance(sent);
         let preamble_iovs = usize::from(reader.preamble.is_some());
+        if reader.batch.remaining() > 0 && reader.end_requested {
+            // Shutting down: finish the entry in progress, drop the rest of the batch.
+            let done = reader
+                .batch_iovs_done
+                .saturating_sub(usize::from(reader.preamble.is_some()));
+            reader.batch.truncate(1);
+            reader.batch_entries = reader.batch_entries.min(done + 1);
+            self.submit_batch(key);
+            return;
+        }
         if reader.batch.remaining() > 0 {
             // Short send: the rest of the same batch, from where the kernel stopped — cut
             // after the entry in progress if the reader is lagging, so the next batch can
@@ -519,6 +548,11 @@ impl Worker {
         let cursor = reader.cursor.map(|c| c + reader.batch_entries as u64);
         reader.cursor = cursor;
         reader.batch_entries = 0;
+        if reader.end_requested {
+            // Shut down mid-batch: the last chunk goes now.
+            self.advance(key);
+            return;
+        }
         if reader.preamble.take().is_some() {
             // The first batch (a whole GOP for a joiner) is out: give back what it needed.
             reader.batch.shrink_to(READER_IOVS_KEEP);

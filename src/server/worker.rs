@@ -380,8 +380,9 @@ impl Worker {
         // The multishot accept completes with an error and is not re-armed; the fd stays open
         // (owned) until the worker ends.
         sys::shutdown(&self.http_listener, false);
-        // Idle keep-alive connections, live readers and publishers (whose bodies never end)
-        // close now; a response in progress gets the drain period to finish.
+        // Idle keep-alive connections and publishers (whose bodies never end) close now; live
+        // viewers get the end of their body (the last chunk) after the batch in flight; a
+        // response in progress gets the drain period to finish.
         let idle: Vec<usize> = self
             .conns
             .iter()
@@ -389,12 +390,20 @@ impl Worker {
                 (c.phase == Phase::ReadHead && c.rlen == 0)
                     || c.phase == Phase::Ingest
                     || c.phase == Phase::WaitStream
-                    || matches!(c.body, Body::Live(_))
             })
             .map(|(k, _)| k)
             .collect();
         for key in idle {
             self.close(key, CloseReason::Shutdown);
+        }
+        let viewers: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.phase == Phase::Respond && matches!(c.body, Body::Live(_)))
+            .map(|(k, _)| k)
+            .collect();
+        for key in viewers {
+            self.end_reader(key);
         }
         for (_, conn) in self.conns.iter_mut() {
             conn.keep_alive = false;
