@@ -118,9 +118,9 @@ struct Args {
     quiet: bool,
     /// Start of a measurement window, in seconds after the run's start: the report then
     /// gives the FLV bytes all readers received between this and `--window-to-s`, and how
-    /// many readers were open at both ends (`window` in the JSON), so a caller can line its
-    /// own CPU and counter samples up with steady-state delivery (after the ramp and the
-    /// GOP-cache bursts of joining readers).
+    /// many readers had media and were still connected at both ends (`window` in the JSON),
+    /// so a caller can line its own CPU and counter samples up with steady-state delivery
+    /// (after the ramp and the GOP-cache bursts of joining readers).
     #[arg(long, requires = "window_to_s")]
     window_from_s: Option<f64>,
     /// End of the measurement window, in seconds after the run's start (≤ --duration-s).
@@ -670,7 +670,7 @@ impl WindowMark {
             bytes: readers.iter().map(|r| r.body_bytes).sum(),
             open: readers
                 .iter()
-                .filter(|r| r.stream.is_some() && r.status_ok)
+                .filter(|r| r.stream.is_some() && r.status_ok && r.first_media.is_some())
                 .count() as u64,
         }
     }
@@ -686,7 +686,7 @@ struct WindowReport {
     bytes: u64,
     /// `bytes` × 8 / (to_s − from_s) / 1e6.
     mbps: f64,
-    /// Readers with a 200 response and an open connection at each end.
+    /// Readers that have had media and are still connected, at each end.
     readers_open_from: u64,
     readers_open_to: u64,
 }
