@@ -55,6 +55,8 @@
 #                  URLs); nginx-rtmp is a placeholder (it plays only RTMP). Default: $SERVER,
 #                  or uringcast.
 #   ROUNDS         rounds per N (default 1)
+#   FIRST_ROUND    number of the first round in the tables (default 1; for callers such as
+#                  live-matrix.sh that alternate settings round by round themselves)
 #   BITRATE        total bitrate of the test stream, e.g. 1640k for issue 8's 1.64 Mbit/s
 #                  stream: video gets BITRATE minus the 128k of audio (x264 -b:v/-maxrate;
 #                  the clip's measured rate is printed, x264 lands a few % above). Unset:
@@ -71,6 +73,12 @@
 #   PREENCODE      1 (default) or 0, see above
 #   OUT            also write the markdown summary table to this file
 #   BENCH_CACHE    where the encoded clips are kept (default /tmp/uringcast-bench)
+#   PERF_DATA      profile the server with perf during each run's window (bench/live-flamegraph.sh
+#                  sets it): perf.data goes to this path (one run) or PATH.LABEL-N-ROUND (several).
+#                  The run's CPU figures then include perf's sampling overhead.
+#   PERF_S, PERF_FREQ, CALL_GRAPH  seconds recorded from the window's start (default 8, at
+#                  most the window), sampling rate (default 499 Hz, cpu-clock), perf's
+#                  --call-graph (default dwarf,16384: release builds have no frame pointers)
 #   NMS_DIR, NMS_VERSION  where/which node-media-server to install (default
 #                  $BENCH_CACHE/nms, 4.4.3)
 
@@ -86,6 +94,7 @@ LOADGEN_BIN=${LOADGEN_BIN:-$ROOT/target/release/uringcast-loadgen}
 BINS=${BINS:-$URINGCAST_BIN}
 SERVERS=${SERVERS:-${SERVER:-uringcast}}
 ROUNDS=${ROUNDS:-1}
+FIRST_ROUND=${FIRST_ROUND:-1}
 WORKERS=${WORKERS:-$(nproc)}
 DURATION=${DURATION:-30}
 WARMUP_S=${WARMUP_S:-2}
@@ -96,6 +105,10 @@ COALESCE_MS=${COALESCE_MS:-}
 CONFIG_EXTRA=${CONFIG_EXTRA:-}
 SETTINGS_LABEL=${SETTINGS_LABEL:-}
 OUT=${OUT:-}
+PERF_DATA=${PERF_DATA:-}
+PERF_S=${PERF_S:-8}
+PERF_FREQ=${PERF_FREQ:-499}
+CALL_GRAPH=${CALL_GRAPH:-dwarf,16384}
 BENCH_CACHE=${BENCH_CACHE:-/tmp/uringcast-bench}
 READER_COUNTS=${*:-100 500 2000}
 STREAM_PATH=/live/bench.flv
@@ -112,11 +125,17 @@ done
     die "$LOADGEN_BIN has no --window-from-s (rebuild it: cargo build --release --bin uringcast-loadgen)"
 in_range() { is_uint "$1" && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 in_range "$ROUNDS" 1 1000 || die "ROUNDS must be 1..1000"
+in_range "$FIRST_ROUND" 1 100000 || die "FIRST_ROUND must be a positive integer"
 in_range "$DURATION" 3 600 || die "DURATION must be 3..600"
 is_uint "$WARMUP_S" || die "WARMUP_S must be an integer"
 is_uint "$RAMP" || die "RAMP must be an integer"
 is_uint "$WORKERS" || die "WORKERS must be an integer"
 [ -z "$COALESCE_MS" ] || is_uint "$COALESCE_MS" || die "COALESCE_MS must be an integer (ms)"
+if [ -n "$PERF_DATA" ]; then
+    command -v perf >/dev/null || die "PERF_DATA needs perf (apt-get install linux-perf)"
+    in_range "$PERF_S" 1 600 || die "PERF_S must be 1..600"
+    in_range "$PERF_FREQ" 1 10000 || die "PERF_FREQ must be 1..10000"
+fi
 for n in $READER_COUNTS; do
     in_range "$n" 1 20000 || die "reader count '$n' is not 1..20000"
 done
@@ -183,7 +202,9 @@ SERVER_PID=""
 PUBLISHER_PID=""
 SAMPLER_PID=""
 LOADGEN_PID=""
+PERF_PID=""
 cleanup() {
+    stop_pid "$PERF_PID"
     stop_pid "$LOADGEN_PID"
     stop_pid "$SAMPLER_PID"
     stop_pid "$PUBLISHER_PID"
@@ -253,6 +274,7 @@ for server in $SERVERS; do
     esac
 done
 [ "${#TARGETS[@]}" -ge 1 ] || die "nothing to run"
+RUNS=$(($(echo "$READER_COUNTS" | wc -w) * ROUNDS * ${#TARGETS[@]}))
 
 UC_SETTINGS="$STREAM_LABEL, w$WORKERS"
 [ -n "$COALESCE_MS" ] && UC_SETTINGS="$UC_SETTINGS, coalesce $COALESCE_MS ms"
@@ -440,8 +462,26 @@ run_one() {
     LOADGEN_PID=$!
     sleep_until "$(awk -v a="$t0" -v b="$from" 'BEGIN { printf "%.3f", a + b }')"
     snapshot "$cell.a"
+    if [ -n "$PERF_DATA" ]; then
+        local perf_file=$PERF_DATA perf_s=$PERF_S
+        [ "$RUNS" = 1 ] || perf_file=$PERF_DATA.$(printf '%s' "$label" | tr -c 'A-Za-z0-9_.-' '_')-$n-$round
+        [ "$perf_s" -le $((to - from)) ] || perf_s=$((to - from))
+        perf record -e cpu-clock -F "$PERF_FREQ" --call-graph "$CALL_GRAPH" -p "$SERVER_PID" \
+            -o "$perf_file" -- sleep "$perf_s" >"$WORK/perf.log" 2>&1 &
+        PERF_PID=$!
+    fi
     sleep_until "$(awk -v a="$t0" -v b="$to" 'BEGIN { printf "%.3f", a + b }')"
     snapshot "$cell.b"
+    if [ -n "$PERF_PID" ]; then
+        local perf_rc=0
+        wait "$PERF_PID" || perf_rc=$?
+        PERF_PID=""
+        if [ "$perf_rc" != 0 ]; then
+            cat "$WORK/perf.log" >&2
+            die "perf record failed (exit $perf_rc)"
+        fi
+        echo "perf: $perf_file ($(grep -o '[0-9]* samples' "$WORK/perf.log" || echo '? samples'), ${perf_s} s)" >&2
+    fi
     local rc=0
     wait "$LOADGEN_PID" || rc=$?
     LOADGEN_PID=""
@@ -523,7 +563,7 @@ fi
     fi
 } >&2
 for n in $READER_COUNTS; do
-    for round in $(seq 1 "$ROUNDS"); do
+    for round in $(seq "$FIRST_ROUND" $((FIRST_ROUND + ROUNDS - 1))); do
         for target in "${TARGETS[@]}"; do
             run_one "$target" "$n" "$round"
         done
