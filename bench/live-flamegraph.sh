@@ -56,12 +56,23 @@ BIN=${BIN_LIST#*=}
 [ "$BIN" != standin ] || { echo "the stand-in is not uringcast" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/uringcast-live-flame.XXXXXX)
-cleanup() { rm -rf "$WORK"; }
+CHILD_PID=""
+cleanup() {
+    if [ -n "$CHILD_PID" ]; then
+        kill -TERM "$CHILD_PID" 2>/dev/null || true
+        wait "$CHILD_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-PERF_DATA=$WORK/perf.data SERVERS=uringcast ROUNDS=1 OUT=$WORK/summary.md \
-    "$HERE/live-load.sh" "$N"
+# In the background and waited for, so that a TERM to this script reaches it at once.
+PERF_DATA=$WORK/perf.data SERVERS=uringcast ROUNDS=1 FIRST_ROUND=1 OUT=$WORK/summary.md \
+    "$HERE/live-load.sh" "$N" &
+CHILD_PID=$!
+wait "$CHILD_PID"
+CHILD_PID=""
 
 settings=$(awk -F' [|] ' 'NR == 3 { print $2 }' "$WORK/summary.md")
 version=$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)

@@ -203,7 +203,9 @@ PUBLISHER_PID=""
 SAMPLER_PID=""
 LOADGEN_PID=""
 PERF_PID=""
+SLEEP_PID=""
 cleanup() {
+    stop_pid "$SLEEP_PID"
     stop_pid "$PERF_PID"
     stop_pid "$LOADGEN_PID"
     stop_pid "$SAMPLER_PID"
@@ -382,10 +384,15 @@ sample() {
 }
 
 now() { date +%s.%N; }
-sleep_until() { # EPOCH_SECONDS
+# sleep_until EPOCH_SECONDS : in the background and waited for, so that a signal's trap runs
+# at once instead of after the sleep.
+sleep_until() {
     local d
     d=$(awk -v t="$1" -v n="$(now)" 'BEGIN { d = t - n; if (d < 0) d = 0; printf "%.3f", d }')
-    sleep "$d"
+    sleep "$d" &
+    SLEEP_PID=$!
+    wait "$SLEEP_PID" || true
+    SLEEP_PID=""
 }
 # snapshot PREFIX : writes PREFIX.t (time), PREFIX.ticks (server CPU), PREFIX.metrics.
 snapshot() {

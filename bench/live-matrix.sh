@@ -58,7 +58,15 @@ fi
 unset SERVER SERVERS BINS COALESCE_MS WORKERS SETTINGS_LABEL PERF_DATA FIRST_ROUND
 
 WORK=$(mktemp -d /tmp/uringcast-live-matrix.XXXXXX)
-cleanup() { rm -rf "$WORK"; }
+CHILD_PID=""
+cleanup() {
+    # The running live-load.sh stops its own server, publisher and loadgen on TERM.
+    if [ -n "$CHILD_PID" ]; then
+        kill -TERM "$CHILD_PID" 2>/dev/null || true
+        wait "$CHILD_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -78,7 +86,13 @@ for round in $(seq 1 "$ROUNDS"); do
         env_args=(SERVERS="$servers" ROUNDS=1 FIRST_ROUND="$round" OUT="$WORK/part-$part.md")
         [ "$workers" != - ] && env_args+=(WORKERS="$workers")
         [ "$coalesce" != - ] && env_args+=(COALESCE_MS="$coalesce")
-        if ! env "${env_args[@]}" "$HERE/live-load.sh" "$N" >"$WORK/part-$part.txt"; then
+        # In the background and waited for, so that a TERM to this script reaches it at once.
+        env "${env_args[@]}" "$HERE/live-load.sh" "$N" >"$WORK/part-$part.txt" &
+        CHILD_PID=$!
+        rc=0
+        wait "$CHILD_PID" || rc=$?
+        CHILD_PID=""
+        if [ "$rc" != 0 ]; then
             cat "$WORK/part-$part.txt" >&2
             echo "live-matrix: run $part ($cell) failed" >&2
             exit 1
