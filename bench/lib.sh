@@ -1,8 +1,10 @@
+# shellcheck shell=bash
 # Shared helpers for the bench/ scripts. Source it; it defines functions only.
 #
 # Process accounting: /proc/PID/stat fields utime and stime are the whole thread group's
 # CPU time (every thread, including io_uring's io-wq workers), in clock ticks.
 
+# shellcheck disable=SC2034 # used by the scripts that source this file
 CLK_TCK=$(getconf CLK_TCK)
 
 # cpu_ticks PID... : prints the summed utime+stime of the given processes (0 for gone ones).
@@ -13,6 +15,7 @@ cpu_ticks() {
         # The comm field may contain spaces; everything after the last ')' is fixed-format.
         # After it: state(1) ... utime(12) stime(13).
         fields=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+        # shellcheck disable=SC2086 # split into the stat fields on purpose
         set -- $fields
         total=$((total + ${12} + ${13}))
     done
@@ -23,7 +26,7 @@ cpu_ticks() {
 process_tree() {
     local pid=$1
     echo "$pid"
-    cat "/proc/$pid/task/$pid/children" 2>/dev/null | tr ' ' '\n' | grep -v '^$' || true
+    tr ' ' '\n' 2>/dev/null <"/proc/$pid/task/$pid/children" | grep -v '^$' || true
 }
 
 # free_port : a TCP port on 127.0.0.1 that nothing listens on right now.

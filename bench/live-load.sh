@@ -1,38 +1,84 @@
 #!/usr/bin/env bash
-# bench/live-load.sh — live HTTP-FLV fan-out under load: one ~3 Mbit/s stream, N readers.
+# bench/live-load.sh — live HTTP-FLV fan-out under load: one stream, N readers.
 #
-# What it measures: starts uringcast on loopback, publishes one 720p30 ~3.1 Mbit/s stream
-# (x264 + AAC, GOP 2 s) to it over HTTP POST with ffmpeg, then for each reader count N runs
-# uringcast-loadgen with N HTTP-FLV readers for $DURATION s while sampling the server's CPU%
-# (utime+stime from /proc/PID/stat, whole thread group) and RSS (VmRSS) every second. Prints,
-# per N: readers that got media, server CPU% (average; 100% = one core) and max RSS, the
-# readers' delivered bitrate, media-time lag p50/p99/max, lag over each reader's best (p99;
-# stalls), final lag and first-keyframe latency. See bench/loadgen/main.rs for the exact
-# definitions.
+# What it measures: for each reader count N (and each round, and each server or binary of an
+# A/B run) it starts a fresh server on loopback, publishes one 720p30 stream to it over HTTP
+# POST with ffmpeg (x264 + AAC, GOP 2 s), waits until it plays, then runs uringcast-loadgen
+# with N HTTP-FLV readers for $DURATION s. It reports, per run:
+# - readers ok: readers that got media and were still connected at the end of the window;
+# - server CPU (utime+stime from /proc/PID/stat, whole thread group, 100% = one core) and
+#   delivered Gbit/s (FLV bytes all readers received, from the loadgen), both over a
+#   steady-state window from ceil(N/RAMP) + WARMUP_S seconds after the load starts (ramp done,
+#   the joining readers' GOP-cache bursts over) to 1 s before its end;
+# - % of one core per delivered Gbit/s: CPU% / Gbit/s, the headline figure of issue 8;
+# - uringcast only, from /metrics over the same window: sends per reader per second
+#   (uringcast_sends_submitted_total summed over workers / readers / seconds) and mean bytes
+#   per send (uringcast_bytes_sent_total / sends), and connections per worker at the window's
+#   end (uringcast_connections_active{worker}; it includes the publisher and the /metrics
+#   request itself);
+# - max RSS (VmRSS sampled every second), the readers' bitrate, media-time lag p50/p99/max,
+#   lag over each reader's best (p99; stalls and jitter), final lag and first-keyframe latency
+#   over the whole run. See bench/loadgen/main.rs for the exact definitions.
+# A fixed-width table with every figure, then one markdown summary table, are printed at the
+# end; the summary also goes to $OUT when set.
 #
-# PREENCODE=1 (default) encodes a 20 s test clip once (cached in $BENCH_CACHE) and publishes
-# it with `-re -stream_loop -1 -c copy`, so the publisher costs almost no CPU during the
-# measurement — on a 2-core box a live x264 encode would compete with the server and the
+# PREENCODE=1 (default) encodes a 20 s test clip once per bitrate (cached in $BENCH_CACHE) and
+# publishes it with `-re -stream_loop -1 -c copy`, so the publisher costs almost no CPU during
+# the measurement — on a 2-core box a live x264 encode would compete with the server and the
 # readers. PREENCODE=0 encodes live (closer to a real encoder, noisier).
 #
-# Bounds: each loadgen run lasts $DURATION s (hard cap 600 in the tool), the publisher is
-# bounded by ffmpeg -t, everything is on 127.0.0.1, and all processes started here are
-# stopped on exit (trap). With defaults ("100 500 2000", 30 s) about 2 minutes.
+# Bounds: each loadgen run lasts $DURATION s (hard cap 600 in the tool), each publisher is
+# bounded by ffmpeg -t, the readiness probe by 15 tries of 2 s, everything is on 127.0.0.1,
+# and all processes started here are stopped after each run and on exit (trap). Every run has
+# a fresh server (so RSS and counters belong to that run alone) and takes about DURATION + 5 s
+# (start, publish, readiness probe); a script does (count of N) x ROUNDS x (binaries + other
+# servers) runs: with the defaults ("100 500 2000", 30 s, one server) about 2 minutes.
+# Counters on /metrics are handed over once per server tick (100 ms), so sends and bytes are
+# exact to about 100 ms of a window (under 1% of a 13 s window).
 #
 # Run:
 #   cargo build --release && bench/live-load.sh [N ...]          # default N: 100 500 2000
+#   BITRATE=1640k WORKERS=2 COALESCE_MS=100 DURATION=20 bench/live-load.sh 2000
+#   BINS="before=/tmp/uringcast-main after=target/release/uringcast" ROUNDS=3 bench/live-load.sh 2000
+#   SERVERS="uringcast node-media-server" OUT=/tmp/live.md bench/live-load.sh 500
 # Environment:
 #   URINGCAST_BIN  server binary (default target/release/uringcast). The special value
 #                  "standin" runs bench/loadgen/flv_live_server.py instead, with no
 #                  publisher (it plays the clip itself), to test this script and the loadgen.
-#   LOADGEN_BIN    default target/release/uringcast-loadgen
-#   WORKERS        server workers (default: nproc)
-#   DURATION       seconds per N (default 30)
+#   BINS           A/B mode: several uringcast binaries, space-separated, each "PATH" or
+#                  "LABEL=PATH" (the label names the row; default the file name, or the last two
+#                  path components when file names collide). Every N runs once per binary per
+#                  round, alternating, so drift on a shared box hits all of them alike.
+#                  Default: $URINGCAST_BIN.
+#   SERVERS        servers to alternate with in the same way, space-separated: uringcast
+#                  (every binary of BINS), node-media-server (npm, same HTTP-FLV push and play
+#                  URLs); nginx-rtmp is a placeholder (it plays only RTMP). Default: $SERVER,
+#                  or uringcast.
+#   ROUNDS         rounds per N (default 1)
+#   FIRST_ROUND    number of the first round in the tables (default 1; for callers such as
+#                  live-matrix.sh that alternate settings round by round themselves)
+#   BITRATE        total bitrate of the test stream, e.g. 1640k for issue 8's 1.64 Mbit/s
+#                  stream: video gets BITRATE minus the 128k of audio (x264 -b:v/-maxrate;
+#                  the clip's measured rate is printed, x264 lands a few % above). Unset:
+#                  today's clip, 3M video + 128k audio (about 3.1 Mbit/s), the README's figures.
+#   WORKERS        uringcast workers (default: nproc)
+#   COALESCE_MS    adds `send_coalesce_ms = X` to the [live] table of uringcast's config
+#   CONFIG_EXTRA   TOML text appended to uringcast's generated config, e.g.
+#                  $'[live]\nmax_lag_ms = 3000'; COALESCE_MS merges into its [live] table if it
+#                  has one. The config is checked (--check-config) before anything runs.
+#   SETTINGS_LABEL text for the "settings" column instead of the generated one
+#   DURATION       seconds per run (default 30)
+#   WARMUP_S       seconds after the ramp before the window opens (default 2: one GOP)
 #   RAMP           loadgen connections per second (default 500)
 #   PREENCODE      1 (default) or 0, see above
-#   BENCH_CACHE    where the encoded clip is kept (default /tmp/uringcast-bench)
-#   SERVER         uringcast (default) or node-media-server (npm, same HTTP-FLV push and
-#                  play URLs); nginx-rtmp is a placeholder (it plays only RTMP)
+#   OUT            also write the markdown summary table to this file
+#   BENCH_CACHE    where the encoded clips are kept (default /tmp/uringcast-bench)
+#   PERF_DATA      profile the server with perf during each run's window (bench/live-flamegraph.sh
+#                  sets it): perf.data goes to this path (one run) or PATH.LABEL-N-ROUND (several).
+#                  The run's CPU figures then include perf's sampling overhead.
+#   PERF_S, PERF_FREQ, CALL_GRAPH  seconds recorded from the window's start (default 8, at
+#                  most the window), sampling rate (default 499 Hz, cpu-clock), perf's
+#                  --call-graph (default dwarf,16384: release builds have no frame pointers)
 #   NMS_DIR, NMS_VERSION  where/which node-media-server to install (default
 #                  $BENCH_CACHE/nms, 4.4.3)
 
@@ -40,44 +86,83 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$HERE/lib.sh"
 
 URINGCAST_BIN=${URINGCAST_BIN:-$ROOT/target/release/uringcast}
 LOADGEN_BIN=${LOADGEN_BIN:-$ROOT/target/release/uringcast-loadgen}
+BINS=${BINS:-$URINGCAST_BIN}
+SERVERS=${SERVERS:-${SERVER:-uringcast}}
+ROUNDS=${ROUNDS:-1}
+FIRST_ROUND=${FIRST_ROUND:-1}
 WORKERS=${WORKERS:-$(nproc)}
 DURATION=${DURATION:-30}
+WARMUP_S=${WARMUP_S:-2}
 RAMP=${RAMP:-500}
 PREENCODE=${PREENCODE:-1}
+BITRATE=${BITRATE:-}
+COALESCE_MS=${COALESCE_MS:-}
+CONFIG_EXTRA=${CONFIG_EXTRA:-}
+SETTINGS_LABEL=${SETTINGS_LABEL:-}
+OUT=${OUT:-}
+PERF_DATA=${PERF_DATA:-}
+PERF_S=${PERF_S:-8}
+PERF_FREQ=${PERF_FREQ:-499}
+CALL_GRAPH=${CALL_GRAPH:-dwarf,16384}
 BENCH_CACHE=${BENCH_CACHE:-/tmp/uringcast-bench}
-SERVER=${SERVER:-uringcast}
 READER_COUNTS=${*:-100 500 2000}
 STREAM_PATH=/live/bench.flv
-CLIP=$BENCH_CACHE/clip-720p30-3M-20s.flv
+AUDIO_KBPS=128
 
-for tool in ffmpeg curl jq ss; do
-    command -v "$tool" >/dev/null || { echo "missing tool: $tool" >&2; exit 2; }
+die() { echo "live-load: $*" >&2; exit 2; }
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+
+for tool in ffmpeg curl jq ss awk; do
+    command -v "$tool" >/dev/null || die "missing tool: $tool"
 done
-[ -x "$LOADGEN_BIN" ] || { echo "no loadgen at $LOADGEN_BIN (cargo build --release --bin uringcast-loadgen)" >&2; exit 2; }
+[ -x "$LOADGEN_BIN" ] || die "no loadgen at $LOADGEN_BIN (cargo build --release --bin uringcast-loadgen)"
+"$LOADGEN_BIN" --help | grep -q -- --window-from-s ||
+    die "$LOADGEN_BIN has no --window-from-s (rebuild it: cargo build --release --bin uringcast-loadgen)"
+in_range() { is_uint "$1" && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+in_range "$ROUNDS" 1 1000 || die "ROUNDS must be 1..1000"
+in_range "$FIRST_ROUND" 1 100000 || die "FIRST_ROUND must be a positive integer"
+in_range "$DURATION" 3 600 || die "DURATION must be 3..600"
+is_uint "$WARMUP_S" || die "WARMUP_S must be an integer"
+is_uint "$RAMP" || die "RAMP must be an integer"
+is_uint "$WORKERS" || die "WORKERS must be an integer"
+[ -z "$COALESCE_MS" ] || is_uint "$COALESCE_MS" || die "COALESCE_MS must be an integer (ms)"
+if [ -n "$PERF_DATA" ]; then
+    command -v perf >/dev/null || die "PERF_DATA needs perf (apt-get install linux-perf)"
+    in_range "$PERF_S" 1 600 || die "PERF_S must be 1..600"
+    in_range "$PERF_FREQ" 1 10000 || die "PERF_FREQ must be 1..10000"
+fi
+for n in $READER_COUNTS; do
+    in_range "$n" 1 20000 || die "reader count '$n' is not 1..20000"
+done
 
-WORK=$(mktemp -d /tmp/uringcast-live-bench.XXXXXX)
-SERVER_PID=""
-PUBLISHER_PID=""
-SAMPLER_PID=""
-cleanup() {
-    stop_pid "$SAMPLER_PID"
-    stop_pid "$PUBLISHER_PID"
-    stop_pid "$SERVER_PID"
-    rm -rf "$WORK"
+# --- the test stream ------------------------------------------------------------------------
+# kbps TEXT : "1640k", "1.64M" or "1640000" as kbit/s.
+kbps() {
+    awk -v v="$1" 'BEGIN {
+        m = 1 / 1000; u = tolower(substr(v, length(v)))
+        if (u == "k") { m = 1; v = substr(v, 1, length(v) - 1) }
+        else if (u == "m") { m = 1000; v = substr(v, 1, length(v) - 1) }
+        if (v !~ /^[0-9]+(\.[0-9]+)?$/) exit 1
+        printf "%d", v * m + 0.5 }'
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# The whole publish must outlast every measurement: N runs + probes + slack.
-N_COUNT=$(echo "$READER_COUNTS" | wc -w)
-PUBLISH_S=$((N_COUNT * (DURATION + 10) + 60))
-
-ENCODE_ARGS=(-c:v libx264 -preset ultrafast -tune zerolatency -b:v 3M -maxrate 3M -bufsize 3M
-    -g 60 -c:a aac -b:a 128k)
+if [ -z "$BITRATE" ]; then
+    VIDEO_RATE=3M # today's clip: the README's figures were measured with it
+    CLIP=$BENCH_CACHE/clip-720p30-3M-20s.flv
+    STREAM_LABEL="3M video"
+else
+    total_kbps=$(kbps "$BITRATE") || die "BITRATE '$BITRATE' is not like 1640k or 3M"
+    [ "$total_kbps" -ge $((AUDIO_KBPS + 100)) ] || die "BITRATE must be at least $((AUDIO_KBPS + 100))k"
+    VIDEO_RATE=$((total_kbps - AUDIO_KBPS))k
+    CLIP=$BENCH_CACHE/clip-720p30-total${total_kbps}k-20s.flv
+    STREAM_LABEL=$BITRATE
+fi
+ENCODE_ARGS=(-c:v libx264 -preset ultrafast -tune zerolatency -b:v "$VIDEO_RATE" -maxrate "$VIDEO_RATE"
+    -bufsize "$VIDEO_RATE" -g 60 -c:a aac -b:a "${AUDIO_KBPS}k")
 LAVFI_INPUTS=(-f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=1000:sample_rate=48000)
 
 ensure_clip() {
@@ -89,26 +174,142 @@ ensure_clip() {
     mv "$CLIP.tmp.flv" "$CLIP"
 }
 
+# --- uringcast's config -----------------------------------------------------------------------
+# config_text : CONFIG_EXTRA with COALESCE_MS merged into its [live] table (or a new one).
+config_text() {
+    local live_re='^[[:space:]]*\[[[:space:]]*live[[:space:]]*\][[:space:]]*(#.*)?$'
+    local tables
+    tables=$(printf '%s\n' "$CONFIG_EXTRA" | grep -Ec "$live_re" || true)
+    [ "$tables" -le 1 ] || die "CONFIG_EXTRA has $tables [live] tables"
+    if [ -z "$COALESCE_MS" ]; then
+        [ -z "$CONFIG_EXTRA" ] || printf '%s\n' "$CONFIG_EXTRA"
+        return 0
+    fi
+    if printf '%s\n' "$CONFIG_EXTRA" | grep -Eq '^[[:space:]]*send_coalesce_ms[[:space:]]*='; then
+        die "COALESCE_MS and a send_coalesce_ms in CONFIG_EXTRA: set one of them"
+    fi
+    if [ "$tables" = 1 ]; then
+        printf '%s\n' "$CONFIG_EXTRA" | awk -v re="$live_re" -v line="send_coalesce_ms = $COALESCE_MS" \
+            '{ print } $0 ~ re { print line }'
+    else
+        [ -z "$CONFIG_EXTRA" ] || printf '%s\n' "$CONFIG_EXTRA"
+        printf '[live]\nsend_coalesce_ms = %s\n' "$COALESCE_MS"
+    fi
+}
+
+WORK=$(mktemp -d /tmp/uringcast-live-bench.XXXXXX)
+SERVER_PID=""
+PUBLISHER_PID=""
+SAMPLER_PID=""
+LOADGEN_PID=""
+PERF_PID=""
+SLEEP_PID=""
+cleanup() {
+    stop_pid "$SLEEP_PID"
+    stop_pid "$PERF_PID"
+    stop_pid "$LOADGEN_PID"
+    stop_pid "$SAMPLER_PID"
+    stop_pid "$PUBLISHER_PID"
+    stop_pid "$SERVER_PID"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+CONFIG=$WORK/uringcast.toml
+{
+    echo "# generated by bench/live-load.sh"
+    config_text
+} >"$CONFIG"
+
+# --- what runs: a list of targets "KIND|LABEL|PATH", alternated within every round -------------
+TARGETS=()
+uc_bins=()
+for entry in $BINS; do uc_bins+=("$entry"); done
+bin_label() { # ENTRY : label of one BINS entry
+    local entry=$1 path name other dup=0
+    if [[ $entry == *=* ]]; then
+        echo "${entry%%=*}"
+        return 0
+    fi
+    path=$entry
+    [ "$path" = standin ] && { echo standin; return 0; }
+    name=$(basename "$path")
+    for other in "${uc_bins[@]}"; do
+        other=${other#*=}
+        [ "$other" != "$path" ] && [ "$(basename "$other")" = "$name" ] && dup=1
+    done
+    if [ "$dup" = 1 ]; then
+        echo "$(basename "$(dirname "$path")")/$name"
+    elif [ "${#uc_bins[@]}" = 1 ]; then
+        echo uringcast
+    else
+        echo "$name"
+    fi
+}
+for server in $SERVERS; do
+    case $server in
+        uringcast)
+            for entry in "${uc_bins[@]}"; do
+                path=${entry#*=}
+                if [ "$path" != standin ]; then
+                    [ -x "$path" ] || die "no server binary at $path"
+                    mkdir -p "$WORK/check-media"
+                    "$path" --config "$CONFIG" --http-listen 127.0.0.1:0 --media-root "$WORK/check-media" \
+                        --workers "$WORKERS" --check-config >/dev/null 2>"$WORK/check.err" || {
+                        cat "$WORK/check.err" >&2
+                        echo "--- generated config:" >&2
+                        cat "$CONFIG" >&2
+                        die "$path rejects the generated config (COALESCE_MS / CONFIG_EXTRA)"
+                    }
+                fi
+                TARGETS+=("uringcast|$(bin_label "$entry")|$path")
+            done
+            ;;
+        node-media-server)
+            command -v node >/dev/null || die "SERVERS=node-media-server needs node"
+            command -v npm >/dev/null || die "SERVERS=node-media-server needs npm"
+            TARGETS+=("node-media-server|node-media-server|")
+            ;;
+        nginx-rtmp) die "SERVER=nginx-rtmp: needs RTMP play in uringcast-loadgen (not implemented)" ;;
+        *) die "unknown server '$server' (uringcast, node-media-server)" ;;
+    esac
+done
+[ "${#TARGETS[@]}" -ge 1 ] || die "nothing to run"
+RUNS=$(($(echo "$READER_COUNTS" | wc -w) * ROUNDS * ${#TARGETS[@]}))
+
+UC_SETTINGS="$STREAM_LABEL, w$WORKERS"
+[ -n "$COALESCE_MS" ] && UC_SETTINGS="$UC_SETTINGS, coalesce $COALESCE_MS ms"
+[ -n "$CONFIG_EXTRA" ] && UC_SETTINGS="$UC_SETTINGS, +CONFIG_EXTRA"
+NMS_SETTINGS=$STREAM_LABEL
+if [ -n "$SETTINGS_LABEL" ]; then
+    UC_SETTINGS=$SETTINGS_LABEL
+    NMS_SETTINGS=$SETTINGS_LABEL
+fi
+
+# A publish must outlast its run: probe (up to 30 s) + run + slack.
+PUBLISH_S=$((DURATION + 60))
+
 # --- one function per server: start it, set SERVER_PID and PORT ------------------------------
-start_server_uringcast() {
+start_server_uringcast() { # PATH
+    local bin=$1
     PORT=$(free_port)
-    if [ "$URINGCAST_BIN" = standin ]; then
+    if [ "$bin" = standin ]; then
         ensure_clip
         python3 "$HERE/loadgen/flv_live_server.py" --file "$CLIP" --port "$PORT" \
             --max-seconds $((PUBLISH_S + 30)) >"$WORK/server.log" 2>&1 &
         SERVER_PID=$!
     else
-        [ -x "$URINGCAST_BIN" ] || { echo "no server binary at $URINGCAST_BIN" >&2; exit 2; }
+        rm -rf "${WORK:?}/media"
         mkdir -p "$WORK/media"
-        "$URINGCAST_BIN" --http-listen "127.0.0.1:$PORT" --media-root "$WORK/media" \
+        "$bin" --config "$CONFIG" --http-listen "127.0.0.1:$PORT" --media-root "$WORK/media" \
             --workers "$WORKERS" >"$WORK/server.log" 2>&1 &
         SERVER_PID=$!
     fi
     wait_http "http://127.0.0.1:$PORT/" 10 || { cat "$WORK/server.log" >&2; exit 1; }
 }
 
-publish_uringcast() {
-    [ "$URINGCAST_BIN" = standin ] && return 0 # the stand-in plays the clip by itself
+publish() {
     local url="http://127.0.0.1:$PORT$STREAM_PATH"
     if [ "$PREENCODE" = 1 ]; then
         ensure_clip
@@ -122,10 +323,6 @@ publish_uringcast() {
     PUBLISHER_PID=$!
 }
 
-# nginx-rtmp: playback is RTMP only (no HTTP-FLV), so the comparable test is RTMP play,
-# which needs an RTMP client in the loadgen. Not implemented yet.
-start_server_nginx_rtmp() { echo "SERVER=nginx-rtmp: needs RTMP play in uringcast-loadgen (not implemented)" >&2; exit 2; }
-publish_nginx_rtmp() { :; }
 # node-media-server (npm, v4): takes the same HTTP-FLV push (POST /live/NAME.flv) and serves
 # the same HTTP-FLV play URL, so publisher, loadgen and measurement are identical. Installed
 # once with npm into $NMS_DIR (default $BENCH_CACHE/nms). Node is single-threaded: it uses one
@@ -133,8 +330,6 @@ publish_nginx_rtmp() { :; }
 NMS_VERSION=${NMS_VERSION:-4.4.3}
 NMS_DIR=${NMS_DIR:-$BENCH_CACHE/nms}
 start_server_node_media_server() {
-    command -v node >/dev/null && command -v npm >/dev/null ||
-        { echo "SERVER=node-media-server needs node and npm" >&2; exit 2; }
     if [ ! -f "$NMS_DIR/node_modules/node-media-server/bin/app.js" ]; then
         echo "installing node-media-server@$NMS_VERSION into $NMS_DIR (once)..." >&2
         mkdir -p "$NMS_DIR"
@@ -143,6 +338,7 @@ start_server_node_media_server() {
     PORT=$(free_port)
     local rtmp_port
     rtmp_port=$(free_port)
+    rm -rf "${WORK:?}/nms"
     mkdir -p "$WORK/nms"
     cat >"$WORK/nms/config.json" <<JSON
 { "bind": "127.0.0.1", "notify": { "url": "" },
@@ -156,33 +352,26 @@ JSON
     SERVER_PID=$!
     wait_http "http://127.0.0.1:$PORT/" 15 || { cat "$WORK/server.log" >&2; exit 1; }
 }
-publish_node_media_server() { publish_uringcast; }
 
-case $SERVER in
-    uringcast) start_server_uringcast; publish_uringcast ;;
-    nginx-rtmp) start_server_nginx_rtmp; publish_nginx_rtmp ;;
-    node-media-server) start_server_node_media_server; publish_node_media_server ;;
-    *) echo "unknown SERVER=$SERVER" >&2; exit 2 ;;
-esac
-URL="http://127.0.0.1:$PORT$STREAM_PATH"
-
-# Wait until the stream plays: one reader, 2 s, must see media. Up to 30 s.
-echo "waiting for $URL ..." >&2
-ready=0
-for _ in $(seq 1 15); do
-    media=$("$LOADGEN_BIN" "$URL" --readers 1 --duration-s 2 --json --quiet 2>/dev/null |
-        jq -r '.readers_with_media' 2>/dev/null || echo 0)
-    if [ "${media:-0}" -ge 1 ] 2>/dev/null; then
-        ready=1
-        break
-    fi
-    if [ -n "$PUBLISHER_PID" ] && ! kill -0 "$PUBLISHER_PID" 2>/dev/null; then
-        echo "publisher exited:" >&2
-        cat "$WORK/publisher.log" >&2
-        exit 1
-    fi
-done
-[ "$ready" = 1 ] || { echo "stream never became playable" >&2; cat "$WORK/server.log" >&2; exit 1; }
+# Wait until the stream plays: one reader, 2 s, must see media. Up to 15 tries (30 s).
+wait_playable() {
+    local url=$1 media
+    for _ in $(seq 1 15); do
+        media=$("$LOADGEN_BIN" "$url" --readers 1 --duration-s 2 --json --quiet 2>/dev/null |
+            jq -r '.readers_with_media' 2>/dev/null || echo 0)
+        if [ "${media:-0}" -ge 1 ] 2>/dev/null; then
+            return 0
+        fi
+        if [ -n "$PUBLISHER_PID" ] && ! kill -0 "$PUBLISHER_PID" 2>/dev/null; then
+            echo "publisher exited:" >&2
+            cat "$WORK/publisher.log" >&2
+            exit 1
+        fi
+    done
+    echo "stream never became playable" >&2
+    cat "$WORK/server.log" >&2
+    exit 1
+}
 
 # sample PID OUT : one line per second "ticks rss_kb" until killed.
 sample() {
@@ -194,45 +383,221 @@ sample() {
     done
 }
 
-ROWS=$WORK/rows.txt
-: >"$ROWS"
-echo "server=$SERVER workers=$WORKERS duration=${DURATION}s ramp=${RAMP}/s preencode=$PREENCODE" >&2
+now() { date +%s.%N; }
+# sleep_until EPOCH_SECONDS : in the background and waited for, so that a signal's trap runs
+# at once instead of after the sleep.
+sleep_until() {
+    local d
+    d=$(awk -v t="$1" -v n="$(now)" 'BEGIN { d = t - n; if (d < 0) d = 0; printf "%.3f", d }')
+    sleep "$d" &
+    SLEEP_PID=$!
+    wait "$SLEEP_PID" || true
+    SLEEP_PID=""
+}
+# snapshot PREFIX : writes PREFIX.t (time), PREFIX.ticks (server CPU), PREFIX.metrics.
+snapshot() {
+    local prefix=$1
+    now >"$prefix.t"
+    cpu_ticks "$SERVER_PID" >"$prefix.ticks"
+    if [ -n "$METRICS_URL" ]; then
+        curl -s --max-time 2 "$METRICS_URL" >"$prefix.metrics" || : >"$prefix.metrics"
+    else
+        : >"$prefix.metrics"
+    fi
+}
+# metric_sum FILE NAME : sum of every series of NAME (empty when there is none).
+metric_sum() {
+    awk -v name="$2" '$1 == name || index($1, name "{") == 1 { s += $NF; n++ }
+        END { if (n) printf "%.0f", s }' "$1"
+}
+# per_worker FILE NAME : "a/b/..." values of NAME{worker=...} in worker order.
+per_worker() {
+    awk -v name="$2" 'index($1, name "{") == 1 && match($1, /worker="[0-9]+"/) {
+            w = substr($1, RSTART + 8, RLENGTH - 9); v[w] = $NF; if (w + 0 > max) max = w + 0; n++ }
+        END { if (!n) exit; for (i = 0; i <= max; i++) printf "%s%s", (i ? "/" : ""), (i in v ? v[i] : "-") }' "$1"
+}
+
+# window_from N : the window opens when the ramp is done plus WARMUP_S (the joining readers'
+# GOP-cache bursts are over); it closes 1 s before the end of the run.
+window_from() {
+    if [ "$RAMP" -gt 0 ]; then echo $((($1 + RAMP - 1) / RAMP + WARMUP_S)); else echo $((1 + WARMUP_S)); fi
+}
 for n in $READER_COUNTS; do
-    samples=$WORK/samples-$n.txt
+    from=$(window_from "$n")
+    [ $((DURATION - 1 - from)) -ge 1 ] ||
+        die "DURATION=$DURATION is too short for N=$n at RAMP=$RAMP: the window would open at ${from} s; use DURATION >= $((from + 2))"
+done
+
+ROWS=$WORK/rows.tsv
+: >"$ROWS"
+# run_one TARGET N ROUND : one fresh server, one publish, one load run; appends a row to ROWS.
+run_one() {
+    local kind label path n=$2 round=$3 settings url from to
+    IFS='|' read -r kind label path <<<"$1"
+    case $kind in
+        uringcast)
+            start_server_uringcast "$path"
+            settings=$UC_SETTINGS
+            METRICS_URL="http://127.0.0.1:$PORT/metrics"
+            if [ "$path" = standin ]; then
+                METRICS_URL="" # the stand-in plays the clip by itself and has no /metrics
+            else
+                publish
+            fi
+            ;;
+        node-media-server)
+            start_server_node_media_server
+            settings=$NMS_SETTINGS
+            METRICS_URL=""
+            publish
+            ;;
+    esac
+    url="http://127.0.0.1:$PORT$STREAM_PATH"
+    wait_playable "$url"
+    from=$(window_from "$n")
+    to=$((DURATION - 1))
+
+    local cell=$WORK/cell samples=$WORK/cell.samples t0
+    rm -f "$cell".*
     : >"$samples"
     sample "$SERVER_PID" "$samples" &
     SAMPLER_PID=$!
-    t0_ticks=$(cpu_ticks "$SERVER_PID")
-    t0=$(date +%s.%N)
-    "$LOADGEN_BIN" "$URL" --readers "$n" --duration-s "$DURATION" --ramp-per-s "$RAMP" --json \
-        >"$WORK/report-$n.json" 2>"$WORK/loadgen-$n.log" || {
-        echo "loadgen failed for N=$n:" >&2
-        cat "$WORK/loadgen-$n.log" >&2
-        exit 1
-    }
-    t1=$(date +%s.%N)
-    t1_ticks=$(cpu_ticks "$SERVER_PID")
+    t0=$(now)
+    "$LOADGEN_BIN" "$url" --readers "$n" --duration-s "$DURATION" --ramp-per-s "$RAMP" \
+        --window-from-s "$from" --window-to-s "$to" --json --quiet \
+        >"$cell.report.json" 2>"$cell.loadgen.log" &
+    LOADGEN_PID=$!
+    sleep_until "$(awk -v a="$t0" -v b="$from" 'BEGIN { printf "%.3f", a + b }')"
+    snapshot "$cell.a"
+    if [ -n "$PERF_DATA" ]; then
+        local perf_file=$PERF_DATA perf_s=$PERF_S
+        [ "$RUNS" = 1 ] || perf_file=$PERF_DATA.$(printf '%s' "$label" | tr -c 'A-Za-z0-9_.-' '_')-$n-$round
+        [ "$perf_s" -le $((to - from)) ] || perf_s=$((to - from))
+        perf record -e cpu-clock -F "$PERF_FREQ" --call-graph "$CALL_GRAPH" -p "$SERVER_PID" \
+            -o "$perf_file" -- sleep "$perf_s" >"$WORK/perf.log" 2>&1 &
+        PERF_PID=$!
+    fi
+    sleep_until "$(awk -v a="$t0" -v b="$to" 'BEGIN { printf "%.3f", a + b }')"
+    snapshot "$cell.b"
+    if [ -n "$PERF_PID" ]; then
+        local perf_rc=0
+        wait "$PERF_PID" || perf_rc=$?
+        PERF_PID=""
+        if [ "$perf_rc" != 0 ]; then
+            cat "$WORK/perf.log" >&2
+            die "perf record failed (exit $perf_rc)"
+        fi
+        echo "perf: $perf_file ($(grep -o '[0-9]* samples' "$WORK/perf.log" || echo '? samples'), ${perf_s} s)" >&2
+    fi
+    local rc=0
+    wait "$LOADGEN_PID" || rc=$?
+    LOADGEN_PID=""
     stop_pid "$SAMPLER_PID"
     SAMPLER_PID=""
-    cpu_pct=$(awk -v a="$t0_ticks" -v b="$t1_ticks" -v hz="$CLK_TCK" -v s0="$t0" -v s1="$t1" \
-        'BEGIN { printf "%.0f", (b - a) / hz / (s1 - s0) * 100 }')
+    stop_pid "$PUBLISHER_PID"
+    PUBLISHER_PID=""
+    stop_pid "$SERVER_PID"
+    SERVER_PID=""
+    if [ "$rc" != 0 ] || ! jq -e .window "$cell.report.json" >/dev/null 2>&1; then
+        echo "loadgen failed for $label N=$n (exit $rc):" >&2
+        cat "$cell.loadgen.log" >&2
+        exit 1
+    fi
+
+    local secs cpu_pct rss_mb sends bytes workers_conns
+    secs=$(awk -v a="$(cat "$cell.a.t")" -v b="$(cat "$cell.b.t")" 'BEGIN { printf "%.6f", b - a }')
+    cpu_pct=$(awk -v a="$(cat "$cell.a.ticks")" -v b="$(cat "$cell.b.ticks")" -v hz="$CLK_TCK" -v s="$secs" \
+        'BEGIN { printf "%.1f", (b - a) / hz / s * 100 }')
     rss_mb=$(awk '{ if ($2 > m) m = $2 } END { printf "%.0f", m / 1024 }' "$samples")
-    jq -r --arg n "$n" --arg cpu "$cpu_pct" --arg rss "$rss_mb" '
+    sends=""
+    bytes=""
+    local sa sb ba bb
+    sa=$(metric_sum "$cell.a.metrics" uringcast_sends_submitted_total)
+    sb=$(metric_sum "$cell.b.metrics" uringcast_sends_submitted_total)
+    ba=$(metric_sum "$cell.a.metrics" uringcast_bytes_sent_total)
+    bb=$(metric_sum "$cell.b.metrics" uringcast_bytes_sent_total)
+    if [ -n "$sa" ] && [ -n "$sb" ]; then sends=$((sb - sa)); fi
+    if [ -n "$ba" ] && [ -n "$bb" ]; then bytes=$((bb - ba)); fi
+    workers_conns=$(per_worker "$cell.b.metrics" uringcast_connections_active)
+    # Every figure of the row, in one place (the column order of the tables below).
+    jq -r --arg name "$label" --arg settings "$settings" --arg n "$n" --arg round "$round" \
+        --arg cpu "$cpu_pct" --arg rss "$rss_mb" --arg secs "$secs" --arg sends "$sends" \
+        --arg bytes "$bytes" --arg conns "${workers_conns:--}" '
         def f(x): if x == null then "-" else (x | . * 10 | round / 10 | tostring) end;
-        [ $n, (.readers_with_media | tostring), $cpu, $rss,
-          f(.bitrate_kbps.p50), f(.bitrate_kbps.min),
-          f(.lag_ms.p50), f(.lag_ms.p99), f(.lag_ms.max),
-          f(.lag_over_best_ms.p99), f(.final_lag_ms.p50),
-          f(.first_keyframe_ms.p50), f(.first_keyframe_ms.p99), f(.first_keyframe_ms.max),
-          ((.errors | to_entries | map(.value) | add) | tostring) ] | @tsv' \
-        "$WORK/report-$n.json" >>"$ROWS"
-    tail -1 "$ROWS" | awk -F'\t' '{ printf "N=%s done: %s readers with media, server CPU %s%%, RSS %s MB\n", $1, $2, $3, $4 }' >&2
+        def g(x; d): if x == null then "-" else (x | . * d | round / d | tostring) end;
+        (.window) as $w
+        | (($w.readers_open_from + $w.readers_open_to) / 2) as $readers
+        | ($w.mbps / 1000) as $gbps
+        | ($cpu | tonumber) as $c
+        | (if $sends == "" then null else ($sends | tonumber) end) as $s
+        | (if $bytes == "" then null else ($bytes | tonumber) end) as $b
+        | ($secs | tonumber) as $t
+        | [ $name, $settings, $n, $round,
+            ($w.readers_open_to | tostring), $cpu, $rss, g($gbps; 1000),
+            (if $gbps > 0 then f($c / $gbps) else "-" end),
+            (if $s == null or $readers == 0 then "-" else f($s / $readers / $t) end),
+            (if $s == null or $s == 0 or $b == null then "-" else ($b / $s | round | tostring) end),
+            f(.lag_ms.p99), f(.lag_over_best_ms.p99), $conns,
+            f(.bitrate_kbps.p50), f(.bitrate_kbps.min), f(.lag_ms.p50), f(.lag_ms.max),
+            f(.final_lag_ms.p50), f(.first_keyframe_ms.p50), f(.first_keyframe_ms.p99),
+            f(.first_keyframe_ms.max), ((.errors | to_entries | map(.value) | add) | tostring),
+            (if $b == null then "-" else g($b * 8 / $t / 1e9; 1000) end),
+            g($w.from_s; 10) + "-" + g($w.to_s; 10) ] | @tsv' \
+        "$cell.report.json" >>"$ROWS"
+    tail -1 "$ROWS" | awk -F'\t' '{
+        if (split($14, c, "/") > 1 && $3 >= 100) {
+            lo = hi = c[1]; for (i in c) { if (c[i] < lo) lo = c[i]; if (c[i] > hi) hi = c[i] }
+            if (lo < hi / 2) printf "warning: connections are not spread over the workers: %s\n", $14
+        }
+        printf "%s N=%s round %s: %s readers ok, CPU %s%%, %s Gbit/s delivered (server sent %s), %s%% of a core per Gbit/s, %s sends/reader/s of %s B, lag p99 %s ms, over best p99 %s ms, conns/worker %s\n",
+            $1, $3, $4, $5, $6, $8, $24, $9, $10, $11, $12, $13, $14 }' >&2
+}
+
+CLIP_NOTE=""
+if [ "$PREENCODE" = 1 ]; then
+    ensure_clip
+    if command -v ffprobe >/dev/null; then
+        CLIP_NOTE=$(ffprobe -v error -show_entries format=bit_rate -of default=nw=1:nk=1 "$CLIP" |
+            awk '{ printf " (clip measured %.0f kbit/s)", $1 / 1000 }')
+    fi
+fi
+{
+    echo "servers: ${TARGETS[*]}"
+    echo "stream $STREAM_LABEL: video $VIDEO_RATE + audio ${AUDIO_KBPS}k$CLIP_NOTE; workers=$WORKERS duration=${DURATION}s ramp=${RAMP}/s warmup=${WARMUP_S}s rounds=$ROUNDS preencode=$PREENCODE"
+    if grep -qv '^[[:space:]]*\(#.*\)\?$' "$CONFIG"; then
+        echo "uringcast config:"
+        grep -v '^#' "$CONFIG" | sed 's/^/    /'
+    fi
+} >&2
+for n in $READER_COUNTS; do
+    for round in $(seq "$FIRST_ROUND" $((FIRST_ROUND + ROUNDS - 1))); do
+        for target in "${TARGETS[@]}"; do
+            run_one "$target" "$n" "$round"
+        done
+    done
 done
 
 echo
-printf '%6s %6s %6s %7s | %8s %8s | %8s %8s %8s %9s %9s | %8s %8s %8s | %6s\n' \
-    N media CPU% RSS-MB kbps-p50 kbps-min lag-p50 lag-p99 lag-max ">best-p99" final-p50 \
-    key-p50 key-p99 key-max errors
-awk -F'\t' '{ printf "%6s %6s %6s %7s | %8s %8s | %8s %8s %8s %9s %9s | %8s %8s %8s | %6s\n",
-    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 }' "$ROWS"
-echo "(lag and key = first-keyframe latency in ms; >best = lag over each reader's best; CPU% of one core; $(nproc) CPUs; kernel $(uname -r))"
+printf '%-18s %6s %3s %6s %6s %7s | %8s %8s | %8s %8s %8s %9s %9s | %8s %8s %8s | %6s | %9s\n' \
+    server N rnd ok CPU% RSS-MB kbps-p50 kbps-min lag-p50 lag-p99 lag-max ">best-p99" final-p50 \
+    key-p50 key-p99 key-max errors window-s
+awk -F'\t' '{ printf "%-18s %6s %3s %6s %6s %7s | %8s %8s | %8s %8s %8s %9s %9s | %8s %8s %8s | %6s | %9s\n",
+    $1, $3, $4, $5, $6, $7, $15, $16, $17, $12, $18, $13, $19, $20, $21, $22, $23, $25 }' "$ROWS"
+echo "(lag and key = first-keyframe latency in ms over the whole run; >best = lag over each reader's best; CPU% of one core over the window)"
+
+summary() {
+    echo "| server | settings | N | round | readers ok | CPU % | RSS MB | Gbit/s | % core per Gbit/s | sends/reader/s | bytes/send | lag p99 ms | lag over best p99 ms | conns per worker |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 }' "$ROWS"
+    echo
+    echo "($(nproc) CPUs, kernel $(uname -r); CPU % of one core and Gbit/s over each run's window" \
+        "(ramp + ${WARMUP_S} s to 1 s before the end of ${DURATION} s); lag over the whole run; conns per" \
+        "worker = uringcast_connections_active at the window's end, publisher included.)"
+}
+echo
+summary
+if [ -n "$OUT" ]; then
+    summary >"$OUT"
+    echo "wrote $OUT" >&2
+fi

@@ -116,6 +116,16 @@ struct Args {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Start of a measurement window, in seconds after the run's start: the report then
+    /// gives the FLV bytes all readers received between this and `--window-to-s`, and how
+    /// many readers had media and were still connected at both ends (`window` in the JSON),
+    /// so a caller can line its own CPU and counter samples up with steady-state delivery
+    /// (after the ramp and the GOP-cache bursts of joining readers).
+    #[arg(long, requires = "window_to_s")]
+    window_from_s: Option<f64>,
+    /// End of the measurement window, in seconds after the run's start (≤ --duration-s).
+    #[arg(long, requires = "window_from_s")]
+    window_to_s: Option<f64>,
     /// Allow a target that is not a loopback address. Off by default: tests must stay on
     /// loopback, and thousands of connections at someone else's host is an attack.
     #[arg(long)]
@@ -645,6 +655,42 @@ struct ErrorCounts {
     no_media: u64,
 }
 
+/// What all readers had received at one instant of the run.
+#[derive(Debug, Clone, Copy)]
+struct WindowMark {
+    at: Instant,
+    bytes: u64,
+    open: u64,
+}
+
+impl WindowMark {
+    fn take(readers: &[Reader], at: Instant) -> Self {
+        Self {
+            at,
+            bytes: readers.iter().map(|r| r.body_bytes).sum(),
+            open: readers
+                .iter()
+                .filter(|r| r.stream.is_some() && r.status_ok && r.first_media.is_some())
+                .count() as u64,
+        }
+    }
+}
+
+/// Delivery between `--window-from-s` and `--window-to-s` (as actually sampled).
+#[derive(Debug, Serialize)]
+struct WindowReport {
+    /// When the marks were taken, seconds after the run's start.
+    from_s: f64,
+    to_s: f64,
+    /// FLV bytes (after de-chunking) received by all readers in the window.
+    bytes: u64,
+    /// `bytes` × 8 / (to_s − from_s) / 1e6.
+    mbps: f64,
+    /// Readers that have had media and are still connected, at each end.
+    readers_open_from: u64,
+    readers_open_to: u64,
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     url: String,
@@ -670,6 +716,8 @@ struct Report {
     tags_total: u64,
     errors: ErrorCounts,
     http_status_codes: BTreeMap<u16, u64>,
+    /// Present when `--window-from-s`/`--window-to-s` were given and both marks were taken.
+    window: Option<WindowReport>,
 }
 
 fn ms_between(a: Instant, b: Instant) -> f64 {
@@ -682,7 +730,27 @@ fn build_report(
     ctx: &RunContext,
     run_start: Instant,
     run_end: Instant,
+    marks: (Option<WindowMark>, Option<WindowMark>),
 ) -> Report {
+    let window = match marks {
+        (Some(a), Some(b)) => {
+            let secs = b.at.duration_since(a.at).as_secs_f64();
+            let bytes = b.bytes.saturating_sub(a.bytes);
+            Some(WindowReport {
+                from_s: a.at.duration_since(run_start).as_secs_f64(),
+                to_s: b.at.duration_since(run_start).as_secs_f64(),
+                bytes,
+                mbps: if secs > 0.0 {
+                    bytes as f64 * 8.0 / secs / 1e6
+                } else {
+                    0.0
+                },
+                readers_open_from: a.open,
+                readers_open_to: b.open,
+            })
+        }
+        _ => None,
+    };
     let mut errors = ErrorCounts::default();
     let mut bitrates = Vec::new();
     let mut final_lags = Vec::new();
@@ -774,6 +842,7 @@ fn build_report(
         tags_total,
         errors,
         http_status_codes: ctx.status_codes.clone(),
+        window,
     }
 }
 
@@ -838,6 +907,13 @@ fn print_table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     if !r.http_status_codes.is_empty() {
         writeln!(out, "status codes: {:?}", r.http_status_codes)?;
     }
+    if let Some(w) = &r.window {
+        writeln!(
+            out,
+            "window {:.2}-{:.2} s   {:.1} Mbit/s, readers open {} / {}",
+            w.from_s, w.to_s, w.mbps, w.readers_open_from, w.readers_open_to
+        )?;
+    }
     Ok(())
 }
 
@@ -851,6 +927,18 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
             limits.max_duration_s
         ));
     }
+    let window_at = match (args.window_from_s, args.window_to_s) {
+        (Some(from), Some(to)) => {
+            if !(0.0 <= from && from < to && to <= args.duration_s as f64) {
+                return Err(format!(
+                    "need 0 <= --window-from-s < --window-to-s <= --duration-s ({from}, {to}, {})",
+                    args.duration_s
+                ));
+            }
+            Some((from, to))
+        }
+        _ => None,
+    };
     let target = parse_target(&args.url, args.allow_non_loopback).map_err(|e| match e {
         UrlError::NotLoopback => format!(
             "{}: not a loopback address; tests stay on loopback (see --allow-non-loopback)",
@@ -900,8 +988,24 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
     let progress_every = Duration::from_millis(limits.progress_interval_ms);
     let mut next_progress = run_start + progress_every;
     let mut next_to_start = 0usize;
+    let window_at = window_at.map(|(a, b)| {
+        (
+            run_start + Duration::from_secs_f64(a),
+            run_start + Duration::from_secs_f64(b),
+        )
+    });
+    let mut marks: (Option<WindowMark>, Option<WindowMark>) = (None, None);
     loop {
         let now = Instant::now();
+        // Marks before the end check, so a window that ends at --duration-s is closed.
+        if let Some((from, to)) = window_at {
+            if marks.0.is_none() && now >= from {
+                marks.0 = Some(WindowMark::take(&readers, now));
+            }
+            if marks.1.is_none() && now >= to {
+                marks.1 = Some(WindowMark::take(&readers, now));
+            }
+        }
         if now >= run_end_at {
             break;
         }
@@ -933,6 +1037,13 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
             }
         }
         let mut wake_at = run_end_at.min(next_progress);
+        if let Some((from, to)) = window_at {
+            if marks.0.is_none() {
+                wake_at = wake_at.min(from);
+            } else if marks.1.is_none() {
+                wake_at = wake_at.min(to);
+            }
+        }
         if next_to_start < readers.len() {
             wake_at = wake_at.min(start_time_of(next_to_start));
         }
@@ -956,7 +1067,9 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
         }
     }
     let run_end = Instant::now();
-    Ok(build_report(args, &readers, &ctx, run_start, run_end))
+    Ok(build_report(
+        args, &readers, &ctx, run_start, run_end, marks,
+    ))
 }
 
 fn main() -> ExitCode {
