@@ -275,10 +275,10 @@ impl Worker {
         let mut media = false;
         while error.is_none() {
             match ingest.demuxer.poll() {
-                Ok(Some(FlvEvent::Unit(unit))) => {
+                Ok(Some(FlvEvent::Unit(mut unit))) => {
                     published += 1;
                     media |= unit.kind != UnitKind::Script;
-                    match ingest.publisher.publish(&unit) {
+                    match ingest.publisher.publish(&mut unit) {
                         Ok(()) => {}
                         Err(PublishError::GopTooLarge) => {
                             error = Some(format!(
