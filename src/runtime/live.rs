@@ -235,10 +235,11 @@ impl Worker {
         }
     }
 
-    /// Feed body bytes; returns false when the publish ended (error or end of body).
     /// Feed the first `len` bytes of the ingest buffer; returns false when the publish ended
     /// (error or end of body). The body is decoded straight from the receive buffer into the
-    /// demuxer: the payload's only userspace copies are that one and its FLV tag in the ring.
+    /// demuxer, which copies each tag's payload once, into a buffer of the tag's exact size;
+    /// the publisher rewrites that buffer's 11-byte header and appends it to the ring as is.
+    /// So a tag's payload gets exactly one userspace copy after the receive.
     fn ingest_bytes(&mut self, key: usize, len: usize) -> bool {
         let conn = &mut self.conns[key];
         let Body::Ingest(ingest) = &mut conn.body else {
