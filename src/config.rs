@@ -237,6 +237,10 @@ pub struct RuntimeConfig {
     /// failed accepts...) written per worker, per kind, per second; the rest are counted and
     /// summarised once a second. 0 = only the summaries.
     pub peer_log_lines_per_second: u32,
+    /// Log lines queued for the log writer thread, which writes them to stderr. Workers never
+    /// write to stderr themselves; when stderr does not drain and this many lines wait, further
+    /// lines are dropped and counted (`uringcast_log_lines_dropped_total`).
+    pub log_queue_lines: usize,
     /// How often the main thread hands free heap memory back to the kernel with glibc's
     /// `malloc_trim(0)`; 0 = never. Without it glibc keeps what a peak of streams and readers
     /// allocated long after they are gone (kernel-notes/memory.md). No effect with other libcs.
@@ -349,6 +353,9 @@ impl Default for RuntimeConfig {
             drain_timeout_ms: 5_000,
             recv_bytes: 16 << 10,
             peer_log_lines_per_second: 10,
+            // A few MB of formatted lines at most: minutes of normal logging, seconds of a
+            // debug-level flood.
+            log_queue_lines: 16_384,
             malloc_trim_interval_ms: 5_000,
         }
     }
@@ -633,6 +640,12 @@ impl Config {
             100_000,
         )?;
         range(
+            "runtime.log_queue_lines",
+            r.log_queue_lines as u64,
+            64,
+            1 << 20,
+        )?;
+        range(
             "runtime.malloc_trim_interval_ms",
             r.malloc_trim_interval_ms,
             0,
@@ -779,6 +792,24 @@ mod tests {
         }
         // 0 turns lingering off; it is valid.
         let config = Config::from_toml("[http]\nlingering_close_ms = 0\n").unwrap();
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn log_queue_lines_has_a_default_and_is_validated() {
+        let config = Config::default();
+        assert_eq!(config.runtime.log_queue_lines, 16_384);
+        assert!(config.to_toml().contains("log_queue_lines"));
+        for bad in [0, 63, (1 << 20) + 1] {
+            let config =
+                Config::from_toml(&format!("[runtime]\nlog_queue_lines = {bad}\n")).unwrap();
+            assert_eq!(
+                config.validate().unwrap_err().key,
+                "runtime.log_queue_lines",
+                "{bad}"
+            );
+        }
+        let config = Config::from_toml("[runtime]\nlog_queue_lines = 64\n").unwrap();
         config.validate().unwrap();
     }
 

@@ -5,10 +5,12 @@
 //! - [`vod`]: on-demand file semantics (path checks, Range, conditionals, content types).
 //! - [`media`]: media units, chunk ring, stream registry.
 //! - [`runtime`]: the sole owner of io_uring and of almost all `unsafe`.
-//! - [`server`]: start-up, listeners, workers, signals; [`config`]; [`metrics`].
+//! - [`server`]: start-up, listeners, workers, signals; [`config`]; [`metrics`]; [`logging`]
+//!   (log lines through a non-blocking writer).
 
 pub mod app;
 pub mod config;
+pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod proto;

@@ -35,16 +35,12 @@ fn main() -> ExitCode {
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour only for a terminal: journald and log files get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match uringcast::server::run(config) {
+    // Log lines go to stderr from a writer thread, never from a worker (src/logging.rs).
+    let log = uringcast::logging::init(config.runtime.log_queue_lines);
+    let result = uringcast::server::run(config);
+    // Write out the queued lines first, so the error below is the last line.
+    drop(log);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("uringcast: {e}");

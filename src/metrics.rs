@@ -25,8 +25,14 @@ pub fn install() -> &'static PrometheusHandle {
 
 /// Render the Prometheus text exposition.
 pub fn render() -> String {
+    // Read here rather than counted per line: the writer's own counter is the source.
+    counter!(LOG_LINES_DROPPED).absolute(crate::logging::lines_dropped());
     install().render()
 }
+
+/// Log lines dropped because the log writer's queue (`runtime.log_queue_lines`) was full: stderr
+/// is not draining.
+pub const LOG_LINES_DROPPED: &str = "uringcast_log_lines_dropped_total";
 
 /// Periodic housekeeping the exporter needs (histogram/summary upkeep).
 pub fn upkeep() {

@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// How a reader's connection frames entries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,7 +51,7 @@ impl Framed {
 ///
 /// # Panics
 /// If the buffer does not have the room around `unit` (a producer's programming error).
-pub fn frame(mut buf: Vec<u8>, unit: Range<usize>) -> Framed {
+pub fn frame(mut buf: BytesMut, unit: Range<usize>) -> Framed {
     assert!(
         unit.start >= HEADROOM && unit.end + TAILROOM <= buf.len(),
         "a framed entry needs {HEADROOM} bytes before and {TAILROOM} after the unit"
@@ -62,7 +62,7 @@ pub fn frame(mut buf: Vec<u8>, unit: Range<usize>) -> Framed {
     let start = unit.start - line_len;
     buf[start..unit.start].copy_from_slice(&line[..line_len]);
     buf[unit.end..unit.end + TAILROOM].copy_from_slice(b"\r\n");
-    let all = Bytes::from(buf);
+    let all = buf.freeze();
     Framed {
         raw: all.slice(unit.clone()),
         chunked: all.slice(start..unit.end + TAILROOM),
@@ -72,7 +72,7 @@ pub fn frame(mut buf: Vec<u8>, unit: Range<usize>) -> Framed {
 /// Frame a unit that was serialised without room around it (one copy; tests, and producers
 /// that cannot know the size up front).
 pub fn frame_copy(unit: &[u8]) -> Framed {
-    let mut buf = Vec::with_capacity(HEADROOM + unit.len() + TAILROOM);
+    let mut buf = BytesMut::with_capacity(HEADROOM + unit.len() + TAILROOM);
     buf.resize(HEADROOM, 0);
     buf.extend_from_slice(unit);
     buf.extend_from_slice(&[0; TAILROOM]);

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use crossbeam_utils::CachePadded;
 
 use super::framing;
@@ -275,7 +275,12 @@ impl Publisher {
     }
 
     /// Publish one unit: update headers/stats and append its FLV tag to the ring.
-    pub fn publish(&mut self, unit: &MediaUnit) -> Result<(), PublishError> {
+    ///
+    /// A unit from the FLV demuxer carries the tag it arrived in ([`MediaUnit::flv_tag`]): that
+    /// buffer becomes the ring entry with only its 11-byte header rewritten, so the payload is
+    /// not copied here (see [`flv_entry`]). `unit.body` is left holding the same bytes (for a
+    /// demuxed unit, the body slice of the entry), so the caller can still read it.
+    pub fn publish(&mut self, unit: &mut MediaUnit) -> Result<(), PublishError> {
         // Script data (onMetaData) is not on the media timeline (encoders stamp it 0 at any
         // time), so it never moves the rebasing.
         if (unit.kind == UnitKind::Script || unit.config) && unit.body.len() > self.header_bytes_max
@@ -289,6 +294,7 @@ impl Publisher {
             self.rebase(unit.kind, unit.dts_ms)
         };
         let stream = &self.stream;
+        let mut entry = None;
         stream
             .stats
             .bytes_in
@@ -311,7 +317,10 @@ impl Publisher {
             }
             UnitKind::Video | UnitKind::Audio if unit.config => {
                 // A new sequence header: new readers get it in their preamble, current readers
-                // get it in-stream (it is appended below like any tag).
+                // get it in-stream (it is appended below like any tag). The entry is made
+                // first: it needs the unit's tag buffer to itself, and the headers then share
+                // its body.
+                entry = Some(flv_entry(unit, dts_ms));
                 let mut headers = (**stream.headers.load()).clone();
                 let mut info = stream.info.lock().unwrap_or_else(|p| p.into_inner());
                 if unit.kind == UnitKind::Video {
@@ -368,19 +377,10 @@ impl Publisher {
                 .last_pts_ms
                 .fetch_max(pts_ms, Ordering::Relaxed);
         }
-        // The tag is written once, with room around it for every output framing.
-        let tag_len = flv::mux::tag_len(unit.body.len());
-        let mut buf = Vec::with_capacity(framing::HEADROOM + tag_len + framing::TAILROOM);
-        buf.resize(framing::HEADROOM, 0);
-        flv::mux::write_tag(
-            flv::mux::tag_type(unit.kind),
-            dts_ms as u32,
-            &unit.body,
-            &mut buf,
-        );
-        let tag_end = buf.len();
-        buf.resize(tag_end + framing::TAILROOM, 0);
-        let framed = framing::frame(buf, framing::HEADROOM..tag_end);
+        let framed = match entry {
+            Some(framed) => framed,
+            None => flv_entry(unit, dts_ms),
+        };
         // Only video keyframes start a GOP; audio-only streams start anywhere (every entry).
         let keyframe = (unit.kind == UnitKind::Video && unit.keyframe && !unit.config)
             || (unit.kind == UnitKind::Audio && !unit.config && !stream.headers.load().has_video);
@@ -392,6 +392,60 @@ impl Publisher {
             })?;
         Ok(())
     }
+}
+
+/// The FLV tag of `unit` timestamped `dts_ms` (its low 32 bits), framed for every output
+/// (`framing`), as a ring entry.
+///
+/// When the unit carries the buffer its tag was received in (`flv_tag`, from an FLV demuxer
+/// set up with the framing room, `FlvDemuxer::with_room`) and nothing else holds that buffer,
+/// its 11-byte header is rewritten in place (type, size, timestamp and extension byte, stream
+/// id 0; the body and the PreviousTagSize are already right), the framings are written into
+/// the room around it, and the buffer becomes the entry: no byte of the payload is copied.
+/// Otherwise the tag is serialised into a new buffer with that room: one copy. Both give the
+/// bytes of [`flv::write_tag`]. Afterwards `unit.body` is the body slice of the entry (fast
+/// path) or unchanged (copy).
+fn flv_entry(unit: &mut MediaUnit, dts_ms: u64) -> framing::Framed {
+    use flv::TAG_HEADER_LEN;
+    let body_len = unit.body.len();
+    let tag_len = flv::tag_len(body_len);
+    let header = flv::tag_header(flv::tag_type(unit.kind), dts_ms as u32, body_len);
+    let tag_range = framing::HEADROOM..framing::HEADROOM + tag_len;
+    // Trust the buffer only if `body` really is its tag's body: same memory, at the offset the
+    // room and the header put it.
+    let in_place = unit.flv_tag.as_ref().is_some_and(|buf| {
+        buf.len() == framing::HEADROOM + tag_len + framing::TAILROOM
+            && buf
+                .as_ptr()
+                .wrapping_add(framing::HEADROOM + TAG_HEADER_LEN)
+                == unit.body.as_ptr()
+    });
+    if in_place && let Some(buf) = unit.flv_tag.take() {
+        // Give up the unit's reference to the body so the buffer has a single owner.
+        unit.body = Bytes::new();
+        match buf.try_into_mut() {
+            Ok(mut buf) => {
+                buf[tag_range.start..tag_range.start + TAG_HEADER_LEN].copy_from_slice(&header);
+                let framed = framing::frame(buf, tag_range);
+                unit.body = framed.raw.slice(TAG_HEADER_LEN..TAG_HEADER_LEN + body_len);
+                return framed;
+            }
+            Err(shared) => {
+                // Someone else holds the buffer too (a clone of the unit): it must not
+                // change under them. Put the unit back as it was and copy.
+                let body_start = framing::HEADROOM + TAG_HEADER_LEN;
+                unit.body = shared.slice(body_start..body_start + body_len);
+                unit.flv_tag = Some(shared);
+            }
+        }
+    }
+    let mut buf = BytesMut::with_capacity(framing::HEADROOM + tag_len + framing::TAILROOM);
+    buf.resize(framing::HEADROOM, 0);
+    buf.extend_from_slice(&header);
+    buf.extend_from_slice(&unit.body);
+    buf.extend_from_slice(&((TAG_HEADER_LEN + body_len) as u32).to_be_bytes());
+    buf.resize(framing::HEADROOM + tag_len + framing::TAILROOM, 0);
+    framing::frame(buf, tag_range)
 }
 
 /// Why a publish or play request was refused.
@@ -607,6 +661,7 @@ mod tests {
             cts_ms: 0,
             body,
             payload_offset: 0,
+            flv_tag: None,
         }
     }
 
@@ -632,7 +687,7 @@ mod tests {
             (UnitKind::Script, 0), // script data does not move the timeline
             (UnitKind::Video, 60_130),
         ] {
-            p.publish(&unit(kind, dts, kind == UnitKind::Video))
+            p.publish(&mut unit(kind, dts, kind == UnitKind::Video))
                 .unwrap();
         }
         let dts = published(&p);
@@ -652,17 +707,19 @@ mod tests {
             reg.publish("a", "b", 0),
             Err(RegistryError::AlreadyPublishing)
         ));
-        p.publish(&unit(UnitKind::Video, 0, true)).unwrap();
-        p.publish(&unit(UnitKind::Audio, 500, false)).unwrap();
-        p.publish(&unit(UnitKind::Video, 400, false)).unwrap();
+        p.publish(&mut unit(UnitKind::Video, 0, true)).unwrap();
+        p.publish(&mut unit(UnitKind::Audio, 500, false)).unwrap();
+        p.publish(&mut unit(UnitKind::Video, 400, false)).unwrap();
         reg.unpublish(&p.stream, 10);
         let mut again = reg.publish("a", "b", 20).unwrap();
         assert!(
             Arc::ptr_eq(&p.stream, &again.stream),
             "same stream, same readers"
         );
-        again.publish(&unit(UnitKind::Video, 0, true)).unwrap();
-        again.publish(&unit(UnitKind::Audio, 20, false)).unwrap();
+        again.publish(&mut unit(UnitKind::Video, 0, true)).unwrap();
+        again
+            .publish(&mut unit(UnitKind::Audio, 20, false))
+            .unwrap();
         let dts = published(&again);
         assert!(dts.windows(2).skip(2).all(|w| w[0] <= w[1]), "{dts:?}");
         // After the newest dts/pts (500) plus one video frame interval (400 here).
@@ -682,13 +739,13 @@ mod tests {
         ] {
             let mut u = unit(UnitKind::Video, dts, key);
             u.cts_ms = cts;
-            p.publish(&u).unwrap();
+            p.publish(&mut u).unwrap();
         }
         reg.unpublish(&p.stream, 10);
         let mut again = reg.publish("a", "b", 20).unwrap();
         let mut u = unit(UnitKind::Video, 5_000, true);
         u.cts_ms = 80;
-        again.publish(&u).unwrap();
+        again.publish(&mut u).unwrap();
         let dts = published(&again);
         // max pts 200 (dts 40 + cts 160) plus one frame (40 ms): the new stream's first dts.
         assert_eq!(dts[4], 240, "{dts:?}");
@@ -700,7 +757,7 @@ mod tests {
         let mut p = reg.publish("a", "b", 0).unwrap();
         let start = u32::MAX - 80;
         for (i, dts) in [start, start + 40, 15, 55, 95].into_iter().enumerate() {
-            p.publish(&unit(UnitKind::Video, dts, i == 0)).unwrap();
+            p.publish(&mut unit(UnitKind::Video, dts, i == 0)).unwrap();
         }
         let dts = published(&p);
         let base = u64::from(start);
@@ -729,12 +786,12 @@ mod tests {
         let mut config = unit(UnitKind::Video, 0, true);
         config.config = true;
         config.body = Bytes::from(vec![0x17; 65]);
-        assert_eq!(p.publish(&config), Err(PublishError::HeaderTooLarge));
+        assert_eq!(p.publish(&mut config), Err(PublishError::HeaderTooLarge));
         let mut script = unit(UnitKind::Script, 0, false);
         script.body = Bytes::from(vec![2; 65]);
-        assert_eq!(p.publish(&script), Err(PublishError::HeaderTooLarge));
+        assert_eq!(p.publish(&mut script), Err(PublishError::HeaderTooLarge));
         config.body = Bytes::from(vec![0x17; 64]);
-        assert_eq!(p.publish(&config), Ok(()));
+        assert_eq!(p.publish(&mut config), Ok(()));
     }
 
     #[test]
@@ -749,7 +806,7 @@ mod tests {
         let mut p = reg.publish("a", "one", 0).unwrap();
         let mut u = unit(UnitKind::Video, 0, true);
         u.body = Bytes::from(vec![0x17; 1600]);
-        p.publish(&u).unwrap();
+        p.publish(&mut u).unwrap();
         assert_eq!(reg.memory().0, 1600 + 15);
         assert!(matches!(
             reg.publish("a", "two", 0),
@@ -776,5 +833,234 @@ mod tests {
         // A new publish makes a fresh stream.
         let q = reg.publish("a", "b", 2_000).unwrap();
         assert!(!Arc::ptr_eq(&p.stream, &q.stream));
+    }
+
+    // ---- FLV ingest to ring entries: bytes and copies ----
+
+    /// Input time base: above 2^24 so the extended timestamp byte is exercised.
+    const BASE_MS: u32 = 0x0123_4500;
+
+    /// One input tag and what it must become: `(tag type, input timestamp, body, output dts
+    /// or None if it is not a ring entry)`.
+    type CaseTag = (u8, u32, Vec<u8>, Option<u64>);
+
+    /// A multi-tag FLV as an encoder would send it, and its tags.
+    fn ingest_case() -> (Vec<u8>, Vec<CaseTag>) {
+        let base = u64::from(BASE_MS);
+        let mut metadata = Vec::new();
+        crate::proto::amf0::write_string(&mut metadata, "@setDataFrame");
+        crate::proto::amf0::write_string(&mut metadata, "onMetaData");
+        crate::proto::amf0::write_object(
+            &mut metadata,
+            &[("width", crate::proto::amf0::Amf0Value::Number(640.0))],
+        );
+        let mut big_frame = vec![0x27, 0x01, 0x00, 0x00, 0x00];
+        big_frame.extend((0..300u32).map(|i| i as u8));
+        let tags: Vec<CaseTag> = vec![
+            (18, 0, metadata, None),
+            // AVC sequence header and AAC AudioSpecificConfig.
+            (
+                9,
+                BASE_MS,
+                vec![0x17, 0x00, 0x00, 0x00, 0x00, 0x01, 0x64, 0x00, 0x1f],
+                Some(base),
+            ),
+            (8, BASE_MS, vec![0xAF, 0x00, 0x12, 0x10], Some(base)),
+            // Key frame with cts 80, audio, inter frame.
+            (
+                9,
+                BASE_MS,
+                vec![0x17, 0x01, 0x00, 0x00, 0x50, 0xAA, 0xBB],
+                Some(base),
+            ),
+            (
+                8,
+                BASE_MS + 10,
+                vec![0xAF, 0x01, 0x21, 0x22, 0x23],
+                Some(base + 10),
+            ),
+            (
+                9,
+                BASE_MS + 40,
+                vec![0x27, 0x01, 0x00, 0x00, 0x00, 0xCC],
+                Some(base + 40),
+            ),
+            // A video command frame: skipped by the demuxer.
+            (9, BASE_MS + 60, vec![0x57, 0x00], None),
+            // The encoder's clock restarts: rebased one ms after the newest dts.
+            (
+                9,
+                10,
+                vec![0x27, 0x01, 0x00, 0x00, 0x00, 0xDD],
+                Some(base + 41),
+            ),
+            (8, 20, vec![0xAF, 0x01, 0x31], Some(base + 51)),
+            (9, 50, big_frame, Some(base + 81)),
+        ];
+        let mut input = Vec::new();
+        flv::write_file_header(true, true, &mut input);
+        for (i, (tag_type, ts, body, _)) in tags.iter().enumerate() {
+            let at = input.len();
+            flv::write_tag(*tag_type, *ts, body, &mut input);
+            // A non-zero stream id, which the entries must not carry.
+            input[at + 8..at + 11].copy_from_slice(&[0, 0, i as u8 + 1]);
+        }
+        (input, tags)
+    }
+
+    /// Demuxes `chunks` into a fresh stream; returns the publisher and, per published unit,
+    /// where the demuxer put its body (address) and its length.
+    fn ingest<'a>(chunks: impl IntoIterator<Item = &'a [u8]>) -> (Publisher, Vec<(usize, usize)>) {
+        let reg = Registry::new(LiveConfig {
+            timestamp_gap_max_ms: 5_000,
+            ring_entries: 16,
+            ..LiveConfig::default()
+        });
+        let mut publisher = reg.publish("live", "cam", 0).unwrap();
+        let mut demuxer = flv::FlvDemuxer::new(flv::FlvLimits::default())
+            .with_room(framing::HEADROOM, framing::TAILROOM);
+        let mut bodies = Vec::new();
+        for chunk in chunks {
+            demuxer.push(chunk);
+            while let Some(event) = demuxer.poll().unwrap() {
+                if let flv::FlvEvent::Unit(mut unit) = event {
+                    let (at, len) = (unit.body.as_ptr() as usize, unit.body.len());
+                    let content = unit.body.to_vec();
+                    publisher.publish(&mut unit).unwrap();
+                    assert_eq!(
+                        unit.body, content,
+                        "the unit's body is intact after publish"
+                    );
+                    if unit.kind != UnitKind::Script {
+                        bodies.push((at, len));
+                    }
+                }
+            }
+        }
+        demuxer.finish().unwrap();
+        (publisher, bodies)
+    }
+
+    fn entries(p: &Publisher) -> Vec<Arc<super::super::ring::Entry>> {
+        (p.stream.flv.tail()..p.stream.flv.head())
+            .map(|s| p.stream.flv.get(s).unwrap())
+            .collect()
+    }
+
+    /// The stream after ingesting `chunks` is exactly what the tags say, and each entry is the
+    /// buffer the demuxer copied the body into (the payload's only copy).
+    fn check_ingest(chunks: &[&[u8]], tags: &[CaseTag], what: &str) {
+        let (publisher, bodies) = ingest(chunks.iter().copied());
+        let entries = entries(&publisher);
+        let expected: Vec<_> = tags
+            .iter()
+            .filter_map(|(t, _, body, dts)| dts.map(|dts| (*t, dts, body)))
+            .collect();
+        assert_eq!(entries.len(), expected.len(), "{what}");
+        assert_eq!(bodies.len(), expected.len(), "{what}");
+        for ((entry, (tag_type, dts, body)), (body_at, body_len)) in
+            entries.iter().zip(&expected).zip(&bodies)
+        {
+            let mut tag = Vec::new();
+            flv::write_tag(*tag_type, *dts as u32, body, &mut tag);
+            assert!(entry.bytes == tag, "{what}: entry {} differs", entry.seq);
+            assert_eq!(entry.dts_ms, *dts, "{what}");
+            assert_eq!(
+                entry.bytes.as_ptr() as usize + flv::TAG_HEADER_LEN,
+                *body_at,
+                "{what}: entry {} is not the demuxer's buffer (the payload was copied again)",
+                entry.seq
+            );
+            assert_eq!(*body_len, body.len());
+        }
+        let keyframes: Vec<bool> = entries.iter().map(|e| e.keyframe).collect();
+        assert_eq!(
+            keyframes,
+            [false, false, true, false, false, false, false, false],
+            "{what}"
+        );
+        // What a new reader is sent first is unchanged too.
+        let headers = publisher.stream.headers.load();
+        assert_eq!(
+            headers.video_config.as_deref(),
+            Some(&tags[1].2[..]),
+            "{what}"
+        );
+        assert_eq!(
+            headers.audio_config.as_deref(),
+            Some(&tags[2].2[..]),
+            "{what}"
+        );
+        assert_eq!(
+            headers.metadata.as_deref(),
+            Some(&tags[0].2[16..]),
+            "{what}"
+        );
+        let mut preamble = Vec::new();
+        flv::write_file_header(true, true, &mut preamble);
+        flv::write_tag(18, 0, &tags[0].2[16..], &mut preamble);
+        flv::write_tag(9, BASE_MS + 40, &tags[1].2, &mut preamble);
+        flv::write_tag(8, BASE_MS + 40, &tags[2].2, &mut preamble);
+        assert_eq!(
+            publisher
+                .stream
+                .flv_preamble(2, u64::from(BASE_MS) + 40)
+                .raw,
+            preamble,
+            "{what}"
+        );
+    }
+
+    #[test]
+    fn ingest_split_at_every_byte_boundary_gives_byte_identical_entries_copied_once() {
+        let (input, tags) = ingest_case();
+        for cut in 0..=input.len() {
+            let (a, b) = input.split_at(cut);
+            check_ingest(&[a, b], &tags, &format!("cut at {cut}"));
+        }
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        check_ingest(&bytes, &tags, "one byte at a time");
+    }
+
+    #[test]
+    fn a_unit_whose_tag_buffer_is_shared_is_copied_and_left_unchanged() {
+        let (input, _) = ingest_case();
+        let mut demuxer = flv::FlvDemuxer::new(flv::FlvLimits::default())
+            .with_room(framing::HEADROOM, framing::TAILROOM);
+        demuxer.push(&input);
+        let reg = registry();
+        let mut p = reg.publish("live", "cam", 0).unwrap();
+        while let Some(event) = demuxer.poll().unwrap() {
+            if let flv::FlvEvent::Unit(mut unit) = event {
+                let kept = unit.clone();
+                let received = kept.flv_tag.clone().unwrap();
+                let received_bytes = received.to_vec();
+                p.publish(&mut unit).unwrap();
+                assert_eq!(unit, kept);
+                assert_eq!(received, received_bytes, "a shared buffer is never written");
+                if unit.kind != UnitKind::Script {
+                    let entry = p.stream.flv.newest().unwrap();
+                    assert_ne!(
+                        entry.bytes.as_ptr() as usize + flv::TAG_HEADER_LEN,
+                        kept.body.as_ptr() as usize
+                    );
+                    assert_eq!(
+                        &entry.bytes[flv::TAG_HEADER_LEN..][..unit.body.len()],
+                        &unit.body[..]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn units_without_a_tag_buffer_are_serialised_like_write_tag() {
+        let reg = registry();
+        let mut p = reg.publish("a", "b", 0).unwrap();
+        let mut u = unit(UnitKind::Audio, 0x0102_0304, false);
+        p.publish(&mut u).unwrap();
+        let mut tag = Vec::new();
+        flv::write_tag(8, 0x0102_0304, &u.body, &mut tag);
+        assert_eq!(p.stream.flv.newest().unwrap().bytes, tag);
     }
 }

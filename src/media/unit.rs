@@ -33,7 +33,10 @@ pub enum Codec {
 /// outputs frame it without re-encoding; `body[payload_offset..]` is the codec payload (AVCC NAL
 /// units, raw AAC, a decoder configuration record, or AMF0 for script data) for framings that
 /// repackage it (MPEG-TS, HLS).
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Equality compares the media (every field but `flv_tag`, which is storage: the same unit may
+/// or may not arrive inside a serialised tag).
+#[derive(Clone, Debug)]
 pub struct MediaUnit {
     pub kind: UnitKind,
     pub codec: Codec,
@@ -49,7 +52,42 @@ pub struct MediaUnit {
     pub body: Bytes,
     /// Where the codec payload starts inside `body`.
     pub payload_offset: usize,
+    /// The buffer the FLV tag `body` was received in, when the unit comes from the FLV
+    /// demuxer: the demuxer's room before the tag (`FlvDemuxer::with_room`), the 11-byte
+    /// header, the body, PreviousTagSize and the room after; `body` is a slice of it, the same
+    /// memory. The publisher turns it into the ring entry by rewriting the 11-byte
+    /// header in place, so the payload is not copied again. `None` for units from elsewhere
+    /// (tests, later RTMP): the publisher then serialises the tag afresh (one copy). A value
+    /// that does not hold `body` at that offset is ignored the same way.
+    pub flv_tag: Option<Bytes>,
 }
+
+impl PartialEq for MediaUnit {
+    fn eq(&self, other: &Self) -> bool {
+        // Destructured so that a new field cannot be forgotten here.
+        let MediaUnit {
+            kind,
+            codec,
+            keyframe,
+            config,
+            dts_ms,
+            cts_ms,
+            body,
+            payload_offset,
+            flv_tag: _,
+        } = self;
+        *kind == other.kind
+            && *codec == other.codec
+            && *keyframe == other.keyframe
+            && *config == other.config
+            && *dts_ms == other.dts_ms
+            && *cts_ms == other.cts_ms
+            && *body == other.body
+            && *payload_offset == other.payload_offset
+    }
+}
+
+impl Eq for MediaUnit {}
 
 impl MediaUnit {
     /// The codec payload (`body` after the FLV audio/video tag header fields).

@@ -8,6 +8,7 @@ use super::conn::{Body, Deadline, Ingest, Phase};
 use super::http::TEXT_PLAIN;
 use super::loglimit::PeerLog;
 use super::worker::Worker;
+use crate::media::framing;
 use crate::media::stream::{PublishError, RegistryError};
 use crate::media::unit::UnitKind;
 use crate::metrics::CloseReason;
@@ -78,9 +79,12 @@ impl Worker {
         peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %publisher.stream.key(), "publish started (http-flv)");
         let ingest = Ingest {
             publisher,
+            // Tags arrive with room around them for the output framings, so the ring entry
+            // is the receive's one copy, framed in place.
             demuxer: FlvDemuxer::new(FlvLimits {
                 tag_bytes_max: self.config.live.tag_bytes_max,
-            }),
+            })
+            .with_room(framing::HEADROOM, framing::TAILROOM),
             chunked: head
                 .chunked
                 .then(|| ChunkedDecoder::new(u64::from(self.config.live.tag_bytes_max) * 4)),
@@ -193,10 +197,10 @@ impl Worker {
         let mut media = false;
         while error.is_none() {
             match ingest.demuxer.poll() {
-                Ok(Some(FlvEvent::Unit(unit))) => {
+                Ok(Some(FlvEvent::Unit(mut unit))) => {
                     published += 1;
                     media |= unit.kind != UnitKind::Script;
-                    match ingest.publisher.publish(&unit) {
+                    match ingest.publisher.publish(&mut unit) {
                         Ok(()) => {}
                         Err(PublishError::GopTooLarge) => {
                             error = Some(format!(

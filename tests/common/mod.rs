@@ -22,6 +22,14 @@ pub struct Server {
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// Where the server's stderr goes.
+enum StderrTo {
+    /// `stderr.log` in the scratch directory, read by [`Server::stderr`].
+    File,
+    /// A pipe that is never read.
+    UnreadPipe,
+}
+
 /// A fresh scratch directory under the target dir (removed on drop of the server).
 pub fn scratch(name: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -40,12 +48,18 @@ impl Server {
 
     /// Like `start`, with extra environment variables for the server process.
     pub fn start_env(name: &str, extra_toml: &str, env: &[(&str, &str)]) -> Server {
-        Self::launch(name, extra_toml, |_| {}, env)
+        Self::launch(name, extra_toml, |_| {}, env, StderrTo::File)
     }
 
     /// Like `start`, letting the caller fill the media root first.
     pub fn start_with(name: &str, extra_toml: &str, prepare: impl FnOnce(&Path)) -> Server {
-        Self::launch(name, extra_toml, prepare, &[])
+        Self::launch(name, extra_toml, prepare, &[], StderrTo::File)
+    }
+
+    /// Like `start_env`, with the server's stderr a pipe that nobody reads: once the pipe's
+    /// buffer (64 KiB) is full, every write to it blocks. [`Server::stderr`] is empty.
+    pub fn start_stderr_unread(name: &str, extra_toml: &str, env: &[(&str, &str)]) -> Server {
+        Self::launch(name, extra_toml, |_| {}, env, StderrTo::UnreadPipe)
     }
 
     fn launch(
@@ -53,6 +67,7 @@ impl Server {
         extra_toml: &str,
         prepare: impl FnOnce(&Path),
         env: &[(&str, &str)],
+        stderr_to: StderrTo,
     ) -> Server {
         let dir = scratch(name);
         let media = dir.join("media");
@@ -67,7 +82,11 @@ impl Server {
         };
         std::fs::write(&config, format!("{workers}{extra_toml}\n")).unwrap();
         let stderr_path = dir.join("stderr.log");
-        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let stderr = match stderr_to {
+            StderrTo::File => Stdio::from(std::fs::File::create(&stderr_path).unwrap()),
+            // The read end stays in `child.stderr` until the server is dropped.
+            StderrTo::UnreadPipe => Stdio::piped(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_uringcast"))
             .arg("--config")
             .arg(&config)

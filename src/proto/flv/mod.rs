@@ -28,7 +28,9 @@ use std::fmt;
 
 pub use demux::FlvDemuxer;
 pub use metadata::{StreamMetadata, parse_on_metadata, strip_set_data_frame};
-pub use mux::{FLV_HEADER_LEN, tag_len, tag_type, write_file_header, write_tag, write_unit};
+pub use mux::{
+    FLV_HEADER_LEN, tag_header, tag_len, tag_type, write_file_header, write_tag, write_unit,
+};
 pub use tag::classify_tag;
 
 use crate::media::unit::MediaUnit;

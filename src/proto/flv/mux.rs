@@ -36,25 +36,33 @@ pub fn tag_type(kind: UnitKind) -> u8 {
     }
 }
 
-/// Appends one tag: an 11-byte header (stream id 0), `body`, and PreviousTagSize
-/// (`11 + body.len()`). The timestamp is written as 24 bits plus the 8-bit extension, so the
-/// full 32-bit millisecond range survives (about 49 days before it wraps).
+/// The 11-byte header of a tag with a body of `body_len` bytes: type, 24-bit size, the
+/// timestamp as 24 bits plus the 8-bit extension (so the full 32-bit millisecond range
+/// survives, about 49 days before it wraps), stream id 0.
 ///
 /// # Panics
-/// If `body` is longer than [`TAG_BODY_MAX_BYTES`]. Units come from FLV or RTMP, whose length
-/// fields are 24-bit too, so a longer body is a programming error.
-pub fn write_tag(tag_type: u8, timestamp_ms: u32, body: &[u8], out: &mut Vec<u8>) {
+/// If `body_len` is larger than [`TAG_BODY_MAX_BYTES`]. Units come from FLV or RTMP, whose
+/// length fields are 24-bit too, so a longer body is a programming error.
+pub fn tag_header(tag_type: u8, timestamp_ms: u32, body_len: usize) -> [u8; TAG_HEADER_LEN] {
     assert!(
-        body.len() <= TAG_BODY_MAX_BYTES,
-        "FLV tag body of {} bytes exceeds the 24-bit size field",
-        body.len()
+        body_len <= TAG_BODY_MAX_BYTES,
+        "FLV tag body of {body_len} bytes exceeds the 24-bit size field"
     );
-    let size = (body.len() as u32).to_be_bytes();
+    let size = (body_len as u32).to_be_bytes();
     let ts = timestamp_ms.to_be_bytes();
-    out.reserve(tag_len(body.len()));
-    out.extend_from_slice(&[
+    [
         tag_type, size[1], size[2], size[3], ts[1], ts[2], ts[3], ts[0], 0, 0, 0,
-    ]);
+    ]
+}
+
+/// Appends one tag: its [`tag_header`], `body`, and PreviousTagSize (`11 + body.len()`).
+///
+/// # Panics
+/// If `body` is longer than [`TAG_BODY_MAX_BYTES`] (see [`tag_header`]).
+pub fn write_tag(tag_type: u8, timestamp_ms: u32, body: &[u8], out: &mut Vec<u8>) {
+    let header = tag_header(tag_type, timestamp_ms, body.len());
+    out.reserve(tag_len(body.len()));
+    out.extend_from_slice(&header);
     out.extend_from_slice(body);
     out.extend_from_slice(&((TAG_HEADER_LEN + body.len()) as u32).to_be_bytes());
 }

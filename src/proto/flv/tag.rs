@@ -71,6 +71,7 @@ pub fn classify_tag(tag_type: u8, timestamp_ms: u32, body: Bytes) -> Result<Medi
         cts_ms: shape.cts_ms,
         body,
         payload_offset: shape.payload_offset,
+        flv_tag: None,
     })
 }
 

@@ -134,14 +134,26 @@ fn every_chunk_size_gives_the_same_events() {
 }
 
 #[test]
-fn bodies_are_slices_of_the_received_bytes() {
-    // Pushed at once, consecutive tags live in one buffer: each body starts 4 (PreviousTagSize)
-    // + 11 (tag header) bytes after the previous one ends. A copy would break this.
-    let events = demux(FFMPEG_FLV).unwrap();
-    let units = units(&events);
-    for pair in units.windows(2) {
-        let end = pair[0].body.as_ptr() as usize + pair[0].body.len();
-        assert_eq!(pair[1].body.as_ptr() as usize, end + 15);
+fn bodies_are_slices_of_their_tag_buffer_which_holds_the_received_tag() {
+    // Each unit's body lies inside its tag buffer (header, body, PreviousTagSize), the only
+    // place the demuxer copied it to; the buffers, one after the other, are the file again.
+    for chunk_size in [1, 7, 4096, FFMPEG_FLV.len()] {
+        let events = demux_chunks(FlvLimits::default(), FFMPEG_FLV.chunks(chunk_size)).unwrap();
+        let mut tags = FFMPEG_FLV[..FLV_HEADER_LEN].to_vec();
+        for unit in units(&events) {
+            let tag = unit
+                .flv_tag
+                .as_ref()
+                .expect("a demuxed unit carries its tag");
+            assert_eq!(tag.len(), tag_len(unit.body.len()));
+            assert_eq!(
+                tag.as_ptr() as usize + TAG_HEADER_LEN,
+                unit.body.as_ptr() as usize,
+                "the body is a slice of the tag buffer, not a copy"
+            );
+            tags.extend_from_slice(tag);
+        }
+        assert!(tags == FFMPEG_FLV, "chunk size {chunk_size}");
     }
 }
 
