@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -230,7 +230,7 @@ impl Worker {
             let wait_ms = self.wait_ms(self.now_ms());
             self.driver.submit_and_wait(wait_ms)?;
             self.driver.reap(&mut completions);
-            for completion in &completions {
+            for completion in completions.drain(..) {
                 self.handle(completion);
             }
             let now_ms = self.now_ms();
@@ -277,13 +277,18 @@ impl Worker {
         }
     }
 
-    fn handle(&mut self, completion: &Completion) {
+    /// Feed one completion to its slot's session. A new descriptor it carries
+    /// (`completion.fd`: an accepted socket, an opened file) is owned: a completion dropped
+    /// here unhandled (stale generation, closing slot) closes it.
+    fn handle(&mut self, completion: Completion) {
         let Some(ud) = UserData::decode(completion.user_data) else {
             return;
         };
         let result = completion.result;
+        let more = completion.more();
+        let fd = completion.fd;
         match ud.op {
-            Op::Accept => self.on_accept(result, completion.more()),
+            Op::Accept => self.on_accept(result, more, fd),
             Op::EventRead => self.on_wake(result),
             Op::Doorbell => self.drain_mailbox(),
             Op::MsgRingSent => self.on_msg_ring_sent(result, ud.key),
@@ -410,10 +415,8 @@ impl Worker {
         }
     }
 
-    fn on_accept(&mut self, result: i32, more: bool) {
-        if result >= 0 {
-            // SAFETY: a successful accept CQE carries a new descriptor nobody else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(result) };
+    fn on_accept(&mut self, result: i32, more: bool, fd: Option<OwnedFd>) {
+        if let Some(fd) = fd {
             if !self.accepting || self.conns.len() >= self.config.http.connections_max_per_worker {
                 self.stats.refused += 1;
                 drop(fd);
