@@ -4,14 +4,13 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use slab::Slab;
 
-use super::{FileMeta, SymlinkPolicy, open_and_stat};
+use super::FileMeta;
 
 struct Entry {
     rel: PathBuf,
@@ -167,27 +166,6 @@ impl FileCache {
         let file = Rc::new(file);
         self.insert(rel.to_path_buf(), Rc::clone(&file), meta, now_ms);
         (file, meta)
-    }
-
-    /// The step API driven on the calling thread with [`open_and_stat`]: lookup, and on a
-    /// miss or a stale entry one open and one stat, then [`FileCache::complete_open`].
-    pub fn revalidate(
-        &mut self,
-        root: &File,
-        rel: &Path,
-        policy: SymlinkPolicy,
-        now_ms: u64,
-    ) -> io::Result<(Rc<File>, FileMeta)> {
-        match self.lookup(rel, now_ms) {
-            Lookup::Hit(file, meta) => Ok((file, meta)),
-            Lookup::Miss | Lookup::Stale => match open_and_stat(root, rel, policy) {
-                Ok((file, meta)) => Ok(self.complete_open(rel, file, meta, now_ms)),
-                Err(error) => {
-                    self.remove(rel);
-                    Err(error)
-                }
-            },
-        }
     }
 
     /// Adds or replaces an entry, evicting the least recently used one when full.
