@@ -128,7 +128,8 @@ pub struct VodConfig {
     pub symlinks: SymlinkPolicy,
     /// Open files kept per worker.
     pub file_cache_entries: usize,
-    /// How long a cached fd/fstat is trusted before it is checked again.
+    /// How long a cached fd and its metadata are trusted before the path is checked again
+    /// (reopened beneath the root through the ring, like a miss; the same file keeps its fd).
     pub file_cache_revalidate_ms: u64,
     /// A cached fd not requested for this long is closed (nginx's `open_file_cache
     /// inactive=`), so a deleted or replaced file does not keep its disk space.

@@ -115,6 +115,15 @@ pub struct WorkerStats {
     pub live_wake_missed: u64,
     /// `auto` send path: chunks not (entirely) in the page cache, sent with splice.
     pub uncached_chunks: u64,
+    /// VOD file cache lookups: answered from the cache, not cached, cached but due for a check.
+    pub vod_cache_hits: u64,
+    pub vod_cache_misses: u64,
+    pub vod_cache_stale: u64,
+    /// IORING_OP_OPENAT2 / IORING_OP_STATX submitted for VOD files (misses and checks).
+    pub vod_ring_openat2: u64,
+    pub vod_ring_statx: u64,
+    /// Opens that completed after their connection had closed (the fd is closed at once).
+    pub vod_opens_abandoned: u64,
     pub active: u64,
 }
 
@@ -136,6 +145,10 @@ pub struct WorkerMetrics {
     live_wake_failures: Counter,
     live_wake_missed: Counter,
     uncached_chunks: Counter,
+    vod_cache: [Counter; 3],
+    vod_ring_openat2: Counter,
+    vod_ring_statx: Counter,
+    vod_opens_abandoned: Counter,
     active: Gauge,
 }
 
@@ -153,6 +166,8 @@ impl WorkerMetrics {
             )
             .collect();
         let deadline = |kind: &'static str| counter!("uringcast_deadline_expired_total", "worker" => w.clone(), "deadline" => kind);
+        let vod_cache = |result: &'static str| counter!("uringcast_vod_file_cache_lookups_total", "worker" => w.clone(), "result" => result);
+        let vod_ring = |op: &'static str| counter!("uringcast_vod_ring_ops_total", "worker" => w.clone(), "op" => op);
         WorkerMetrics {
             accepted: counter!("uringcast_connections_accepted_total", "worker" => w.clone()),
             refused: counter!("uringcast_connections_refused_total", "worker" => w.clone()),
@@ -170,6 +185,10 @@ impl WorkerMetrics {
             live_wake_failures: counter!("uringcast_live_wake_failures_total", "worker" => w.clone()),
             live_wake_missed: counter!("uringcast_live_wake_missed_total", "worker" => w.clone()),
             uncached_chunks: counter!("uringcast_vod_uncached_chunks_total", "worker" => w.clone()),
+            vod_cache: [vod_cache("hit"), vod_cache("miss"), vod_cache("stale")],
+            vod_ring_openat2: vod_ring("openat2"),
+            vod_ring_statx: vod_ring("statx"),
+            vod_opens_abandoned: counter!("uringcast_vod_opens_abandoned_total", "worker" => w.clone()),
             active: gauge!("uringcast_connections_active", "worker" => w),
         }
     }
@@ -202,6 +221,12 @@ impl WorkerMetrics {
         take(&self.live_wake_failures, &mut stats.live_wake_failures);
         take(&self.live_wake_missed, &mut stats.live_wake_missed);
         take(&self.uncached_chunks, &mut stats.uncached_chunks);
+        take(&self.vod_cache[0], &mut stats.vod_cache_hits);
+        take(&self.vod_cache[1], &mut stats.vod_cache_misses);
+        take(&self.vod_cache[2], &mut stats.vod_cache_stale);
+        take(&self.vod_ring_openat2, &mut stats.vod_ring_openat2);
+        take(&self.vod_ring_statx, &mut stats.vod_ring_statx);
+        take(&self.vod_opens_abandoned, &mut stats.vod_opens_abandoned);
         self.active.set(stats.active as f64);
     }
 }

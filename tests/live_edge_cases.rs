@@ -337,8 +337,8 @@ fn a_clock_past_32_bits_wraps_on_the_wire_and_keeps_playing() {
 
 #[test]
 fn lost_wake_ups_do_not_stall_readers_on_other_workers() {
-    // Every cross-worker wake-up fails (test-build fault injection); readers on the worker
-    // without the publisher must still get the stream, through the per-tick check.
+    // Every cross-worker doorbell fails (test-build fault injection); readers on the worker
+    // without the publisher must still get the stream, through the per-tick mailbox drain.
     let server = Server::start_env("lost-wake", "", &[("URINGCAST_FAULT_DROP_WAKES", "1")]);
     let dir = media_dir();
     let clip = clip(
@@ -389,11 +389,16 @@ fn lost_wake_ups_do_not_stall_readers_on_other_workers() {
     }
     let _ = publisher.kill();
     let _ = publisher.wait();
-    wait_until(Duration::from_secs(3), "the wake counters", || {
-        let m = server.metrics();
-        metric_sum(&m, "uringcast_live_wake_failures_total", &[]) > 0.0
-            && metric_sum(&m, "uringcast_live_wake_missed_total", &[]) > 0.0
-    });
+    // Every doorbell failed and was counted; the commands waited in the mailbox and the
+    // per-tick drain delivered them (the readers above got the stream). A stream whose head
+    // moved for a whole tick without news is also pulled by the tick (counted as
+    // `uringcast_live_wake_missed_total`), but with the mailbox drained every tick that second
+    // net may or may not be needed, so it is not asserted.
+    wait_until(
+        Duration::from_secs(3),
+        "the doorbell failure counter",
+        || server.metric_sum("uringcast_live_wake_failures_total", &[]) > 0.0,
+    );
 }
 
 #[test]

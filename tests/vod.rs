@@ -923,3 +923,265 @@ fn auto_send_path_splices_cold_files_and_sendfiles_hot_ones() {
         }
     }
 }
+
+/// The VOD counters of one server, once every worker has flushed (see `Server::flush_barrier`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct OpenCounters {
+    hits: f64,
+    misses: f64,
+    stale: f64,
+    openat2: f64,
+    statx: f64,
+}
+
+fn open_counters(server: &Server) -> OpenCounters {
+    let metrics = server.flush_barrier();
+    let lookups = |result: &str| {
+        metric_sum(
+            &metrics,
+            "uringcast_vod_file_cache_lookups_total",
+            &[&format!("result=\"{result}\"")],
+        )
+    };
+    let ring = |op: &str| {
+        metric_sum(
+            &metrics,
+            "uringcast_vod_ring_ops_total",
+            &[&format!("op=\"{op}\"")],
+        )
+    };
+    OpenCounters {
+        hits: lookups("hit"),
+        misses: lookups("miss"),
+        stale: lookups("stale"),
+        openat2: ring("openat2"),
+        statx: ring("statx"),
+    }
+}
+
+/// `count` GETs of `path` on one keep-alive connection; every answer must be `status`.
+fn get_keep_alive(server: &Server, path: &str, count: usize, status: u16) {
+    let mut s = server.connect();
+    for _ in 0..count {
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .unwrap();
+        let r = read_response(&mut s, false).unwrap();
+        assert_eq!(r.status, status, "{path}");
+    }
+}
+
+/// The server's descriptors open on `file`, with their `flags:` from /proc/PID/fdinfo (octal).
+fn fds_on(server: &Server, file: &std::path::Path) -> Vec<u32> {
+    let pid = server.pid();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let entry = entry.ok()?;
+        if std::fs::read_link(entry.path()).ok()? != file {
+            return None;
+        }
+        let fd = entry.file_name().into_string().ok()?;
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+        let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?.trim();
+        u32::from_str_radix(flags, 8).ok()
+    })
+    .collect()
+}
+
+/// O_NONBLOCK in /proc/PID/fdinfo flags (x86_64 and aarch64 value).
+const O_NONBLOCK_OCTAL: u32 = 0o4000;
+
+#[test]
+fn a_miss_is_one_ring_openat2_and_one_ring_statx_and_a_hit_is_neither() {
+    let server = Server::start_with(
+        "ring-opens",
+        "workers = 1\n[vod]\nfile_cache_revalidate_ms = 600000\n",
+        |media| {
+            std::fs::write(media.join("a.txt"), b"cached\n").unwrap();
+            std::fs::create_dir(media.join("dir")).unwrap();
+            let fifo = Command::new("mkfifo")
+                .arg(media.join("pipe"))
+                .status()
+                .unwrap();
+            assert!(fifo.success());
+        },
+    );
+    let before = open_counters(&server);
+    assert_eq!(before.openat2, 0.0, "{before:?}");
+    // 50 requests for one file: the first misses (one open, one stat, both in the ring), the
+    // other 49 are answered from the cache with neither.
+    get_keep_alive(&server, "/vod/a.txt", 50, 200);
+    let after = open_counters(&server);
+    assert_eq!(
+        after,
+        OpenCounters {
+            hits: 49.0,
+            misses: 1.0,
+            stale: 0.0,
+            openat2: 1.0,
+            statx: 1.0,
+        }
+    );
+    // One fd for the file, opened non-blocking in the ring and made blocking again before
+    // any splice could see it.
+    let flags = fds_on(&server, &server.media.join("a.txt"));
+    assert_eq!(flags.len(), 1, "{flags:?}");
+    assert_eq!(flags[0] & O_NONBLOCK_OCTAL, 0, "{:o}", flags[0]);
+    // A missing file is one open that fails (no stat); a FIFO and a directory are one open
+    // (non-blocking: the FIFO has no writer) and one stat each, then refused, never cached.
+    for _ in 0..2 {
+        assert_eq!(server.get("/vod/missing.txt", &[]).status, 404);
+        let fifo = server.get("/vod/pipe", &[]);
+        assert_eq!(
+            (fifo.status, fifo.body.as_slice()),
+            (403, &b"forbidden\n"[..])
+        );
+        let dir = server.get("/vod/dir", &[]);
+        assert_eq!(
+            (dir.status, dir.body.as_slice()),
+            (403, &b"not a file\n"[..])
+        );
+    }
+    let refused = open_counters(&server);
+    assert_eq!(refused.misses - after.misses, 6.0, "{refused:?}");
+    assert_eq!(refused.openat2 - after.openat2, 6.0, "{refused:?}");
+    assert_eq!(refused.statx - after.statx, 4.0, "{refused:?}");
+    assert_eq!(refused.hits, after.hits);
+    // The worker was never stuck on the FIFO: the cached file is still served at once.
+    get_keep_alive(&server, "/vod/a.txt", 5, 200);
+    assert_eq!(open_counters(&server).hits - refused.hits, 5.0);
+}
+
+#[test]
+fn revalidation_reopens_through_the_ring_and_keeps_one_fd_per_file() {
+    // revalidate_ms = 0: every request checks the path again, by a reopen beneath the root.
+    let server = Server::start_with(
+        "ring-revalidate",
+        "workers = 1\n[vod]\nfile_cache_revalidate_ms = 0\n",
+        |media| std::fs::write(media.join("seg.ts"), b"first").unwrap(),
+    );
+    get_keep_alive(&server, "/vod/seg.ts", 1, 200);
+    let before = open_counters(&server);
+    let fds = server.fd_count();
+    get_keep_alive(&server, "/vod/seg.ts", 40, 200);
+    let after = open_counters(&server);
+    assert_eq!(after.stale - before.stale, 40.0, "{after:?}");
+    assert_eq!(after.openat2 - before.openat2, 40.0, "{after:?}");
+    assert_eq!(after.statx - before.statx, 40.0, "{after:?}");
+    assert_eq!(after.hits, before.hits);
+    // The same file under the name: the cache kept its fd and closed each new one (the
+    // keep-alive connection of the loop above is closed by now or about to be).
+    assert!(
+        poll_until(in_ms(3000), || server.fd_count() <= fds),
+        "fds grew from {fds} to {}",
+        server.fd_count()
+    );
+    let flags = fds_on(&server, &server.media.join("seg.ts"));
+    assert_eq!(flags.len(), 1, "one fd for the file: {flags:?}");
+    assert_eq!(flags[0] & O_NONBLOCK_OCTAL, 0, "{:o}", flags[0]);
+    // A rename-over is seen at once, and the symlink policy holds on revalidation too.
+    std::fs::write(server.media.join("seg.tmp"), b"second").unwrap();
+    std::fs::rename(server.media.join("seg.tmp"), server.media.join("seg.ts")).unwrap();
+    assert_eq!(server.get("/vod/seg.ts", &[]).body, b"second");
+    let outside = scratch("ring-revalidate-outside");
+    std::fs::write(outside.join("secret"), b"secret").unwrap();
+    std::fs::remove_file(server.media.join("seg.ts")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret"), server.media.join("seg.ts")).unwrap();
+    let r = server.get("/vod/seg.ts", &[]);
+    assert_eq!(
+        r.status, 403,
+        "a cached name turned into an escaping symlink"
+    );
+    assert_ne!(r.body, b"secret");
+}
+
+#[test]
+fn an_open_that_completes_after_its_connection_closed_leaks_no_fd() {
+    // Test builds delay every open by a linked ring timeout (1 s), far beyond the send
+    // deadline (100 ms): each connection is closed by its deadline while its open is in
+    // flight, and the fd the open returns later must be closed, not leaked.
+    const FILES: usize = 40;
+    let server = Server::launch_env(
+        "open-leak",
+        "workers = 1\n[http]\nsend_timeout_ms = 100\n",
+        |media| {
+            for i in 0..FILES {
+                std::fs::write(media.join(format!("f{i}.bin")), b"x").unwrap();
+            }
+        },
+        &[("URINGCAST_FAULT_OPEN_DELAY_MS", "1000")],
+    );
+    let mut counts = vec![server.fd_count()];
+    poll_until(in_ms(3000), || {
+        counts.push(server.fd_count());
+        counts.len() >= 6 && counts[counts.len() - 6..].windows(2).all(|w| w[0] == w[1])
+    });
+    let baseline = *counts.last().unwrap();
+    let mut clients: Vec<std::net::TcpStream> = (0..FILES)
+        .map(|i| {
+            let mut s = server.connect();
+            s.write_all(format!("GET /vod/f{i}.bin HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+                .unwrap();
+            s
+        })
+        .collect();
+    // Every connection is closed without an answer (the deadline, not the open, ends it).
+    for s in &mut clients {
+        let mut buf = [0u8; 64];
+        assert!(
+            matches!(s.read(&mut buf), Ok(0) | Err(_)),
+            "no answer expected"
+        );
+    }
+    server.wait_metric(
+        "uringcast_deadline_expired_total",
+        &["deadline=\"send\""],
+        |v| v >= FILES as f64,
+    );
+    server.wait_metric("uringcast_vod_opens_abandoned_total", &[], |v| {
+        v >= FILES as f64
+    });
+    drop(clients);
+    let mut now = 0;
+    assert!(
+        poll_until(in_ms(5000), || {
+            now = server.fd_count();
+            now <= baseline
+        }),
+        "fds {now} did not return to {baseline}: an open's fd leaked"
+    );
+}
+
+#[test]
+fn misses_from_clients_that_vanish_at_once_leak_no_fd() {
+    const FILES: usize = 200;
+    // One cache entry, so every other opened fd must be closed after its request.
+    let server = Server::start_with("vanish", "[vod]\nfile_cache_entries = 1\n", |media| {
+        for i in 0..FILES {
+            std::fs::write(media.join(format!("f{i}.bin")), vec![b'y'; 100_000]).unwrap();
+        }
+    });
+    let mut counts = vec![server.fd_count()];
+    poll_until(in_ms(3000), || {
+        counts.push(server.fd_count());
+        counts.len() >= 6 && counts[counts.len() - 6..].windows(2).all(|w| w[0] == w[1])
+    });
+    let baseline = *counts.last().unwrap();
+    for i in 0..FILES {
+        let mut s = server.connect();
+        s.write_all(format!("GET /vod/f{i}.bin HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+            .unwrap();
+        drop(s);
+    }
+    let mut now = 0;
+    // One cached fd per worker may stay.
+    assert!(
+        poll_until(in_ms(10_000), || {
+            now = server.fd_count();
+            now <= baseline + 2
+        }),
+        "fds {now} did not return to {baseline} (+2 cached)"
+    );
+    assert_eq!(server.get("/vod/f0.bin", &[]).body.len(), 100_000);
+}

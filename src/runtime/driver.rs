@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use io_uring::types::{SubmitArgs, Timespec};
 use io_uring::{IoUring, squeue};
@@ -27,11 +27,15 @@ pub struct DriverConfig {
 }
 
 /// One completion, copied out of the completion queue.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 pub struct Completion {
     pub user_data: u64,
     pub result: i32,
     pub flags: u32,
+    /// The new descriptor of a successful operation that creates one (accept, openat2; see
+    /// [`Op::yields_fd`]), owned from the moment it is reaped: a completion dropped unhandled
+    /// (a stale generation, a slot that is closing) closes it instead of leaking it.
+    pub fd: Option<OwnedFd>,
 }
 
 impl Completion {
@@ -71,7 +75,8 @@ impl SlotIo {
         self.rx
     }
 
-    /// Transmit-side operations in flight (sends, splices, polls for writability, opens).
+    /// Transmit-side operations in flight (sends, splices, polls for writability, opens and
+    /// stats of a file to send).
     pub fn tx(&self) -> u16 {
         self.tx
     }
@@ -214,10 +219,20 @@ impl Driver {
     pub fn reap(&mut self, out: &mut Vec<Completion>) {
         out.clear();
         for cqe in self.ring.completion() {
+            let user_data = cqe.user_data();
+            let result = cqe.result();
+            let yields_fd = UserData::decode(user_data).is_some_and(|ud| ud.op.yields_fd());
+            let fd = (yields_fd && result >= 0).then(|| {
+                // SAFETY: a successful accept or openat2 completion carries a descriptor the
+                // kernel just installed for us; nothing else knows it, and this is the only
+                // place that wraps it (each CQE is reaped once).
+                unsafe { OwnedFd::from_raw_fd(result) }
+            });
             out.push(Completion {
-                user_data: cqe.user_data(),
-                result: cqe.result(),
+                user_data,
+                result,
                 flags: cqe.flags(),
+                fd,
             });
         }
     }

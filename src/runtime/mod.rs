@@ -24,7 +24,10 @@
 //!
 //! A slot with operations in flight is never freed: closing it shuts the socket down (so
 //! pending receives and polls complete at once) and the slot, its buffers, its pipe and its
-//! file stay alive until [`driver::SlotIo::is_idle`].
+//! file stay alive until [`driver::SlotIo::is_idle`]. An operation the shutdown does not end (an
+//! open or stat of a file) completes on its own; a descriptor a completion carries is owned
+//! from the moment it is reaped ([`driver::Completion::fd`]), so one that arrives for a closed
+//! slot is closed, never leaked.
 
 pub mod cachestat;
 pub mod driver;

@@ -35,6 +35,14 @@ pub enum Op {
     MsgRingSent = 17,
     /// A MSG_RING posted into this ring by another worker: its mailbox has commands.
     Doorbell = 18,
+    /// IORING_OP_OPENAT2 (io_uring_prep_openat2(3)) beneath a directory fd; a non-negative
+    /// result is a new descriptor, handed over in [`super::driver::Completion::fd`].
+    OpenAt2 = 19,
+    /// IORING_OP_STATX (io_uring_prep_statx(3)) into a buffer the slot owns.
+    Statx = 20,
+    /// IORING_OP_TIMEOUT linked in front of another operation, to delay it (test builds'
+    /// fault injection only).
+    Timeout = 21,
 }
 
 /// Which in-flight count of a slot an operation belongs to.
@@ -57,12 +65,16 @@ impl Op {
             15 => Op::SendMsg,
             17 => Op::MsgRingSent,
             18 => Op::Doorbell,
+            19 => Op::OpenAt2,
+            20 => Op::Statx,
+            21 => Op::Timeout,
             _ => return None,
         })
     }
 
     /// Receives count on the receive side; everything that produces output (sends, splices,
-    /// the poll that waits to send) on the transmit side.
+    /// the poll that waits to send, and the open and stat of the file a response is about
+    /// to send) on the transmit side.
     pub fn direction(self) -> Direction {
         match self {
             Op::Recv | Op::Accept | Op::EventRead | Op::Doorbell => Direction::Receive,
@@ -71,8 +83,17 @@ impl Op {
             | Op::SpliceOut
             | Op::PollOut
             | Op::SendMsg
-            | Op::MsgRingSent => Direction::Transmit,
+            | Op::MsgRingSent
+            | Op::OpenAt2
+            | Op::Statx
+            | Op::Timeout => Direction::Transmit,
         }
+    }
+
+    /// Whether a non-negative result of this operation is a new file descriptor (which the
+    /// driver wraps in an `OwnedFd` as it reaps, so no completion can leak one).
+    pub fn yields_fd(self) -> bool {
+        matches!(self, Op::Accept | Op::OpenAt2)
     }
 }
 
@@ -131,7 +152,15 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        for op in [Op::Accept, Op::Recv, Op::SpliceOut, Op::Doorbell] {
+        for op in [
+            Op::Accept,
+            Op::Recv,
+            Op::SpliceOut,
+            Op::Doorbell,
+            Op::OpenAt2,
+            Op::Statx,
+            Op::Timeout,
+        ] {
             let ud = UserData::new(op, 123_456, 0x00ab_cdef);
             assert_eq!(UserData::decode(ud.encode()), Some(ud));
         }
@@ -139,5 +168,14 @@ mod tests {
         assert_eq!(UserData::decode(ud.encode()).unwrap().generation, GEN_MASK);
         assert_eq!(UserData::decode(0), None);
         assert_eq!(next_generation(GEN_MASK), 0);
+    }
+
+    #[test]
+    fn opens_and_stats_count_on_the_transmit_side_and_only_opens_yield_fds() {
+        for op in [Op::OpenAt2, Op::Statx, Op::Timeout] {
+            assert_eq!(op.direction(), Direction::Transmit);
+        }
+        assert!(Op::OpenAt2.yields_fd() && Op::Accept.yields_fd());
+        assert!(!Op::Statx.yields_fd() && !Op::Recv.yields_fd() && !Op::EventRead.yields_fd());
     }
 }

@@ -6,12 +6,14 @@
 //! at stays where it is until the completion: receive and head buffers are boxed inside the
 //! connection's slot, a [`SendBatch`] is too, and the bytes its iovecs point at are shared,
 //! refcounted buffers the slot (or the worker's fan-out hub, on the slot's behalf) holds until
-//! the completion.
+//! the completion. An [`OpenAt2Args`] and a [`StatxBuf`] keep their bytes on the heap, so they
+//! stay put however the slot state that owns them moves.
 
+use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 
-use io_uring::types::Fd;
-use io_uring::{opcode, squeue};
+use io_uring::types::{Fd, OpenHow};
+use io_uring::{opcode, squeue, types};
 
 /// Multishot IORING_OP_ACCEPT on a listener (io_uring_prep_multishot_accept(3)); accepted
 /// sockets are non-blocking and close-on-exec.
@@ -76,6 +78,87 @@ pub fn poll_out(fd: RawFd) -> squeue::Entry {
 /// result `data` into the ring `target`. Touches no memory of ours.
 pub fn msg_ring(target: RawFd, data: i32, user_data: u64) -> squeue::Entry {
     opcode::MsgRingData::new(Fd(target), data, user_data, None).build()
+}
+
+/// What an IORING_OP_OPENAT2 reads: the path (relative to the directory fd) and the
+/// `struct open_how` (flags, mode, RESOLVE_* flags; openat2(2)). Both live on the heap (the
+/// CString's bytes, the boxed `open_how`), so moving this value does not move them. The
+/// kernel copies both when it prepares the SQE, but the SQE may wait in the driver's backlog
+/// until the next `io_uring_enter`, so the owner keeps this value until the completion.
+pub struct OpenAt2Args {
+    path: CString,
+    how: Box<OpenHow>,
+}
+
+impl OpenAt2Args {
+    /// `flags` are open(2) flags (without O_CREAT: the mode is 0), `resolve` RESOLVE_* bits.
+    pub fn new(path: CString, flags: u64, resolve: u64) -> OpenAt2Args {
+        OpenAt2Args {
+            path,
+            how: Box::new(OpenHow::new().flags(flags).resolve(resolve)),
+        }
+    }
+}
+
+/// IORING_OP_OPENAT2 (io_uring_prep_openat2(3)) of `args` beneath `dirfd`: the kernel reads
+/// the path and the `open_how` (owned by `args`, which the slot keeps until the completion);
+/// `dirfd` must stay open until then too. The result is a new descriptor (or -errno), wrapped
+/// in an `OwnedFd` by the driver as it reaps (see [`super::op::Op::yields_fd`]).
+///
+/// io_uring first tries the open inline with `LOOKUP_CACHED | O_NONBLOCK`; a lookup that
+/// needs the disk (or anything else that would sleep) goes to an io-wq worker, never the
+/// submitting thread.
+pub fn openat2(dirfd: RawFd, args: &OpenAt2Args) -> squeue::Entry {
+    opcode::OpenAt2::new(Fd(dirfd), args.path.as_ptr(), &*args.how).build()
+}
+
+/// The `struct statx` an IORING_OP_STATX writes into, boxed so its address is stable.
+pub struct StatxBuf(Box<libc::statx>);
+
+impl Default for StatxBuf {
+    fn default() -> Self {
+        StatxBuf::new()
+    }
+}
+
+impl StatxBuf {
+    pub fn new() -> StatxBuf {
+        // SAFETY: statx is plain data (integers and timestamps); all-zero is a valid value.
+        StatxBuf(Box::new(unsafe { std::mem::zeroed() }))
+    }
+
+    /// What the kernel wrote (meaningful after a successful completion; zeroes before).
+    pub fn get(&self) -> &libc::statx {
+        &self.0
+    }
+}
+
+/// The empty path of a statx "of this fd" (AT_EMPTY_PATH); static, so always valid.
+const EMPTY_PATH: &CStr = c"";
+
+/// IORING_OP_STATX (io_uring_prep_statx(3)) of the open file `fd` itself (`AT_EMPTY_PATH`,
+/// the fstat of io_uring) for the fields in `mask` (`STATX_*`). The kernel writes the result
+/// into `buf` when the operation runs, so `buf` (owned by the slot) and `fd` stay alive and
+/// in place until the completion.
+pub fn statx_fd(fd: RawFd, buf: &mut StatxBuf, mask: u32) -> squeue::Entry {
+    let out: *mut libc::statx = &mut *buf.0;
+    opcode::Statx::new(Fd(fd), EMPTY_PATH.as_ptr(), out.cast::<types::statx>())
+        .flags(libc::AT_EMPTY_PATH)
+        .mask(mask)
+        .build()
+}
+
+/// IORING_OP_TIMEOUT (io_uring_prep_timeout(3)) of `ts`, linked to the SQE submitted after it,
+/// which therefore starts only when the timeout expires (ETIME_SUCCESS: expiry does not break
+/// the link). The kernel copies `ts` when it prepares the SQE; the caller keeps it alive until
+/// the completion anyway (the SQE may wait in the backlog). Used by test builds to make an
+/// operation slow on purpose.
+#[cfg(debug_assertions)]
+pub fn delay_next(ts: &types::Timespec) -> squeue::Entry {
+    opcode::Timeout::new(ts)
+        .flags(types::TimeoutFlags::ETIME_SUCCESS)
+        .build()
+        .flags(squeue::Flags::IO_LINK)
 }
 
 /// Link `entry` to the one submitted after it (a failure or short result cancels the rest).

@@ -150,3 +150,18 @@ pub fn sendfile(
     *offset = off as u64;
     Ok(n as usize)
 }
+
+/// Clear the file status flags of a descriptor the server opened read-only with `O_NONBLOCK`
+/// (for the open itself), in one `fcntl(F_SETFL, 0)`: of the flags F_SETFL can change
+/// (O_APPEND, O_NONBLOCK, O_DIRECT, O_NOATIME, O_ASYNC) such a descriptor has only
+/// O_NONBLOCK, so no F_GETFL is needed first. A regular file must not stay O_NONBLOCK: io_uring
+/// treats those as "never wait", so a splice from it could fail with EAGAIN on a page-cache
+/// miss instead of waiting on io-wq. Never blocks.
+pub fn clear_status_flags(fd: &impl AsFd) -> io::Result<()> {
+    // SAFETY: F_SETFL with an int argument on a descriptor the caller keeps open for the call;
+    // no pointers are involved.
+    if unsafe { libc::fcntl(fd.as_fd().as_raw_fd(), libc::F_SETFL, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

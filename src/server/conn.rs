@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -10,9 +11,9 @@ use bytes::Bytes;
 use crate::media::framing::Framing;
 use crate::media::stream::{Publisher, Stream};
 use crate::proto::flv::FlvDemuxer;
-use crate::proto::http::ChunkedDecoder;
+use crate::proto::http::{ChunkedDecoder, RequestHead};
 use crate::runtime::driver::SlotIo;
-use crate::runtime::ops::SendBatch;
+use crate::runtime::ops::{OpenAt2Args, SendBatch, StatxBuf};
 use crate::runtime::pipe::Pipe;
 use crate::runtime::timer::Timers;
 
@@ -21,6 +22,9 @@ use crate::runtime::timer::Timers;
 pub(crate) enum Phase {
     /// Waiting for (the rest of) a request head.
     ReadHead,
+    /// A VOD request parked while its file is opened and statted through the ring
+    /// ([`Body::Opening`]); no receive is posted, the send deadline runs.
+    Opening,
     /// Sending a response (head, then body).
     Respond,
     /// Receiving a live publish (HTTP POST/PUT body of FLV).
@@ -81,6 +85,25 @@ pub(crate) struct FileBody {
     pub pipe_fill: usize,
 }
 
+/// A VOD request waiting for its file: IORING_OP_OPENAT2 of `args` beneath the media root,
+/// then IORING_OP_STATX of the new fd into `statx`. The box is the slot's: the kernel reads
+/// `args` and writes `statx` until the completions, and the slot is freed only when nothing
+/// is in flight, so both outlive their operations even if the connection is closed meanwhile
+/// (an open that completes for a closing slot has its fd closed by the driver's
+/// `Completion`; a stat's fd, `file`, closes when the slot is released).
+pub(crate) struct VodOpen {
+    /// The request being answered: planning needs its method, Range and validators.
+    pub head: RequestHead,
+    /// The normalised path beneath the media root (the file cache's key).
+    pub rel: PathBuf,
+    pub args: OpenAt2Args,
+    pub statx: StatxBuf,
+    /// The new fd, from the open's completion until the stat's.
+    pub file: Option<File>,
+    /// `EAGAIN`/`EINTR` retries of the open left (a rename race under RESOLVE_BENEATH).
+    pub retries: usize,
+}
+
 /// An HTTP-FLV viewer: a cursor into its worker's hub window of the stream and the batch
 /// under its send.
 pub(crate) struct LiveReader {
@@ -131,6 +154,8 @@ pub(crate) struct MemoryBody {
 
 pub(crate) enum Body {
     None,
+    /// Not a body yet: the file of a VOD response is being opened ([`Phase::Opening`]).
+    Opening(Box<VodOpen>),
     Memory(Box<MemoryBody>),
     File(FileBody),
     Live(Box<LiveReader>),

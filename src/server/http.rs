@@ -106,7 +106,7 @@ impl Worker {
         // player must be able to read a 404 or a 409 to tell its user what went wrong.
         conn.media = crate::app::router::is_media_path(&head.path);
         match route {
-            Route::Vod { path } => self.serve_vod(key, &head, path),
+            Route::Vod { path } => self.serve_vod(key, head, path),
             Route::LivePlay {
                 app,
                 name,
@@ -287,6 +287,8 @@ impl Worker {
             return;
         }
         let body_left = match &conn.body {
+            // The file is still being opened; its completions continue the response.
+            Body::Opening(_) => return,
             Body::File(f) => f.remaining > 0 || f.pipe_fill > 0,
             Body::None | Body::Ingest(_) => false,
             Body::Memory(_) => {

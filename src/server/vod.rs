@@ -1,10 +1,14 @@
-//! On-demand files over HTTP: open (beneath the media root, through the file cache), plan
-//! (Range, conditionals, headers: [`crate::vod`]), then the body by linked splices through a
-//! pooled pipe or by sendfile, chosen per chunk (`vod.send_path`).
+//! On-demand files over HTTP: open (beneath the media root, through the file cache; a miss is
+//! one IORING_OP_OPENAT2 and one IORING_OP_STATX with the connection parked), plan (Range,
+//! conditionals, headers: [`crate::vod`]), then the body by linked splices through a pooled
+//! pipe or by sendfile, chosen per chunk (`vod.send_path`).
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::rc::Rc;
 
-use super::conn::{Body, Deadline, FileBody};
+use super::conn::{Body, Deadline, FileBody, Phase, VodOpen};
 use super::http::TEXT_PLAIN;
 use super::loglimit::PeerLog;
 use super::worker::Worker;
@@ -13,13 +17,17 @@ use crate::proto::http::{Method, RequestHead};
 use crate::runtime::op::Op;
 use crate::runtime::ops;
 use crate::runtime::sys;
-use crate::vod;
+use crate::vod::{self, Lookup};
 
 /// Bytes a sendfile(2) loop moves before it yields the core to other connections.
 pub(super) const SENDFILE_BYTES_PER_TURN: u64 = 4 << 20;
 
 impl Worker {
-    pub(super) fn serve_vod(&mut self, key: usize, head: &RequestHead, raw: String) {
+    /// `GET`/`HEAD /vod/{raw}`: a cached file is answered at once; otherwise the connection
+    /// parks ([`Phase::Opening`]) while the file is opened and statted through the ring, and
+    /// [`Worker::on_open`] / [`Worker::on_statx`] carry on. The worker thread never opens or
+    /// stats a file itself.
+    pub(super) fn serve_vod(&mut self, key: usize, head: RequestHead, raw: String) {
         let rel = match vod::normalise_vod_path(&raw) {
             Ok(rel) => rel,
             Err(_) => {
@@ -28,30 +36,164 @@ impl Worker {
             }
         };
         let now_ms = self.now_ms();
-        let opened =
-            self.files
-                .revalidate(&self.media_root, &rel, self.config.vod.symlinks, now_ms);
-        let (file, meta) = match opened {
-            Ok(found) => found,
+        let stale = match self.files.lookup(&rel, now_ms) {
+            Lookup::Hit(file, meta) => {
+                self.stats.vod_cache_hits += 1;
+                self.respond_file(key, &head, &rel, file, meta);
+                return;
+            }
+            Lookup::Miss => false,
+            Lookup::Stale => true,
+        };
+        if stale {
+            self.stats.vod_cache_stale += 1;
+        } else {
+            self.stats.vod_cache_misses += 1;
+        }
+        let request = match vod::open_request(&rel, self.config.vod.symlinks) {
+            Ok(request) => request,
             Err(e) => {
-                let (status, text): (u16, &[u8]) = match e.raw_os_error() {
-                    Some(libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG) => {
-                        (404, b"not found\n")
-                    }
-                    Some(libc::EACCES | libc::EPERM | libc::ELOOP | libc::EXDEV) => {
-                        (403, b"forbidden\n")
-                    }
-                    _ => (500, b"cannot open file\n"),
-                };
-                self.respond_simple(key, status, TEXT_PLAIN, text, true, &[]);
+                self.files.remove(&rel);
+                self.respond_open_error(key, e.raw_os_error().unwrap_or(libc::EINVAL));
                 return;
             }
         };
+        let flags = request.how_flags();
+        let args = ops::OpenAt2Args::new(request.path, flags, request.resolve);
+        let conn = &mut self.conns[key];
+        conn.phase = Phase::Opening;
+        conn.body = Body::Opening(Box::new(VodOpen {
+            head,
+            rel,
+            args,
+            statx: ops::StatxBuf::new(),
+            file: None,
+            retries: vod::OPENAT2_RACE_RETRIES,
+        }));
+        // Waiting for the disk is part of answering: the send deadline bounds it.
+        self.arm_deadline(key, Deadline::Send, self.config.http.send_timeout_ms);
+        self.submit_open(key);
+    }
+
+    /// IORING_OP_OPENAT2 of the parked request's path beneath the media root (the worker
+    /// keeps the root open for as long as its ring lives).
+    fn submit_open(&mut self, key: usize) {
+        let root = self.media_root.as_raw_fd();
+        let conn = &mut self.conns[key];
+        let Body::Opening(open) = &conn.body else {
+            return;
+        };
+        #[cfg(debug_assertions)]
+        if let Some(delay) = &self.fault_open_delay {
+            let entry = ops::delay_next(delay);
+            self.driver.submit(&mut conn.io, key, Op::Timeout, entry);
+        }
+        let entry = ops::openat2(root, &open.args);
+        self.stats.vod_ring_openat2 += 1;
+        self.driver.submit(&mut conn.io, key, Op::OpenAt2, entry);
+    }
+
+    /// The open's completion: on success stat the new fd (IORING_OP_STATX), otherwise answer
+    /// with the error. `fd` is the new descriptor (None on failure).
+    pub(super) fn on_open(&mut self, key: usize, result: i32, fd: Option<OwnedFd>) {
+        let conn = &mut self.conns[key];
+        let Body::Opening(open) = &mut conn.body else {
+            return; // `fd`, if any, closes here
+        };
+        let Some(fd) = fd else {
+            let errno = -result;
+            if matches!(errno, libc::EAGAIN | libc::EINTR) && open.retries > 0 {
+                open.retries -= 1;
+                self.submit_open(key);
+                return;
+            }
+            let rel = open.rel.clone();
+            self.files.remove(&rel);
+            self.respond_open_error(key, vod::open_errno(errno));
+            return;
+        };
+        let file = File::from(fd);
+        let entry = ops::statx_fd(file.as_raw_fd(), &mut open.statx, vod::STATX_MASK);
+        open.file = Some(file);
+        self.stats.vod_ring_statx += 1;
+        self.driver.submit(&mut conn.io, key, Op::Statx, entry);
+    }
+
+    /// The stat's completion: the file's metadata; into the cache, then the answer as for a
+    /// cache hit.
+    pub(super) fn on_statx(&mut self, key: usize, result: i32) {
+        let conn = &mut self.conns[key];
+        // The stat was the slot's one operation in flight: nothing points into the box now.
+        debug_assert!(!conn.busy());
+        let Body::Opening(open) = std::mem::replace(&mut conn.body, Body::None) else {
+            return;
+        };
+        let VodOpen {
+            head,
+            rel,
+            statx,
+            file,
+            ..
+        } = *open;
+        let Some(file) = file else {
+            self.respond_open_error(key, libc::EBADF);
+            return;
+        };
+        if result < 0 {
+            self.files.remove(&rel);
+            self.respond_open_error(key, -result);
+            return;
+        }
+        let meta = vod::FileMeta::from_statx(statx.get());
+        if let Err(e) = vod::check_file_type(&meta) {
+            // A special file: refused, its fd closed at once (opening it did not block), and
+            // the name must not be served from an old cache entry either.
+            drop(file);
+            self.files.remove(&rel);
+            self.respond_open_error(key, e.raw_os_error().unwrap_or(libc::EACCES));
+            return;
+        }
+        let opened_fd = file.as_raw_fd();
+        let now_ms = self.now_ms();
+        let (file, meta) = self.files.complete_open(&rel, file, meta, now_ms);
+        // A regular file just opened still has O_NONBLOCK (vod::OPEN_FLAGS); one the cache
+        // kept for the same file had it cleared when it was opened, and the new duplicate is
+        // closed. (Their numbers differ: both were open at once.)
+        if meta.is_file
+            && file.as_raw_fd() == opened_fd
+            && let Err(e) = sys::clear_status_flags(&*file)
+        {
+            self.files.remove(&rel);
+            self.respond_open_error(key, e.raw_os_error().unwrap_or(libc::EIO));
+            return;
+        }
+        self.respond_file(key, &head, &rel, file, meta);
+    }
+
+    /// The answer to a failed open or stat, by errno.
+    fn respond_open_error(&mut self, key: usize, errno: i32) {
+        let (status, text): (u16, &[u8]) = match errno {
+            libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG => (404, b"not found\n"),
+            libc::EACCES | libc::EPERM | libc::ELOOP | libc::EXDEV => (403, b"forbidden\n"),
+            _ => (500, b"cannot open file\n"),
+        };
+        self.respond_simple(key, status, TEXT_PLAIN, text, true, &[]);
+    }
+
+    /// Plan the response for an open file (Range, conditionals, headers) and start it.
+    fn respond_file(
+        &mut self,
+        key: usize,
+        head: &RequestHead,
+        rel: &Path,
+        file: Rc<File>,
+        meta: vod::FileMeta,
+    ) {
         if !meta.is_file {
             self.respond_simple(key, 403, TEXT_PLAIN, b"not a file\n", true, &[]);
             return;
         }
-        let plan = vod::plan(head.method, head, &meta, vod::content_type(&rel));
+        let plan = vod::plan(head.method, head, &meta, vod::content_type(rel));
         let keep_alive = self.conns[key].keep_alive;
         self.write_head(key, plan.status, keep_alive, true, |h| {
             for (name, value) in &plan.headers {

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -85,6 +85,11 @@ pub struct Worker {
     pub(super) fault_drop_wakes: bool,
     /// Play requests waiting for their stream to appear.
     pub(super) waiting: Vec<live::WaitingReader>,
+    /// Test builds only: every VOD open waits this long in the ring first, behind a linked
+    /// IORING_OP_TIMEOUT (URINGCAST_FAULT_OPEN_DELAY_MS=n), so the integration tests can close
+    /// connections while their open is in flight. Boxed: the timeout SQE points at it.
+    #[cfg(debug_assertions)]
+    pub(super) fault_open_delay: Option<Box<io_uring::types::Timespec>>,
 }
 
 impl Worker {
@@ -149,6 +154,18 @@ impl Worker {
             fault_drop_wakes: std::env::var_os("URINGCAST_FAULT_DROP_WAKES")
                 .is_some_and(|v| v == "1"),
             waiting: Vec::new(),
+            #[cfg(debug_assertions)]
+            fault_open_delay: std::env::var("URINGCAST_FAULT_OPEN_DELAY_MS")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|&ms| ms > 0)
+                .map(|ms| {
+                    Box::new(
+                        io_uring::types::Timespec::new()
+                            .sec(ms / 1000)
+                            .nsec(((ms % 1000) * 1_000_000) as u32),
+                    )
+                }),
             shared,
             config,
         })
@@ -230,7 +247,7 @@ impl Worker {
             let wait_ms = self.wait_ms(self.now_ms());
             self.driver.submit_and_wait(wait_ms)?;
             self.driver.reap(&mut completions);
-            for completion in &completions {
+            for completion in completions.drain(..) {
                 self.handle(completion);
             }
             let now_ms = self.now_ms();
@@ -248,7 +265,8 @@ impl Worker {
                 last_flush_ms = now_ms;
                 // A doorbell that failed or was lost delays commands by at most a tick.
                 self.drain_mailbox();
-                // Bounded: a few fstat calls per tick, never a walk of the whole cache.
+                // Bounded: a few fstat calls per tick, never a walk of the whole cache. The
+                // one file-system call left on the worker thread (see `FileCache::sweep`).
                 self.files
                     .sweep(now_ms, self.config.vod.file_cache_sweep_per_tick);
                 self.report_suppressed_logs(now_ms);
@@ -277,13 +295,18 @@ impl Worker {
         }
     }
 
-    fn handle(&mut self, completion: &Completion) {
+    /// Feed one completion to its slot's session. A new descriptor it carries
+    /// (`completion.fd`: an accepted socket, an opened file) is owned: a completion dropped
+    /// here unhandled (stale generation, closing slot) closes it.
+    fn handle(&mut self, completion: Completion) {
         let Some(ud) = UserData::decode(completion.user_data) else {
             return;
         };
         let result = completion.result;
+        let more = completion.more();
+        let fd = completion.fd;
         match ud.op {
-            Op::Accept => self.on_accept(result, completion.more()),
+            Op::Accept => self.on_accept(result, more, fd),
             Op::EventRead => self.on_wake(result),
             Op::Doorbell => self.drain_mailbox(),
             Op::MsgRingSent => self.on_msg_ring_sent(result, ud.key),
@@ -296,6 +319,12 @@ impl Worker {
                     return;
                 }
                 if conn.phase == Phase::Closing {
+                    if fd.is_some() {
+                        // An open that finished after its connection was closed (deadline,
+                        // shutdown): its descriptor closes here, not leaked.
+                        self.stats.vod_opens_abandoned += 1;
+                        drop(fd);
+                    }
                     if conn.io.is_idle() {
                         self.release(key);
                     }
@@ -313,6 +342,9 @@ impl Worker {
                     Op::SpliceIn => self.on_splice_in(key, result),
                     Op::SpliceOut => self.on_splice_out(key, result),
                     Op::PollOut => self.on_pollout(key, result),
+                    Op::OpenAt2 => self.on_open(key, result, fd),
+                    Op::Statx => self.on_statx(key, result),
+                    // Op::Timeout only delays the open linked behind it (test builds).
                     _ => {}
                 }
             }
@@ -410,10 +442,8 @@ impl Worker {
         }
     }
 
-    fn on_accept(&mut self, result: i32, more: bool) {
-        if result >= 0 {
-            // SAFETY: a successful accept CQE carries a new descriptor nobody else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(result) };
+    fn on_accept(&mut self, result: i32, more: bool, fd: Option<OwnedFd>) {
+        if let Some(fd) = fd {
             if !self.accepting || self.conns.len() >= self.config.http.connections_max_per_worker {
                 self.stats.refused += 1;
                 drop(fd);

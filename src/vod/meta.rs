@@ -1,4 +1,5 @@
-//! The file facts HTTP needs (size, validators), captured from one fstat.
+//! The file facts HTTP needs (size, validators), captured from one stat of the open file: a
+//! `statx` result (the server's IORING_OP_STATX) or a `std::fs::Metadata`.
 
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +28,24 @@ impl FileMeta {
             mtime_ns: u32::try_from(m.mtime_nsec()).map_or(0, |ns| ns.min(999_999_999)),
             is_file: m.file_type().is_file(),
             is_dir: m.file_type().is_dir(),
+        }
+    }
+
+    /// The same facts from a `statx` result (for the [`super::STATX_MASK`] fields). Agrees
+    /// with [`FileMeta::from_metadata`] for the same file: `dev` is encoded from the major and
+    /// minor numbers with `makedev`, as the kernel's `stat` (and std, which asks `statx` too)
+    /// encodes `st_dev`. A field the kernel did not fill reads as zero: no type bits is neither
+    /// file nor directory, which is refused, not served.
+    pub fn from_statx(s: &libc::statx) -> Self {
+        let file_type = u32::from(s.stx_mode) & libc::S_IFMT;
+        FileMeta {
+            dev: libc::makedev(s.stx_dev_major, s.stx_dev_minor),
+            ino: s.stx_ino,
+            size: s.stx_size,
+            mtime_s: s.stx_mtime.tv_sec,
+            mtime_ns: s.stx_mtime.tv_nsec.min(999_999_999),
+            is_file: file_type == libc::S_IFREG,
+            is_dir: file_type == libc::S_IFDIR,
         }
     }
 
@@ -74,6 +93,7 @@ impl FileMeta {
 pub(crate) mod tests {
     use super::*;
     use crate::vod::test_dir::TestDir;
+    use std::path::Path;
 
     /// The shared test file: 1000 bytes, inode 0xabc, mtime 1994-11-06 08:49:37 + 5 ns.
     pub(crate) fn sample() -> FileMeta {
@@ -139,6 +159,44 @@ pub(crate) mod tests {
         assert_eq!(meta.mtime_s, m.mtime());
         assert!(meta.is_file && !meta.is_dir);
         let dir_meta = FileMeta::from_metadata(&std::fs::metadata(dir.path()).unwrap());
+        assert!(dir_meta.is_dir && !dir_meta.is_file);
+    }
+
+    #[test]
+    fn statx_and_metadata_agree_for_real_files() {
+        let dir = TestDir::new("meta-statx");
+        let path = dir.path().join("f.bin");
+        std::fs::write(&path, vec![7u8; 12345]).unwrap();
+        // A nanosecond part that is not zero, and a time before 2038 and one after it.
+        for mtime in [
+            UNIX_EPOCH + Duration::new(784_111_777, 123_456_789),
+            UNIX_EPOCH + Duration::new(4_102_444_800, 1),
+        ] {
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(mtime).unwrap();
+            drop(file);
+            let file = std::fs::File::open(&path).unwrap();
+            let from_statx = FileMeta::from_statx(&crate::vod::open::statx_fd(&file).unwrap());
+            let from_metadata = FileMeta::from_metadata(&file.metadata().unwrap());
+            assert_eq!(from_statx, from_metadata);
+            assert_eq!(from_statx.last_modified(), mtime);
+            assert_eq!(from_statx.size, 12345);
+            assert!(from_statx.is_file && !from_statx.is_dir);
+        }
+        // A directory, and the dev of a file on another filesystem (/proc) when there is one.
+        for other in [dir.path(), Path::new("/proc/self/stat")] {
+            let Ok(file) = std::fs::File::open(other) else {
+                continue;
+            };
+            let from_statx = FileMeta::from_statx(&crate::vod::open::statx_fd(&file).unwrap());
+            assert_eq!(
+                from_statx,
+                FileMeta::from_metadata(&file.metadata().unwrap())
+            );
+        }
+        let dir_meta = FileMeta::from_statx(
+            &crate::vod::open::statx_fd(&std::fs::File::open(dir.path()).unwrap()).unwrap(),
+        );
         assert!(dir_meta.is_dir && !dir_meta.is_file);
     }
 }

@@ -3,8 +3,14 @@
 //!
 //! The runtime's order of calls for `GET /vod/{path}`:
 //! 1. [`normalise_vod_path`] on the raw (percent-encoded) path after the prefix.
-//! 2. [`FileCache::revalidate`] with the media root from [`open_root`]: an open fd and its
-//!    [`FileMeta`], opened with [`open_beneath`] under the configured [`SymlinkPolicy`].
+//! 2. [`FileCache::lookup`]: a [`Lookup::Hit`] is an open fd and its [`FileMeta`], no
+//!    system call. On [`Lookup::Miss`] or [`Lookup::Stale`]: open [`open_request`] beneath
+//!    the media root from [`open_root`] (the runtime: IORING_OP_OPENAT2, the configured
+//!    [`SymlinkPolicy`] enforced by the kernel; a failure's errno through [`open_errno`]),
+//!    stat the new fd once for [`STATX_MASK`] (IORING_OP_STATX) into
+//!    [`FileMeta::from_statx`], refuse what [`check_file_type`] refuses, clear `O_NONBLOCK`
+//!    of a regular file, and hand fd and meta to [`FileCache::complete_open`], which returns
+//!    the fd to serve. A failed open or stat: [`FileCache::remove`].
 //! 3. [`plan`] with the request head, the meta and [`content_type`]: status, headers and
 //!    the body range.
 //! 4. Write the head with `proto::http::ResponseHead` (adding Date, Server, Connection) and
@@ -13,8 +19,9 @@
 //! And once per tick, [`FileCache::sweep`] with a small budget, so idle and deleted files
 //! do not stay open.
 //!
-//! Only `open` contains `unsafe` (the `openat2` and `fcntl` calls); the rest is plain
-//! logic and is tested without a ring.
+//! Nothing here submits I/O. Only `open` contains `unsafe`: the synchronous [`open_and_stat`]
+//! (`openat2`, `statx`, `fcntl`) does step 2 on the calling thread for tests and tools; the
+//! rest is plain logic and is tested without a ring.
 
 mod cache;
 mod conditional;
@@ -25,11 +32,14 @@ mod path;
 mod plan;
 mod range;
 
-pub use cache::FileCache;
+pub use cache::{FileCache, Lookup};
 pub use conditional::{Precondition, evaluate_preconditions};
 pub use meta::FileMeta;
 pub use mime::content_type;
-pub use open::{SymlinkPolicy, open_beneath, open_root};
+pub use open::{
+    OPEN_FLAGS, OPENAT2_RACE_RETRIES, OpenRequest, STATX_MASK, SymlinkPolicy, check_file_type,
+    open_and_stat, open_beneath, open_errno, open_request, open_root,
+};
 pub use path::{PathError, normalise_vod_path};
 pub use plan::{VodPlan, plan};
 pub use range::{RangeOutcome, evaluate_range};

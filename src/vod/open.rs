@@ -1,10 +1,15 @@
 //! Opening files beneath the media root with the kernel enforcing the symlink policy.
 //!
-//! This is the only module under `vod/` with `unsafe`: two FFI calls (`openat2` through
-//! `syscall`, and `fcntl`) whose arguments are all owned locals.
+//! What to open and how ([`open_request`], [`OPEN_FLAGS`]) and what to make of the result
+//! ([`open_errno`], [`check_file_type`]) are plain logic, shared with the server, which opens
+//! through IORING_OP_OPENAT2 and stats through IORING_OP_STATX. The synchronous
+//! [`open_and_stat`] does the same on the calling thread, for tests and tools.
+//!
+//! This is the only module under `vod/` with `unsafe`: FFI calls (`openat2` through
+//! `syscall`, `openat`, `statx` and `fcntl`) whose arguments are all owned locals.
 
 use std::ffi::CString;
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -12,6 +17,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path};
 
 use serde::Deserialize;
+
+use super::FileMeta;
 
 /// What a symlink under the media root may do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
@@ -39,68 +46,56 @@ pub fn open_root(dir: &Path) -> io::Result<File> {
         .open(dir)
 }
 
-/// Opens `rel` (from `normalise_vod_path`) for reading beneath `root` under `policy`.
-///
-/// Flags: `O_RDONLY | O_CLOEXEC | O_NOCTTY` plus `O_NONBLOCK` for the open itself only.
-/// `O_NONBLOCK` keeps a FIFO dropped into the media root from blocking the worker thread in
-/// `open`, and opening a device node cannot acquire a controlling terminal (`O_NOCTTY`).
-/// Anything that is not a regular file or directory is refused with `EACCES` (a unix socket,
-/// whose open fails with `ENXIO`, included). For a
-/// regular file `O_NONBLOCK` is then cleared again: io_uring treats `O_NONBLOCK` files as
-/// "never wait", so reads and splices could fail with `EAGAIN` on a page-cache miss
+/// The open(2) flags of every VOD open: `O_RDONLY | O_CLOEXEC | O_NOCTTY` plus `O_NONBLOCK`
+/// for the open itself only. `O_NONBLOCK` keeps a FIFO dropped into the media root from
+/// blocking the opener in `open` (the worker thread, or an io-wq worker for a ring open), and
+/// opening a device node cannot acquire a controlling terminal (`O_NOCTTY`). For a regular
+/// file `O_NONBLOCK` is cleared again once its type is known: io_uring treats `O_NONBLOCK`
+/// files as "never wait", so reads and splices could fail with `EAGAIN` on a page-cache miss
 /// instead of being punted to io-wq.
-///
-/// Errors are plain errno values: `ENOENT` (no such file), `ELOOP` (a symlink under
-/// `Deny`), `EXDEV` (a step outside the root under `WithinRoot`), `EACCES`,
-/// `ENOSYS`/`EPERM` if the kernel (before 5.6) or a seccomp filter lacks `openat2`: then
-/// `Deny` and `WithinRoot` fail closed rather than opening without the check.
-pub fn open_beneath(root: &File, rel: &Path, policy: SymlinkPolicy) -> io::Result<File> {
-    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
-    let fd = openat2_retrying(root, rel, flags, policy).map_err(|e| {
-        // open(2) of a unix socket (or of a device node with no driver behind it) fails
-        // with ENXIO: it is a special file like a FIFO, refused the same way, not an
-        // internal error.
-        if e.raw_os_error() == Some(libc::ENXIO) {
-            io::Error::from_raw_os_error(libc::EACCES)
-        } else {
-            e
-        }
-    })?;
-    let file = File::from(fd);
-    let file_type = file.metadata()?.file_type();
-    if file_type.is_file() {
-        clear_nonblock(&file)?;
-    } else if !file_type.is_dir() {
-        return Err(io::Error::from_raw_os_error(libc::EACCES));
-    }
-    Ok(file)
-}
+pub const OPEN_FLAGS: libc::c_int =
+    libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
 
-/// Stats `rel` beneath `root` under the same policy as [`open_beneath`], through an
-/// `O_PATH` handle: no FIFO or device open side effects and no read permission needed.
-/// The file cache uses it to revalidate an entry without reopening the file.
-pub(crate) fn stat_beneath(root: &File, rel: &Path, policy: SymlinkPolicy) -> io::Result<Metadata> {
-    let fd = openat2_retrying(root, rel, libc::O_PATH | libc::O_CLOEXEC, policy)?;
-    File::from(fd).metadata()
-}
+/// The `statx` fields [`FileMeta::from_statx`] reads.
+pub const STATX_MASK: u32 =
+    libc::STATX_TYPE | libc::STATX_INO | libc::STATX_SIZE | libc::STATX_MTIME;
 
 /// `openat2` gives `EAGAIN` when a concurrent rename or mount might have let resolution
 /// escape (see openat2(2)); the answer is to retry. A few tries are plenty: a persistent
 /// race means someone is attacking the root and failing is right.
-const OPENAT2_RACE_RETRIES: usize = 4;
+pub const OPENAT2_RACE_RETRIES: usize = 4;
 
-fn openat2_retrying(
-    root: &File,
-    rel: &Path,
-    flags: libc::c_int,
-    policy: SymlinkPolicy,
-) -> io::Result<OwnedFd> {
-    // Only plain names: an absolute `rel` would make openat ignore the root entirely, and
-    // `..` must not depend on the policy to be stopped.
+/// What to ask the kernel for to open `rel` beneath the media root: the path, the open flags
+/// ([`OPEN_FLAGS`]) and the `RESOLVE_*` flags of an `openat2(2)` for the policy. Built in one
+/// place, so the synchronous helpers here and the server's IORING_OP_OPENAT2 apply the same
+/// rules.
+#[derive(Debug)]
+pub struct OpenRequest {
+    pub path: CString,
+    pub flags: libc::c_int,
+    pub resolve: u64,
+}
+
+impl OpenRequest {
+    /// `flags` as `open_how.flags`: a non-negative bit set, zero-extended.
+    pub fn how_flags(&self) -> u64 {
+        self.flags as u32 as u64
+    }
+}
+
+/// The request that opens `rel` (from `normalise_vod_path`) for reading beneath the root
+/// under `policy`.
+///
+/// Only plain names pass (`EINVAL` otherwise): an absolute `rel` would make openat ignore the
+/// root entirely, and `..` must not depend on the policy to be stopped. `Deny` resolves with
+/// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS`, `WithinRoot` with
+/// `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`, `Follow` with none (a plain openat). What the
+/// open returns is still unchecked: see [`check_file_type`] and [`open_errno`].
+pub fn open_request(rel: &Path, policy: SymlinkPolicy) -> io::Result<OpenRequest> {
     if rel.as_os_str().is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    let c_path = CString::new(rel.as_os_str().as_bytes())
+    let path = CString::new(rel.as_os_str().as_bytes())
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let resolve = match policy {
         SymlinkPolicy::Deny => {
@@ -109,12 +104,99 @@ fn openat2_retrying(
         SymlinkPolicy::WithinRoot => libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
         SymlinkPolicy::Follow => 0,
     };
+    Ok(OpenRequest {
+        path,
+        flags: OPEN_FLAGS,
+        resolve,
+    })
+}
+
+/// The errno a failed VOD open stands for. open(2) of a unix socket (or of a device node with
+/// no driver behind it) fails with `ENXIO`: it is a special file like a FIFO, refused the same
+/// way (`EACCES`), not an internal error. Everything else is itself: `ENOENT` (no such file),
+/// `ELOOP` (a symlink under `Deny`), `EXDEV` (a step outside the root under `WithinRoot`),
+/// `EACCES`, `ENOSYS`/`EPERM` if the kernel (before 5.6) or a seccomp filter lacks `openat2`:
+/// then `Deny` and `WithinRoot` fail closed rather than opening without the check.
+pub fn open_errno(errno: i32) -> i32 {
+    if errno == libc::ENXIO {
+        libc::EACCES
+    } else {
+        errno
+    }
+}
+
+/// Whether an opened file may be used: regular files and directories (the caller decides
+/// what to do with a directory); anything else (FIFO, socket, device) is refused with
+/// `EACCES`. Opening one had no effect beyond the open itself ([`OPEN_FLAGS`]).
+pub fn check_file_type(meta: &FileMeta) -> io::Result<()> {
+    if meta.is_file || meta.is_dir {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(libc::EACCES))
+    }
+}
+
+/// Opens `rel` beneath `root` under `policy` on the calling thread, and stats the new fd once
+/// (`statx`): the synchronous form of what the server does through the ring (tests and tools;
+/// the server never blocks on it). Special files are refused ([`check_file_type`]); a regular
+/// file has `O_NONBLOCK` cleared again.
+pub fn open_and_stat(
+    root: &File,
+    rel: &Path,
+    policy: SymlinkPolicy,
+) -> io::Result<(File, FileMeta)> {
+    let request = open_request(rel, policy)?;
+    let fd = openat2_retrying(root, &request, policy).map_err(|e| {
+        e.raw_os_error()
+            .map_or(e, |errno| io::Error::from_raw_os_error(open_errno(errno)))
+    })?;
+    let file = File::from(fd);
+    let meta = FileMeta::from_statx(&statx_fd(&file)?);
+    check_file_type(&meta)?;
+    if meta.is_file {
+        clear_nonblock(&file)?;
+    }
+    Ok((file, meta))
+}
+
+/// Opens `rel` (from `normalise_vod_path`) for reading beneath `root` under `policy`: the file
+/// of [`open_and_stat`].
+pub fn open_beneath(root: &File, rel: &Path, policy: SymlinkPolicy) -> io::Result<File> {
+    open_and_stat(root, rel, policy).map(|(file, _)| file)
+}
+
+/// One `statx` of the open file itself (`AT_EMPTY_PATH`) for [`STATX_MASK`].
+pub(crate) fn statx_fd(file: &File) -> io::Result<libc::statx> {
+    // SAFETY: statx is plain data; all-zero is a valid value.
+    let mut buf: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is a static NUL-terminated empty string, `buf` a valid statx the kernel
+    // writes for the duration of the call, and `file` an open fd borrowed for the call.
+    let rc = unsafe {
+        libc::statx(
+            file.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            STATX_MASK,
+            &mut buf,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(buf)
+}
+
+fn openat2_retrying(
+    root: &File,
+    request: &OpenRequest,
+    policy: SymlinkPolicy,
+) -> io::Result<OwnedFd> {
     let mut tries = 0;
     loop {
         let result = if policy == SymlinkPolicy::Follow {
-            openat(root, &c_path, flags)
+            openat(root, &request.path, request.flags)
         } else {
-            openat2(root, &c_path, flags, resolve)
+            openat2(root, &request.path, request.how_flags(), request.resolve)
         };
         match result {
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
@@ -136,10 +218,9 @@ struct OpenHow {
     resolve: u64,
 }
 
-fn openat2(root: &File, path: &CString, flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
+fn openat2(root: &File, path: &CString, flags: u64, resolve: u64) -> io::Result<OwnedFd> {
     let how = OpenHow {
-        // Flags are a non-negative bit set; the kernel wants them zero-extended.
-        flags: flags as u32 as u64,
+        flags,
         mode: 0,
         resolve,
     };
@@ -360,15 +441,60 @@ mod tests {
     }
 
     #[test]
-    fn stat_beneath_follows_the_same_policy() {
+    fn requests_carry_the_policy_and_the_open_flags() {
+        for (policy, resolve) in [
+            (
+                SymlinkPolicy::Deny,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+            ),
+            (
+                SymlinkPolicy::WithinRoot,
+                libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+            ),
+            (SymlinkPolicy::Follow, 0),
+        ] {
+            let request = open_request(Path::new("sub/b.txt"), policy).unwrap();
+            assert_eq!(request.resolve, resolve, "{policy:?}");
+            assert_eq!(request.flags, OPEN_FLAGS);
+            assert_eq!(request.path.as_bytes(), b"sub/b.txt");
+            let nonblock = libc::O_NONBLOCK as u64;
+            assert_eq!(request.how_flags() & nonblock, nonblock);
+            assert_eq!(request.how_flags() >> 32, 0, "zero-extended");
+            for bad in ["", "../x", "/etc/passwd", "a/../b", "./a", "a\0b"] {
+                let error = open_request(Path::new(bad), policy).unwrap_err();
+                assert_eq!(error.raw_os_error(), Some(libc::EINVAL), "{bad:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn open_and_stat_stats_the_new_fd_once_and_refuses_special_files() {
         let l = layout();
-        let meta = stat_beneath(&l.root, Path::new("a.txt"), SymlinkPolicy::Deny).unwrap();
-        assert_eq!(meta.len(), 6);
-        let e =
-            stat_beneath(&l.root, Path::new("link_out"), SymlinkPolicy::WithinRoot).unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::EXDEV));
-        let meta = stat_beneath(&l.root, Path::new("fifo"), SymlinkPolicy::WithinRoot).unwrap();
-        assert!(meta.file_type().is_fifo());
+        let (file, meta) =
+            open_and_stat(&l.root, Path::new("sub/b.txt"), SymlinkPolicy::WithinRoot).unwrap();
+        assert_eq!(meta, FileMeta::from_metadata(&file.metadata().unwrap()));
+        assert_eq!(meta.size, 4);
+        let fifo = std::fs::metadata(l._dir.path().join("media/fifo")).unwrap();
+        assert!(fifo.file_type().is_fifo());
+        let error = check_file_type(&FileMeta::from_metadata(&fifo)).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EACCES));
+        let (_, dir) = open_and_stat(&l.root, Path::new("sub"), SymlinkPolicy::Deny).unwrap();
+        assert!(check_file_type(&dir).is_ok() && dir.is_dir);
+        assert_eq!(open_errno(libc::ENXIO), libc::EACCES);
+        assert_eq!(open_errno(libc::ENOENT), libc::ENOENT);
+        assert_eq!(open_errno(libc::EXDEV), libc::EXDEV);
+    }
+
+    #[test]
+    fn a_statx_without_type_bits_is_refused() {
+        // SAFETY: statx is plain data; all-zero is a valid value.
+        let empty: libc::statx = unsafe { std::mem::zeroed() };
+        let meta = FileMeta::from_statx(&empty);
+        assert!(!meta.is_file && !meta.is_dir);
+        assert_eq!(
+            check_file_type(&meta).unwrap_err().raw_os_error(),
+            Some(libc::EACCES)
+        );
     }
 
     #[test]

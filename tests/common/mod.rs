@@ -62,6 +62,16 @@ impl Server {
         Self::launch(name, extra_toml, |_| {}, env, StderrTo::UnreadPipe)
     }
 
+    /// Like `start_with`, with extra environment variables for the server process.
+    pub fn launch_env(
+        name: &str,
+        extra_toml: &str,
+        prepare: impl FnOnce(&Path),
+        env: &[(&str, &str)],
+    ) -> Server {
+        Self::launch(name, extra_toml, prepare, env, StderrTo::File)
+    }
+
     fn launch(
         name: &str,
         extra_toml: &str,
