@@ -71,6 +71,42 @@ fn synthetic_flv(start_ms: u64, frames: u32, metadata_bytes: usize) -> Vec<u8> {
     out
 }
 
+/// Publish a 12 s, 25 fps, 1 s GOP, 600 kbit/s clip with AAC to `/live/{name}.flv`, wait until
+/// it is live, and start `readers` HTTP-FLV readers of it for `read_for` each.
+fn publish_and_read(
+    server: &Server,
+    name: &str,
+    readers: usize,
+    read_for: Duration,
+) -> (std::process::Child, Vec<std::thread::JoinHandle<FlvRead>>) {
+    let dir = media_dir();
+    let clip = clip(
+        &dir,
+        "gop1s-600k",
+        &ClipSpec {
+            seconds: 12,
+            fps: 25,
+            gop_frames: 25,
+            video_kbps: 600,
+            bframes: 0,
+            audio: true,
+        },
+    );
+    let path = format!("/live/{name}.flv");
+    let publisher = publish_clip(&server.url(&path), &clip, None);
+    wait_until(Duration::from_secs(10), "the stream", || {
+        is_live(server, name)
+    });
+    let addr = server.addr;
+    let handles = (0..readers)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || read_flv(addr, &ReadFlv::new(&path, read_for)))
+        })
+        .collect();
+    (publisher, handles)
+}
+
 /// POST a whole FLV body with Content-Length; returns the status line and body of the answer.
 fn post_flv(server: &Server, path: &str, body: &[u8]) -> Response {
     let mut s = server.connect();
@@ -340,31 +376,7 @@ fn lost_wake_ups_do_not_stall_readers_on_other_workers() {
     // Every cross-worker doorbell fails (test-build fault injection); readers on the worker
     // without the publisher must still get the stream, through the per-tick mailbox drain.
     let server = Server::start_env("lost-wake", "", &[("URINGCAST_FAULT_DROP_WAKES", "1")]);
-    let dir = media_dir();
-    let clip = clip(
-        &dir,
-        "gop1s-600k",
-        &ClipSpec {
-            seconds: 12,
-            fps: 25,
-            gop_frames: 25,
-            video_kbps: 600,
-            bframes: 0,
-            audio: true,
-        },
-    );
-    let mut publisher = publish_clip(&server.url("/live/w.flv"), &clip, None);
-    wait_until(Duration::from_secs(10), "the stream", || {
-        is_live(&server, "w")
-    });
-    let addr = server.addr;
-    let readers: Vec<_> = (0..8)
-        .map(|_| {
-            std::thread::spawn(move || {
-                read_flv(addr, &ReadFlv::new("/live/w.flv", Duration::from_secs(4)))
-            })
-        })
-        .collect();
+    let (mut publisher, readers) = publish_and_read(&server, "w", 8, Duration::from_secs(4));
     for (i, r) in readers.into_iter().enumerate() {
         let read = r.join().unwrap();
         let live: Vec<&Tag> = read
@@ -546,31 +558,7 @@ fn coalescing_run(name: &str, coalesce_ms: u64) -> (f64, Vec<FlvRead>) {
         name,
         &format!("[live]\nsend_coalesce_ms = {coalesce_ms}\nsend_coalesce_bytes = 1048576\n"),
     );
-    let dir = media_dir();
-    let clip = clip(
-        &dir,
-        "gop1s-600k",
-        &ClipSpec {
-            seconds: 12,
-            fps: 25,
-            gop_frames: 25,
-            video_kbps: 600,
-            bframes: 0,
-            audio: true,
-        },
-    );
-    let mut publisher = publish_clip(&server.url("/live/c.flv"), &clip, None);
-    wait_until(Duration::from_secs(10), "the stream", || {
-        is_live(&server, "c")
-    });
-    let addr = server.addr;
-    let readers: Vec<_> = (0..4)
-        .map(|_| {
-            std::thread::spawn(move || {
-                read_flv(addr, &ReadFlv::new("/live/c.flv", Duration::from_secs(5)))
-            })
-        })
-        .collect();
+    let (mut publisher, readers) = publish_and_read(&server, "c", 4, Duration::from_secs(5));
     // Steady state: after the joiners' first batches, count the sends of 3 s.
     std::thread::sleep(Duration::from_millis(1_500));
     let sends = |s: &Server| s.metric_sum("uringcast_sends_submitted_total", &[]);
