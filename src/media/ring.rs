@@ -28,10 +28,24 @@ pub struct Entry {
     pub dts_ms: u64,
     /// Bytes appended to the ring before this entry (for byte lag).
     pub offset: u64,
-    /// The serialised unit (an FLV tag with its PreviousTagSize).
-    pub bytes: Bytes,
-    /// The same bytes in every output framing, framed once at append (see `framing`).
+    /// The serialised unit (an FLV tag with its PreviousTagSize) in every output framing,
+    /// framed once at append (see `framing`).
     pub framed: Framed,
+}
+
+impl Entry {
+    /// The serialised unit itself (the raw framing).
+    pub fn bytes(&self) -> &Bytes {
+        &self.framed.raw
+    }
+
+    /// Whether a reader at this entry is more than `max_lag_ms` of media time or
+    /// `max_lag_bytes` of stream bytes behind `newest`.
+    pub fn lags(&self, newest: &Entry, max_lag_ms: u64, max_lag_bytes: u64) -> bool {
+        let lag_ms = newest.dts_ms.saturating_sub(self.dts_ms);
+        let lag_bytes = (newest.offset + newest.bytes().len() as u64).saturating_sub(self.offset);
+        lag_ms > max_lag_ms || lag_bytes > max_lag_bytes
+    }
 }
 
 /// Why an append was refused.
@@ -159,7 +173,7 @@ impl ChunkRing {
             }
             let slot = &self.slots[(tail & self.mask) as usize];
             if let Some(old) = slot.swap(None) {
-                retained -= old.bytes.len();
+                retained -= old.bytes().len();
             }
             tail += 1;
             // Publish the new tail before the slot can be reused, so a reader that loads a
@@ -171,7 +185,6 @@ impl ChunkRing {
             keyframe,
             dts_ms,
             offset,
-            bytes: framed.raw.clone(),
             framed,
         });
         self.slots[(seq & self.mask) as usize].store(Some(entry));
@@ -227,10 +240,10 @@ impl ChunkRing {
             let Some(entry) = self.get(seq) else {
                 return if out.is_empty() { Err(()) } else { Ok(()) };
             };
-            if !out.is_empty() && bytes + entry.bytes.len() > bytes_max {
+            if !out.is_empty() && bytes + entry.bytes().len() > bytes_max {
                 break;
             }
-            bytes += entry.bytes.len();
+            bytes += entry.bytes().len();
             out.push(entry);
             seq += 1;
         }
@@ -276,7 +289,7 @@ mod tests {
             out.iter().map(|e| e.seq).collect::<Vec<_>>(),
             vec![0, 1, 2, 3, 4]
         );
-        assert_eq!(out[3].bytes, tag(3, 10));
+        assert_eq!(*out[3].bytes(), tag(3, 10));
         assert_eq!(out[3].offset, 30);
         assert_eq!(ring.gop_start(), Some(0));
         out.clear();
@@ -341,7 +354,11 @@ mod tests {
             ring.append(true, 0, tag(i, 10)).unwrap();
         }
         assert!(ring.get(0).is_none());
-        assert_eq!(held.bytes, tag(7, 10), "a held entry is never overwritten");
+        assert_eq!(
+            *held.bytes(),
+            tag(7, 10),
+            "a held entry is never overwritten"
+        );
     }
 
     #[test]
@@ -387,7 +404,7 @@ mod tests {
                         }
                         for e in &out {
                             let fill = (e.seq % 251) as u8;
-                            assert!(e.bytes.iter().all(|b| *b == fill), "torn entry {}", e.seq);
+                            assert!(e.bytes().iter().all(|b| *b == fill), "torn entry {}", e.seq);
                             assert_eq!(e.seq, cursor);
                             cursor += 1;
                             seen += 1;

@@ -772,7 +772,7 @@ mod tests {
         );
         // The FLV tag of the third entry carries the wrapped 32-bit time (15 ms).
         let e = p.stream.flv.get(2).unwrap();
-        let ts = u32::from_be_bytes([e.bytes[7], e.bytes[4], e.bytes[5], e.bytes[6]]);
+        let ts = u32::from_be_bytes([e.bytes()[7], e.bytes()[4], e.bytes()[5], e.bytes()[6]]);
         assert_eq!(ts, 15);
     }
 
@@ -963,10 +963,10 @@ mod tests {
         {
             let mut tag = Vec::new();
             flv::write_tag(*tag_type, *dts as u32, body, &mut tag);
-            assert!(entry.bytes == tag, "{what}: entry {} differs", entry.seq);
+            assert!(*entry.bytes() == tag, "{what}: entry {} differs", entry.seq);
             assert_eq!(entry.dts_ms, *dts, "{what}");
             assert_eq!(
-                entry.bytes.as_ptr() as usize + flv::TAG_HEADER_LEN,
+                entry.bytes().as_ptr() as usize + flv::TAG_HEADER_LEN,
                 *body_at,
                 "{what}: entry {} is not the demuxer's buffer (the payload was copied again)",
                 entry.seq
@@ -1041,11 +1041,11 @@ mod tests {
                 if unit.kind != UnitKind::Script {
                     let entry = p.stream.flv.newest().unwrap();
                     assert_ne!(
-                        entry.bytes.as_ptr() as usize + flv::TAG_HEADER_LEN,
+                        entry.bytes().as_ptr() as usize + flv::TAG_HEADER_LEN,
                         kept.body.as_ptr() as usize
                     );
                     assert_eq!(
-                        &entry.bytes[flv::TAG_HEADER_LEN..][..unit.body.len()],
+                        &entry.bytes()[flv::TAG_HEADER_LEN..][..unit.body.len()],
                         &unit.body[..]
                     );
                 }
@@ -1061,6 +1061,6 @@ mod tests {
         p.publish(&mut u).unwrap();
         let mut tag = Vec::new();
         flv::write_tag(8, 0x0102_0304, &u.body, &mut tag);
-        assert_eq!(p.stream.flv.newest().unwrap().bytes, tag);
+        assert_eq!(*p.stream.flv.newest().unwrap().bytes(), tag);
     }
 }

@@ -253,8 +253,8 @@ impl SendBatch {
         }
     }
 
-    /// Index of the iovec the kernel is in (or about to start), counting from the first
-    /// iovec not yet wholly sent — that is, iovec 0 after [`SendBatch::advance`].
+    /// The iovecs not yet wholly sent (after [`SendBatch::advance`], the first one is the
+    /// iovec the kernel stopped in, or the next to start).
     pub fn iovecs(&self) -> &[libc::iovec] {
         &self.iov
     }

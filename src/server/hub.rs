@@ -16,19 +16,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::media::ring::Entry;
+use crate::media::ring::{Entry, Position};
 use crate::media::stream::Stream;
-
-/// Where a cursor stands relative to the window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum At {
-    /// Inside the window.
-    In,
-    /// Older than the window: reclaimed before this worker pulled it; the reader must skip.
-    Behind,
-    /// At (or past) the head: nothing to send.
-    Head,
-}
 
 pub(crate) struct Hub {
     pub stream: Arc<Stream>,
@@ -94,19 +83,21 @@ impl Hub {
         self.entries.back()
     }
 
-    pub fn position(&self, cursor: u64) -> At {
+    /// Where `cursor` stands in the window: `Behind` = older than the window (reclaimed
+    /// before this worker pulled it; the reader must skip).
+    pub fn position(&self, cursor: u64) -> Position {
         if cursor < self.base {
-            At::Behind
+            Position::Behind
         } else if cursor >= self.head() {
-            At::Head
+            Position::AtHead
         } else {
-            At::In
+            Position::InRing
         }
     }
 
     /// Pull what the ring appended since the last sync. If the ring reclaimed entries this
     /// worker never pulled (it was not scheduled for longer than the ring holds), the window
-    /// restarts at the ring's latest keyframe and cursors before it read as [`At::Behind`].
+    /// restarts at the ring's latest keyframe and cursors before it read as [`Position::Behind`].
     /// Returns the framed bytes pulled.
     pub fn sync(&mut self) -> usize {
         let ring = &self.stream.flv;
@@ -210,11 +201,11 @@ mod tests {
         assert_eq!(entry.seq, 3);
         // The ring and the hub hold it: two references, whatever the number of readers.
         assert_eq!(Arc::strong_count(entry), 2);
-        assert_eq!(hub.position(2), At::In);
-        assert_eq!(hub.position(5), At::Head);
+        assert_eq!(hub.position(2), Position::InRing);
+        assert_eq!(hub.position(5), Position::AtHead);
         hub.trim(3);
         assert_eq!((hub.base(), hub.len()), (3, 2));
-        assert_eq!(hub.position(1), At::Behind);
+        assert_eq!(hub.position(1), Position::Behind);
         assert!(hub.get(2).is_none());
         // A joiner at the keyframe (seq 0) pulls the window back from the ring.
         assert!(hub.extend_back_to(0));
@@ -234,7 +225,7 @@ mod tests {
         hub.sync();
         assert_eq!(hub.base(), 20, "restarted at the newest keyframe");
         assert_eq!(hub.head(), 21);
-        assert_eq!(hub.position(1), At::Behind);
+        assert_eq!(hub.position(1), Position::Behind);
         assert!(!hub.extend_back_to(5), "reclaimed in the ring too");
     }
 }

@@ -14,9 +14,10 @@ use std::sync::atomic::Ordering;
 use super::Command;
 use super::conn::{Body, Conn, Deadline, LiveReader, Phase};
 use super::http::TEXT_PLAIN;
-use super::hub::{At, Hub};
+use super::hub::Hub;
 use super::worker::Worker;
 use crate::media::framing::Framing;
+use crate::media::ring::Position;
 use crate::media::stream::Stream;
 use crate::metrics::CloseReason;
 use crate::runtime::op::Op;
@@ -97,7 +98,6 @@ impl Worker {
         let Some(hub) = self.live.get_mut(&stream_id) else {
             return;
         };
-        hub.sync();
         hub.flush_at_ms = None;
         hub.last_flush_ms = now_ms;
         hub.unsent_bytes = 0;
@@ -191,6 +191,11 @@ impl Worker {
             self.on_stream_news(id);
         }
         for id in flush {
+            // Entries appended since the last news whose own news is still on its way go
+            // out with this flush.
+            if let Some(hub) = self.live.get_mut(&id) {
+                hub.unsent_bytes += hub.sync();
+            }
             self.flush_stream(id, now_ms);
         }
     }
@@ -372,14 +377,10 @@ impl Worker {
         };
         // Lag: too far behind in bytes or media time, or no longer in the window → skip to the
         // latest keyframe; too many skips → disconnect.
-        let behind = hub.position(cursor) == At::Behind;
+        let behind = hub.position(cursor) == Position::Behind;
         let lagging = !behind
             && match (hub.get(cursor), hub.newest()) {
-                (Some(at), Some(newest)) => {
-                    newest.dts_ms.saturating_sub(at.dts_ms) > max_lag_ms
-                        || (newest.offset + newest.bytes.len() as u64).saturating_sub(at.offset)
-                            > max_lag_bytes
-                }
+                (Some(at), Some(newest)) => at.lags(newest, max_lag_ms, max_lag_bytes),
                 _ => false,
             };
         if behind || lagging {
@@ -533,14 +534,10 @@ impl Worker {
                 reader.batch_iovs_done.checked_sub(preamble_iovs),
             ) && index + 1 < reader.batch_entries
                 && let (Some(at), Some(newest)) = (hub.get(cursor + index as u64), hub.newest())
+                && at.lags(newest, max_lag_ms, max_lag_bytes)
             {
-                let lag_ms = newest.dts_ms.saturating_sub(at.dts_ms);
-                let lag_bytes =
-                    (newest.offset + newest.bytes.len() as u64).saturating_sub(at.offset);
-                if lag_ms > max_lag_ms || lag_bytes > max_lag_bytes {
-                    reader.batch.truncate(1);
-                    reader.batch_entries = index + 1;
-                }
+                reader.batch.truncate(1);
+                reader.batch_entries = index + 1;
             }
             self.submit_batch(key);
             return;
