@@ -53,8 +53,7 @@ impl Worker {
         let request = match vod::open_request(&rel, self.config.vod.symlinks) {
             Ok(request) => request,
             Err(e) => {
-                self.files.remove(&rel);
-                self.respond_open_error(key, e.raw_os_error().unwrap_or(libc::EINVAL));
+                self.refuse_open(key, &rel, e.raw_os_error().unwrap_or(libc::EINVAL));
                 return;
             }
         };
@@ -108,8 +107,7 @@ impl Worker {
                 return;
             }
             let rel = open.rel.clone();
-            self.files.remove(&rel);
-            self.respond_open_error(key, vod::open_errno(errno));
+            self.refuse_open(key, &rel, vod::open_errno(errno));
             return;
         };
         let file = File::from(fd);
@@ -140,8 +138,7 @@ impl Worker {
             return;
         };
         if result < 0 {
-            self.files.remove(&rel);
-            self.respond_open_error(key, -result);
+            self.refuse_open(key, &rel, -result);
             return;
         }
         let meta = vod::FileMeta::from_statx(statx.get());
@@ -149,8 +146,7 @@ impl Worker {
             // A special file: refused, its fd closed at once (opening it did not block), and
             // the name must not be served from an old cache entry either.
             drop(file);
-            self.files.remove(&rel);
-            self.respond_open_error(key, e.raw_os_error().unwrap_or(libc::EACCES));
+            self.refuse_open(key, &rel, e.raw_os_error().unwrap_or(libc::EACCES));
             return;
         }
         let opened_fd = file.as_raw_fd();
@@ -163,11 +159,17 @@ impl Worker {
             && file.as_raw_fd() == opened_fd
             && let Err(e) = sys::clear_status_flags(&*file)
         {
-            self.files.remove(&rel);
-            self.respond_open_error(key, e.raw_os_error().unwrap_or(libc::EIO));
+            self.refuse_open(key, &rel, e.raw_os_error().unwrap_or(libc::EIO));
             return;
         }
         self.respond_file(key, &head, &rel, file, meta);
+    }
+
+    /// An open or stat failed: the name leaves the cache (an old entry must not be served for
+    /// it either) and the request is answered by errno.
+    fn refuse_open(&mut self, key: usize, rel: &Path, errno: i32) {
+        self.files.remove(rel);
+        self.respond_open_error(key, errno);
     }
 
     /// The answer to a failed open or stat, by errno.
