@@ -27,6 +27,13 @@
 //! 3. [`ServerSession::take_output`] and send the bytes whole, between whole media messages.
 //!
 //! After an error the session is dead: disconnect and count [`RtmpError::reason`].
+//!
+//! # Checked against real clients
+//! Besides the replayed captures (tests/captures/rtmp/README.md), a throwaway std-TCP driver
+//! (not kept) ran this session against real clients on 2026-11-26: ffmpeg 5.1 playing (digest
+//! handshake, which ffmpeg verifies as a player; 30 frames decoded from media framed with
+//! [`write_message_header`]), rtmpdump and GStreamer `rtmp2src` playing, and ffmpeg, GStreamer
+//! `rtmp2sink` and `rtmpsink` publishing (all media received, clean unpublish).
 
 pub mod chunk;
 pub mod command;
