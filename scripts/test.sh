@@ -2,7 +2,10 @@
 # The whole test suite, as CI runs it (.ci/run calls this and nothing else).
 #
 # 1. Installs what the tests need on a fresh Debian machine (as root, with apt-get):
-#    ffmpeg/ffprobe (real publishers, players and decoders) and curl (a real HTTP client).
+#    ffmpeg/ffprobe (real publishers, players and decoders), curl (a real HTTP client),
+#    rtmpdump (librtmp) and GStreamer with its RTMP elements (rtmp2sink/rtmp2src from
+#    plugins-bad, librtmp's rtmpsink, flvmux/flvdemux from plugins-good): RTMP peers that
+#    are not ffmpeg.
 # 2. cargo fmt --check, cargo clippy --all-targets -D warnings.
 # 3. cargo test --bench http_parse (criterion in test mode), then cargo test: unit and property tests (parsers, ring, timer, config), the stable runs of
 #    the fuzz entry points, and the integration tests that start the real binary on
@@ -14,6 +17,16 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v rtmpdump >/dev/null 2>&1 || missing+=(rtmpdump)
+command -v gst-launch-1.0 >/dev/null 2>&1 || missing+=(gstreamer1.0-tools)
+# The elements the RTMP tests use, by the package that has them.
+if command -v gst-inspect-1.0 >/dev/null 2>&1; then
+    gst-inspect-1.0 rtmp2sink >/dev/null 2>&1 || missing+=(gstreamer1.0-plugins-bad)
+    gst-inspect-1.0 flvmux >/dev/null 2>&1 || missing+=(gstreamer1.0-plugins-good)
+    gst-inspect-1.0 filesrc >/dev/null 2>&1 || missing+=(gstreamer1.0-plugins-base)
+else
+    missing+=(gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plugins-base)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "scripts/test.sh: need ${missing[*]}; run as root or install them (apt-get install ${missing[*]})" >&2

@@ -27,8 +27,7 @@ pub struct Cli {
     /// HTTP listen address, e.g. 0.0.0.0:8080 (port 0 picks a free port).
     #[arg(long, value_name = "ADDR:PORT")]
     pub http_listen: Option<String>,
-    /// RTMP listen address, e.g. 0.0.0.0:1935 (validated and reserved: RTMP ingest is not
-    /// built yet, nothing listens there in this version).
+    /// RTMP listen address, e.g. 0.0.0.0:1935 (port 0 picks a free port; "" disables RTMP).
     #[arg(long, value_name = "ADDR:PORT")]
     pub rtmp_listen: Option<String>,
     /// Directory served under /vod/ (created if missing).
@@ -100,9 +99,30 @@ pub struct HttpConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RtmpConfig {
-    /// RTMP listen address ("" disables RTMP). Validated and reserved: RTMP ingest is not built
-    /// yet, so nothing listens there in this version.
+    /// RTMP listen address ("" disables RTMP); every worker listens there (SO_REUSEPORT).
     pub listen: String,
+    /// Largest chunk size a peer may set (Set Chunk Size). Values above 16 MiB - 1 are
+    /// equivalent to it (no message is larger); 0 and values with bit 31 set are always
+    /// refused.
+    pub chunk_size_max: u32,
+    /// Largest message a peer may send (any type); media messages are also capped by
+    /// `live.tag_bytes_max`.
+    pub message_bytes_max: u32,
+    /// Bytes a connection may hold in incomplete messages over all its chunk streams.
+    pub buffered_bytes_max: u32,
+    /// Chunk stream ids one connection may use.
+    pub chunk_streams_max: u32,
+    /// Message streams one connection may create (`createStream`).
+    pub message_streams_max: u32,
+    /// The Window Acknowledgement Size and peer bandwidth we announce: a peer acknowledges
+    /// every this many bytes, and we acknowledge a publisher's bytes as often.
+    pub ack_window: u32,
+    /// The handshake and the connect command must be done within this long of the accept.
+    pub handshake_timeout_ms: u64,
+    /// A connection that neither publishes nor plays is closed after this long without a
+    /// byte from the peer (a publisher is held to `live.publish_timeout_ms`, a player to
+    /// `http.send_timeout_ms` like every live reader).
+    pub idle_timeout_ms: u64,
 }
 
 /// How a file body moves from the page cache to the socket.
@@ -298,6 +318,14 @@ impl Default for RtmpConfig {
     fn default() -> Self {
         RtmpConfig {
             listen: "0.0.0.0:1935".into(),
+            chunk_size_max: 0xFF_FFFF,
+            message_bytes_max: 8 << 20,
+            buffered_bytes_max: 12 << 20,
+            chunk_streams_max: 64,
+            message_streams_max: 8,
+            ack_window: 2_500_000,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
         }
     }
 }
@@ -437,14 +465,46 @@ impl Config {
     /// Check every value; the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.http_listen_addr()?;
-        if !self.rtmp.listen.is_empty() {
-            self.rtmp.listen.parse::<SocketAddr>().map_err(|e| {
-                err(
-                    "rtmp.listen",
-                    format!("`{}` is not ADDR:PORT ({e})", self.rtmp.listen),
-                )
-            })?;
-        }
+        self.rtmp_listen_addr()?;
+        let r = &self.rtmp;
+        range(
+            "rtmp.chunk_size_max",
+            r.chunk_size_max.into(),
+            128,
+            0x7FFF_FFFF,
+        )?;
+        range(
+            "rtmp.message_bytes_max",
+            r.message_bytes_max.into(),
+            4096,
+            0xFF_FFFF,
+        )?;
+        range(
+            "rtmp.buffered_bytes_max",
+            r.buffered_bytes_max.into(),
+            r.message_bytes_max.into(),
+            1 << 30,
+        )?;
+        range(
+            "rtmp.chunk_streams_max",
+            r.chunk_streams_max.into(),
+            4,
+            65_600,
+        )?;
+        range(
+            "rtmp.message_streams_max",
+            r.message_streams_max.into(),
+            1,
+            1024,
+        )?;
+        range("rtmp.ack_window", r.ack_window.into(), 4096, 0x7FFF_FFFF)?;
+        range(
+            "rtmp.handshake_timeout_ms",
+            r.handshake_timeout_ms,
+            100,
+            3_600_000,
+        )?;
+        range("rtmp.idle_timeout_ms", r.idle_timeout_ms, 100, 86_400_000)?;
         if self.workers > 1024 {
             return Err(err("workers", "must be between 0 (one per core) and 1024"));
         }
@@ -653,6 +713,23 @@ impl Config {
             86_400_000,
         )?;
         Ok(())
+    }
+
+    /// The RTMP listen address, parsed; None when RTMP is disabled.
+    pub fn rtmp_listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.rtmp.listen.is_empty() {
+            return Ok(None);
+        }
+        self.rtmp
+            .listen
+            .parse::<SocketAddr>()
+            .map(Some)
+            .map_err(|e| {
+                err(
+                    "rtmp.listen",
+                    format!("`{}` is not ADDR:PORT ({e})", self.rtmp.listen),
+                )
+            })
     }
 
     /// The HTTP listen address, parsed.

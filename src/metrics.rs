@@ -95,6 +95,8 @@ impl CloseReason {
 #[derive(Default, Debug)]
 pub struct WorkerStats {
     pub accepted: u64,
+    /// Of `accepted`, on the RTMP listener.
+    pub rtmp_accepted: u64,
     pub refused: u64,
     pub closed: [u64; CloseReason::ALL.len()],
     /// Requests by status class 1xx..5xx (index 0..=4).
@@ -130,6 +132,7 @@ pub struct WorkerStats {
 /// The registered handles one worker flushes into.
 pub struct WorkerMetrics {
     accepted: Counter,
+    rtmp_accepted: Counter,
     refused: Counter,
     closed: Vec<Counter>,
     requests: Vec<Counter>,
@@ -170,6 +173,7 @@ impl WorkerMetrics {
         let vod_ring = |op: &'static str| counter!("uringcast_vod_ring_ops_total", "worker" => w.clone(), "op" => op);
         WorkerMetrics {
             accepted: counter!("uringcast_connections_accepted_total", "worker" => w.clone()),
+            rtmp_accepted: counter!("uringcast_rtmp_connections_accepted_total", "worker" => w.clone()),
             refused: counter!("uringcast_connections_refused_total", "worker" => w.clone()),
             closed,
             requests,
@@ -202,6 +206,7 @@ impl WorkerMetrics {
             }
         }
         take(&self.accepted, &mut stats.accepted);
+        take(&self.rtmp_accepted, &mut stats.rtmp_accepted);
         take(&self.refused, &mut stats.refused);
         for (c, v) in self.closed.iter().zip(stats.closed.iter_mut()) {
             take(c, v);

@@ -648,6 +648,8 @@ fn bad_configuration_exits_2_with_one_line_and_port_in_use_exits_1() {
         .args([
             "--http-listen",
             &format!("127.0.0.1:{port}"),
+            "--rtmp-listen",
+            "127.0.0.1:0",
             "--media-root",
         ])
         .arg(dir.join("media"))
@@ -683,6 +685,8 @@ fn connection_flood_past_the_fd_limit_does_not_spin_or_kill_the_server() {
         .arg(env!("CARGO_BIN_EXE_uringcast"))
         .args([
             "--http-listen",
+            "127.0.0.1:0",
+            "--rtmp-listen",
             "127.0.0.1:0",
             "--workers",
             "2",

@@ -31,7 +31,7 @@ pub fn status_page(registry: &Registry) -> String {
             } else {
                 "publisher gone"
             },
-            readers = s.stats.readers_flv.load(Relaxed),
+            readers = s.stats.readers_flv.load(Relaxed) + s.stats.readers_rtmp.load(Relaxed),
         );
     }
     page.push_str("</ul>\n</body></html>\n");
@@ -84,6 +84,7 @@ struct StreamFigures {
 #[derive(serde::Serialize)]
 struct Readers {
     flv: u32,
+    rtmp: u32,
 }
 
 fn stream_figures(s: &crate::media::stream::Stream, now_ms: u64) -> StreamFigures {
@@ -109,6 +110,7 @@ fn stream_figures(s: &crate::media::stream::Stream, now_ms: u64) -> StreamFigure
         publishes: info.publishes,
         readers: Readers {
             flv: s.stats.readers_flv.load(Relaxed),
+            rtmp: s.stats.readers_rtmp.load(Relaxed),
         },
         bytes_in,
         bytes_out: s.stats.bytes_out.load(Relaxed),
@@ -173,12 +175,6 @@ const STREAM_SERIES: &[Series] = &[
         "counter",
         "Video keyframes published.",
         |f| f.keyframes as f64,
-    ),
-    (
-        "uringcast_stream_readers",
-        "gauge",
-        "Readers attached, by protocol.",
-        |f| f64::from(f.readers.flv),
     ),
     (
         "uringcast_stream_skips_total",
@@ -249,14 +245,9 @@ pub fn stream_metrics(registry: &Registry, labels: bool, now_ms: u64, out: &mut 
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         if labels {
             for f in &figures {
-                let proto = if *name == "uringcast_stream_readers" {
-                    ",protocol=\"flv\""
-                } else {
-                    ""
-                };
                 let _ = writeln!(
                     out,
-                    "{name}{{stream=\"{}/{}\"{proto}}} {}",
+                    "{name}{{stream=\"{}/{}\"}} {}",
                     f.app,
                     f.name,
                     value(f)
@@ -265,6 +256,33 @@ pub fn stream_metrics(registry: &Registry, labels: bool, now_ms: u64, out: &mut 
         } else {
             let total: f64 = figures.iter().map(value).sum();
             let _ = writeln!(out, "{name} {total}");
+        }
+    }
+    let name = "uringcast_stream_readers";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Readers attached, by protocol.\n# TYPE {name} gauge"
+    );
+    for (protocol, count) in [
+        (
+            "flv",
+            (|f: &StreamFigures| f.readers.flv) as fn(&StreamFigures) -> u32,
+        ),
+        ("rtmp", |f| f.readers.rtmp),
+    ] {
+        if labels {
+            for f in &figures {
+                let _ = writeln!(
+                    out,
+                    "{name}{{stream=\"{}/{}\",protocol=\"{protocol}\"}} {}",
+                    f.app,
+                    f.name,
+                    count(f)
+                );
+            }
+        } else {
+            let total: u32 = figures.iter().map(count).sum();
+            let _ = writeln!(out, "{name}{{protocol=\"{protocol}\"}} {total}");
         }
     }
     let _ = writeln!(

@@ -66,6 +66,16 @@ pub fn is_media_path(path: &str) -> bool {
     path.starts_with("/vod/") || parse_live_path(path).is_some()
 }
 
+/// Whether `s` may be a live app or stream name: 1 to 128 of `[A-Za-z0-9_-]` (an app may
+/// not be `vod` either). RTMP names follow the same rule, so every stream is playable over
+/// every protocol.
+pub fn valid_live_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// `/{app}/{stream}.flv` → (app, stream), with conservative names (no dots, slashes or
 /// escapes), so stream keys are safe in logs, labels and JSON. `vod` is not an app: `/vod/`
 /// always names files, so no publish or play can claim a path under it.
@@ -76,13 +86,7 @@ pub fn parse_live_path(path: &str) -> Option<(&str, &str)> {
         return None;
     }
     let name = file.strip_suffix(".flv")?;
-    let ok = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 128
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    };
-    (ok(app) && ok(name)).then_some((app, name))
+    (valid_live_name(app) && valid_live_name(name)).then_some((app, name))
 }
 
 fn not_allowed(method: Method, allow: &'static str) -> Route {

@@ -52,6 +52,29 @@ impl StreamHeaders {
             flv::mux::write_tag(8, dts_ms, audio, out);
         }
     }
+
+    /// The same headers as RTMP messages for a new RTMP reader: onMetaData (a data message at
+    /// time 0), then the sequence headers timestamped `dts_ms` (low 32 bits).
+    pub fn write_rtmp(&self, dts_ms: u64, out: &mut Vec<u8>) {
+        let dts_ms = dts_ms as u32;
+        let mut message = |msg_type: u8, timestamp_ms: u32, body: &[u8]| {
+            let message = framing::RtmpMessage {
+                msg_type,
+                timestamp_ms,
+                len: body.len() as u32,
+            };
+            framing::write_rtmp_message(&message, body, out);
+        };
+        if let Some(meta) = &self.metadata {
+            message(18, 0, meta);
+        }
+        if let Some(video) = &self.video_config {
+            message(9, dts_ms, video);
+        }
+        if let Some(audio) = &self.audio_config {
+            message(8, dts_ms, audio);
+        }
+    }
 }
 
 /// Figures shown by /api/v1/streams and /metrics.
@@ -69,6 +92,7 @@ pub struct StreamStats {
     pub skips: CachePadded<AtomicU64>,
     pub slow_disconnects: CachePadded<AtomicU64>,
     pub readers_flv: CachePadded<AtomicU32>,
+    pub readers_rtmp: CachePadded<AtomicU32>,
     /// dts of the last two keyframes, for the GOP interval.
     pub last_keyframe_dts_ms: AtomicU64,
     pub gop_interval_ms: AtomicU64,
@@ -123,16 +147,42 @@ pub struct Stream {
     pub info: Mutex<StreamInfo>,
 }
 
-/// A serialised FLV preamble and what it was built from.
+/// The serialised preambles (FLV and RTMP) and what they were built from.
 struct Preamble {
     headers: Arc<StreamHeaders>,
     gop_seq: u64,
-    bytes: framing::Framed,
+    flv: framing::Framed,
+    rtmp: Bytes,
+}
+
+/// What a new reader is sent before its first entry, in its framing.
+#[derive(Clone, Debug)]
+pub struct ReaderPreamble {
+    pub flv: framing::Framed,
+    pub rtmp: Bytes,
+}
+
+impl ReaderPreamble {
+    pub fn get(&self, framing: framing::Framing) -> &Bytes {
+        match framing {
+            framing::Framing::Raw => &self.flv.raw,
+            framing::Framing::HttpChunked => &self.flv.chunked,
+            framing::Framing::Rtmp => &self.rtmp,
+        }
+    }
 }
 
 impl Stream {
     pub fn key(&self) -> String {
         format!("{}/{}", self.app, self.name)
+    }
+
+    /// The reader count of `framing` (HTTP-FLV in either HTTP framing, or RTMP).
+    pub fn readers(&self, framing: framing::Framing) -> &AtomicU32 {
+        match framing {
+            framing::Framing::Raw | framing::Framing::HttpChunked => &self.stats.readers_flv,
+            framing::Framing::Rtmp => &self.stats.readers_rtmp,
+        }
     }
 
     /// Latest ingest-side dts, for media-time lag.
@@ -141,27 +191,34 @@ impl Stream {
     }
 
     /// What a reader starting at the keyframe `gop_seq` (dts `dts_ms`) is sent first: FLV
-    /// header, onMetaData and sequence headers. Built once per (headers, GOP) and shared, so a
-    /// joining reader neither formats nor copies it; its size is capped by
-    /// `live.header_bytes_max` per header.
-    pub fn flv_preamble(&self, gop_seq: u64, dts_ms: u64) -> framing::Framed {
+    /// header, onMetaData and sequence headers (as FLV tags, or as RTMP messages). Built once
+    /// per (headers, GOP) and shared, so a joining reader neither formats nor copies it; its
+    /// size is capped by `live.header_bytes_max` per header.
+    pub fn preamble(&self, gop_seq: u64, dts_ms: u64) -> ReaderPreamble {
         let headers = self.headers.load_full();
         if let Some(cached) = &*self.preamble.load()
             && cached.gop_seq == gop_seq
             && Arc::ptr_eq(&cached.headers, &headers)
         {
-            return cached.bytes.clone();
+            return ReaderPreamble {
+                flv: cached.flv.clone(),
+                rtmp: cached.rtmp.clone(),
+            };
         }
         let mut out = Vec::with_capacity(256);
         headers.write_flv(dts_ms, &mut out);
-        let bytes = framing::frame_copy(&out);
+        let flv = framing::frame_copy(&out);
+        out.clear();
+        headers.write_rtmp(dts_ms, &mut out);
+        let rtmp = Bytes::from(out);
         // Two workers may build the same preamble at once; both results are identical.
         self.preamble.store(Some(Arc::new(Preamble {
             headers,
             gop_seq,
-            bytes: bytes.clone(),
+            flv: flv.clone(),
+            rtmp: rtmp.clone(),
         })));
-        bytes
+        ReaderPreamble { flv, rtmp }
     }
 }
 
@@ -1001,14 +1058,23 @@ mod tests {
         flv::write_tag(18, 0, &tags[0].2[16..], &mut preamble);
         flv::write_tag(9, BASE_MS + 40, &tags[1].2, &mut preamble);
         flv::write_tag(8, BASE_MS + 40, &tags[2].2, &mut preamble);
-        assert_eq!(
-            publisher
-                .stream
-                .flv_preamble(2, u64::from(BASE_MS) + 40)
-                .raw,
-            preamble,
-            "{what}"
-        );
+        let both = publisher.stream.preamble(2, u64::from(BASE_MS) + 40);
+        assert_eq!(both.flv.raw, preamble, "{what}");
+        // The RTMP preamble: the same three headers as messages (chunk header + tag body).
+        let mut rtmp = Vec::new();
+        for (msg_type, ts, body) in [
+            (18u8, 0u32, &tags[0].2[16..]),
+            (9, BASE_MS + 40, &tags[1].2[..]),
+            (8, BASE_MS + 40, &tags[2].2[..]),
+        ] {
+            let message = framing::RtmpMessage {
+                msg_type,
+                timestamp_ms: ts,
+                len: body.len() as u32,
+            };
+            framing::write_rtmp_message(&message, body, &mut rtmp);
+        }
+        assert_eq!(both.rtmp, rtmp, "{what}");
     }
 
     #[test]

@@ -244,13 +244,26 @@ impl SendBatch {
         self.total - self.sent
     }
 
-    /// Drop the iovecs after the first `keep` (which must not have been sent from yet beyond
-    /// what `sent` says): a lagging reader's batch is cut at an entry boundary.
-    pub fn truncate(&mut self, keep: usize) {
-        if keep < self.iov.len() {
-            self.iov.truncate(keep);
-            self.total = self.sent + self.iov.iter().map(|v| v.iov_len).sum::<usize>();
+    /// Room for this many more iovecs.
+    pub fn room(&self) -> usize {
+        IOV_MAX - self.iov.len()
+    }
+
+    /// End the batch at byte `total` of it (counted from the batch's start, at or after what
+    /// was sent): a lagging reader's batch is cut at an entry boundary, which may lie inside
+    /// the iovecs still to send, never before what the kernel took.
+    pub fn cut_at(&mut self, total: usize) {
+        let total = total.clamp(self.sent, self.total);
+        let mut at = self.sent;
+        let mut keep = 0;
+        while keep < self.iov.len() && at < total {
+            let v = &mut self.iov[keep];
+            v.iov_len = v.iov_len.min(total - at);
+            at += v.iov_len;
+            keep += 1;
         }
+        self.iov.truncate(keep);
+        self.total = total;
     }
 
     /// The iovecs not yet wholly sent (after [`SendBatch::advance`], the first one is the
@@ -312,11 +325,33 @@ mod tests {
         // SAFETY: the iovec points into `b`, which is alive; reading one byte of it.
         assert_eq!(unsafe { *batch.iovecs()[0].iov_base.cast::<u8>() }, 2);
         assert_eq!(batch.remaining(), 10);
-        batch.truncate(1);
+        batch.cut_at(15);
         assert_eq!((batch.total(), batch.remaining()), (15, 3));
         assert_eq!(batch.advance(3), 1);
         assert!(batch.is_empty());
         batch.prepare();
+    }
+
+    #[test]
+    fn batch_cut_keeps_the_rest_of_the_entry_in_progress() {
+        let head = [1u8; 4];
+        let body = [2u8; 6];
+        let next = [3u8; 8];
+        let mut batch = SendBatch::new();
+        assert!(batch.push(&head) && batch.push(&body) && batch.push(&next));
+        batch.advance(2);
+        // Cut after the first entry (head + body = 10 bytes): two iovecs stay.
+        batch.cut_at(10);
+        assert_eq!((batch.len(), batch.remaining()), (2, 8));
+        // A cut before what was sent cannot drop sent bytes.
+        batch.cut_at(0);
+        assert_eq!((batch.total(), batch.remaining(), batch.len()), (2, 0, 0));
+        // A cut inside an iovec shortens it.
+        let mut batch = SendBatch::new();
+        assert!(batch.push(&next));
+        batch.cut_at(5);
+        assert_eq!((batch.len(), batch.iovecs()[0].iov_len), (1, 5));
+        assert_eq!(batch.room(), IOV_MAX - 1);
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub(crate) enum Phase {
     /// `http.lingering_close_ms`. Closing at once with unread bytes would make the kernel
     /// send RST, which destroys an answer the peer has not read yet.
     Lingering,
+    /// An RTMP connection (handshake, commands, publishing or playing: see
+    /// [`Conn::rtmp`]); a receive is posted all along.
+    Rtmp,
     /// Closed from our side; the slot lives until its last completion arrives.
     Closing,
 }
@@ -104,23 +107,26 @@ pub(crate) struct VodOpen {
     pub retries: usize,
 }
 
-/// An HTTP-FLV viewer: a cursor into its worker's hub window of the stream and the batch
-/// under its send.
+/// A live viewer (HTTP-FLV, or RTMP play): a cursor into its worker's hub window of the
+/// stream and the batch under its send.
 pub(crate) struct LiveReader {
     pub stream: Arc<Stream>,
     /// Next ring sequence to send; None until the stream has a keyframe to start from.
     pub cursor: Option<u64>,
-    /// HTTP/1.1 chunked (one chunk per entry), or raw for an HTTP/1.0 reader, whose body is
-    /// the bare FLV stream ended by closing the connection (RFC 9112 §6.1).
+    /// HTTP/1.1 chunked (one chunk per entry), raw for an HTTP/1.0 reader, whose body is
+    /// the bare FLV stream ended by closing the connection (RFC 9112 §6.1), or RTMP messages.
     pub framing: Framing,
     /// The stream's shared, framed FLV preamble while it is under the first batch's send.
     pub preamble: Option<Bytes>,
-    /// The vectored send: one iovec per entry (plus the preamble in the first batch). The
-    /// entries are held by the hub while the reader's cursor is at or before them.
+    /// The vectored send: one iovec per entry (two for RTMP: chunk header and body), plus the
+    /// preamble in the first batch. The entries are held by the hub while the reader's
+    /// cursor is at or before them.
     pub batch: SendBatch,
-    /// Entries in the batch (the preamble not counted) and iovecs of it fully sent.
+    /// Entries in the batch (the preamble not counted).
     pub batch_entries: usize,
-    pub batch_iovs_done: usize,
+    /// Where each entry of the batch ends, in bytes from the batch's start (preamble
+    /// included): how a short send maps to entries, and where a batch may be cut.
+    pub entry_ends: Vec<usize>,
     /// The batch stopped short of the head (bytes or IOV_MAX): send the rest at once.
     pub capped: bool,
     pub skips: u32,
@@ -130,6 +136,25 @@ pub(crate) struct LiveReader {
     pub finishing: bool,
     /// Shutdown asked for the body's end: no new batch; the end follows the one in flight.
     pub end_requested: bool,
+}
+
+impl LiveReader {
+    pub(crate) fn new(stream: Arc<Stream>, framing: Framing) -> LiveReader {
+        LiveReader {
+            stream,
+            cursor: None,
+            framing,
+            preamble: None,
+            batch: SendBatch::new(),
+            batch_entries: 0,
+            entry_ends: Vec::new(),
+            capped: false,
+            skips: 0,
+            last_skip_ms: 0,
+            finishing: false,
+            end_requested: false,
+        }
+    }
 }
 
 /// A live publisher over HTTP: body decoding and demuxing state.
@@ -188,6 +213,8 @@ pub(crate) struct Conn {
     pub linger_bytes_left: u64,
     pub requests: u64,
     pub timers: Timers<DEADLINES>,
+    /// The RTMP session of a connection accepted on the RTMP listener.
+    pub rtmp: Option<Box<super::rtmp::RtmpConn>>,
 }
 
 impl Conn {

@@ -21,7 +21,7 @@ use crate::media::ring::Position;
 use crate::media::stream::Stream;
 use crate::metrics::CloseReason;
 use crate::runtime::op::Op;
-use crate::runtime::ops::{self, SendBatch};
+use crate::runtime::ops;
 use crate::runtime::sys;
 
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
@@ -36,9 +36,17 @@ pub(crate) struct WaitingReader {
     generation: u32,
     app: String,
     name: String,
-    send_body: bool,
-    chunked: bool,
+    wait: Wait,
     until_ms: u64,
+}
+
+/// Who is waiting for a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// An HTTP-FLV request ([`Phase::WaitStream`], nothing in flight).
+    Http { send_body: bool, chunked: bool },
+    /// An RTMP play (its receive stays posted).
+    Rtmp,
 }
 
 impl Worker {
@@ -200,41 +208,72 @@ impl Worker {
         }
     }
 
-    /// Parked play requests whose stream appeared start now; those out of time get 404.
+    /// Parked play requests whose stream appeared start now; those out of time are refused
+    /// (HTTP 404, or NetStream.Play.StreamNotFound).
     pub(super) fn wake_waiting_readers(&mut self) {
         let now_ms = self.now_ms();
         let mut ready = Vec::new();
         let conns = &self.conns;
         let registry = &self.shared.registry;
         self.waiting.retain(|w| {
-            let parked = conns
-                .get(w.key)
-                .is_some_and(|c| c.generation() == w.generation && c.phase == Phase::WaitStream);
+            let parked = conns.get(w.key).is_some_and(|c| {
+                c.generation() == w.generation
+                    && match w.wait {
+                        Wait::Http { .. } => c.phase == Phase::WaitStream,
+                        Wait::Rtmp => c.phase == Phase::Rtmp && matches!(c.body, Body::None),
+                    }
+            });
             if !parked {
                 return false;
             }
             let found = registry.get(&w.app, &w.name).is_some();
             if found || now_ms >= w.until_ms {
-                ready.push((
-                    w.key,
-                    w.app.clone(),
-                    w.name.clone(),
-                    w.send_body,
-                    w.chunked,
-                    found,
-                ));
+                ready.push((w.key, w.app.clone(), w.name.clone(), w.wait, found));
                 return false;
             }
             true
         });
-        for (key, app, name, send_body, chunked, found) in ready {
-            self.conns[key].phase = Phase::ReadHead;
-            if found {
-                self.start_reader(key, &app, &name, send_body, chunked);
-            } else {
-                self.respond_simple(key, 404, TEXT_PLAIN, b"no such live stream\n", true, &[]);
+        for (key, app, name, wait, found) in ready {
+            match wait {
+                Wait::Http { send_body, chunked } => {
+                    self.conns[key].phase = Phase::ReadHead;
+                    if found {
+                        self.start_reader(key, &app, &name, send_body, chunked);
+                    } else {
+                        self.respond_simple(
+                            key,
+                            404,
+                            TEXT_PLAIN,
+                            b"no such live stream\n",
+                            true,
+                            &[],
+                        );
+                    }
+                }
+                Wait::Rtmp if found => self.rtmp_start_play(key, &app, &name),
+                Wait::Rtmp => self.rtmp_refuse_play(key),
             }
         }
+    }
+
+    /// Park a play request until its stream appears or `until_ms`.
+    pub(super) fn park_reader(
+        &mut self,
+        key: usize,
+        app: &str,
+        name: &str,
+        wait: Wait,
+        until_ms: u64,
+    ) {
+        let generation = self.conns[key].generation();
+        self.waiting.push(WaitingReader {
+            key,
+            generation,
+            app: app.to_string(),
+            name: name.to_string(),
+            wait,
+            until_ms,
+        });
     }
 
     /// Start an HTTP-FLV reader (`chunked`: HTTP/1.1 framing; HTTP/1.0 gets the bare stream).
@@ -254,19 +293,9 @@ impl Worker {
             }
             // Park the request: no I/O is in flight for it; `live_tick` looks again every tick.
             let until_ms = self.now_ms() + wait_ms;
-            let conn = &mut self.conns[key];
-            conn.phase = Phase::WaitStream;
-            let generation = conn.generation();
+            self.conns[key].phase = Phase::WaitStream;
             self.arm_deadline(key, Deadline::Idle, wait_ms + 1000);
-            self.waiting.push(WaitingReader {
-                key,
-                generation,
-                app: app.to_string(),
-                name: name.to_string(),
-                send_body,
-                chunked,
-                until_ms,
-            });
+            self.park_reader(key, app, name, Wait::Http { send_body, chunked }, until_ms);
             return;
         };
         // An endless body ends the connection; a HEAD keeps it.
@@ -284,7 +313,6 @@ impl Worker {
             self.start_response(key, 200, Body::None);
             return;
         }
-        let generation = self.conns[key].generation();
         // A viewer never sends another request on this connection: give back its head buffer
         // (no receive is in flight while a response is being started).
         self.conns[key].rbuf = Box::default();
@@ -293,25 +321,20 @@ impl Worker {
         if sndbuf > 0 {
             sys::set_send_buffer(&self.conns[key].fd, sndbuf);
         }
-        let reader = LiveReader {
-            stream: stream.clone(),
-            cursor: None,
-            framing: if chunked {
-                Framing::HttpChunked
-            } else {
-                Framing::Raw
-            },
-            preamble: None,
-            batch: SendBatch::new(),
-            batch_entries: 0,
-            batch_iovs_done: 0,
-            capped: false,
-            skips: 0,
-            last_skip_ms: 0,
-            finishing: false,
-            end_requested: false,
+        let framing = if chunked {
+            Framing::HttpChunked
+        } else {
+            Framing::Raw
         };
-        stream.stats.readers_flv.fetch_add(1, Ordering::Relaxed);
+        self.attach_reader(key, &stream, framing);
+        let reader = LiveReader::new(stream, framing);
+        self.start_response(key, 200, Body::Live(Box::new(reader)));
+    }
+
+    /// Count a new reader and put it in its worker's hub of the stream (made for the first).
+    pub(super) fn attach_reader(&mut self, key: usize, stream: &Arc<Stream>, framing: Framing) {
+        let generation = self.conns[key].generation();
+        stream.readers(framing).fetch_add(1, Ordering::Relaxed);
         let id = self.id;
         let now_ms = self.now_ms();
         self.live
@@ -328,7 +351,6 @@ impl Worker {
             })
             .readers
             .push((key, generation));
-        self.start_response(key, 200, Body::Live(Box::new(reader)));
     }
 
     /// Send the reader what lies between its cursor and the hub's head (a joiner first gets
@@ -341,7 +363,11 @@ impl Worker {
         let bytes_max = self.config.live.reader_inflight_bytes_max;
         let now_ms = self.now_ms();
         let conn = &mut self.conns[key];
-        if conn.busy() || conn.woff < conn.wbuf.len() || conn.phase != Phase::Respond {
+        // Only sends gate a pump: an RTMP reader keeps a receive posted all along.
+        if conn.io.tx() > 0
+            || conn.woff < conn.wbuf.len()
+            || !matches!(conn.phase, Phase::Respond | Phase::Rtmp)
+        {
             return;
         }
         let Body::Live(reader) = &mut conn.body else {
@@ -361,15 +387,14 @@ impl Worker {
             None => match ring.gop_start() {
                 Some(start) if hub.extend_back_to(start) => {
                     let dts = hub.get(start).map(|e| e.dts_ms).unwrap_or(0);
-                    let framed = hub.stream.flv_preamble(start, dts);
-                    reader.preamble = Some(framed.get(reader.framing).clone());
+                    let preamble = hub.stream.preamble(start, dts);
+                    reader.preamble = Some(preamble.get(reader.framing).clone());
                     reader.cursor = Some(start);
                     start
                 }
                 _ => {
                     if hub.stream.ended.load(Ordering::Acquire) {
-                        Self::finish_reader(conn);
-                        self.advance(key);
+                        self.end_body(key);
                     }
                     return;
                 }
@@ -415,10 +440,12 @@ impl Worker {
                 _ => {}
             }
         }
-        // One iovec per entry, in the reader's framing; at most IOV_MAX iovecs (a GOP of a
-        // long-GOP or low-bitrate stream has more tags than that) and about `bytes_max`.
+        // One iovec per entry (two for RTMP), in the reader's framing; at most IOV_MAX iovecs
+        // (a GOP of a long-GOP or low-bitrate stream has more tags than that) and about
+        // `bytes_max`.
         let batch = &mut reader.batch;
         batch.clear();
+        reader.entry_ends.clear();
         if let Some(preamble) = &reader.preamble {
             batch.push(preamble);
         }
@@ -426,25 +453,28 @@ impl Worker {
         let mut seq = cursor;
         while seq < head {
             let Some(entry) = hub.get(seq) else { break };
-            let bytes = entry.framed.get(reader.framing);
-            if seq > cursor && batch.total() + bytes.len() > bytes_max {
+            let parts = entry.framed.parts(reader.framing);
+            let len = parts[0].len() + parts[1].len();
+            if seq > cursor && batch.total() + len > bytes_max {
                 break;
             }
-            if !batch.push(bytes) {
+            if batch.room() < parts.len() {
                 break;
             }
+            for part in parts {
+                batch.push(part);
+            }
+            reader.entry_ends.push(batch.total());
             seq += 1;
         }
         reader.batch_entries = (seq - cursor) as usize;
-        reader.batch_iovs_done = 0;
         reader.capped = seq < head;
         if batch.is_empty() {
             // Waiting at the head: no send in flight, so no send deadline.
             let ended = hub.stream.ended.load(Ordering::Acquire);
             self.disarm_deadlines(key);
             if ended {
-                Self::finish_reader(&mut self.conns[key]);
-                self.advance(key);
+                self.end_body(key);
             }
             return;
         }
@@ -476,7 +506,28 @@ impl Worker {
         }
         reader.end_requested = true;
         conn.keep_alive = false;
-        if !conn.busy() {
+        if conn.io.tx() == 0 {
+            self.reader_next(key);
+        }
+    }
+
+    /// What a reader does when its send is done: HTTP continues the response (the next
+    /// batch, or the body's end); RTMP sends its session's pending messages, then media.
+    pub(super) fn reader_next(&mut self, key: usize) {
+        if self.conns.get(key).is_some_and(|c| c.rtmp.is_some()) {
+            self.rtmp_advance(key);
+        } else {
+            self.advance(key);
+        }
+    }
+
+    /// The stream is over for this reader: queue the end of its body and send it.
+    pub(super) fn end_body(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        if conn.rtmp.is_some() {
+            self.rtmp_end_play(key);
+        } else {
+            Self::finish_reader(conn);
             self.advance(key);
         }
     }
@@ -513,41 +564,43 @@ impl Worker {
             return;
         };
         hub.bytes_out += sent as u64;
-        reader.batch_iovs_done += reader.batch.advance(sent);
-        let preamble_iovs = usize::from(reader.preamble.is_some());
-        if reader.batch.remaining() > 0 && reader.end_requested {
-            // Shutting down: finish the entry in progress, drop the rest of the batch.
-            let done = reader
-                .batch_iovs_done
-                .saturating_sub(usize::from(reader.preamble.is_some()));
-            reader.batch.truncate(1);
-            reader.batch_entries = reader.batch_entries.min(done + 1);
-            self.submit_batch(key);
-            return;
-        }
+        reader.batch.advance(sent);
         if reader.batch.remaining() > 0 {
-            // Short send: the rest of the same batch, from where the kernel stopped — cut
-            // after the entry in progress if the reader is lagging, so the next batch can
-            // skip it to the latest keyframe.
-            if let (Some(cursor), Some(index)) = (
-                reader.cursor,
-                reader.batch_iovs_done.checked_sub(preamble_iovs),
-            ) && index + 1 < reader.batch_entries
-                && let (Some(at), Some(newest)) = (hub.get(cursor + index as u64), hub.newest())
-                && at.lags(newest, max_lag_ms, max_lag_bytes)
-            {
-                reader.batch.truncate(1);
-                reader.batch_entries = index + 1;
+            // Short send. The entry in progress: the first that does not end within what was
+            // sent (the preamble, if unfinished, belongs to the first entry).
+            let done = reader.batch.sent();
+            let index = reader.entry_ends.partition_point(|&end| end <= done);
+            let cut = if reader.end_requested {
+                // Shutting down: finish the entry in progress, drop the rest of the batch.
+                true
+            } else {
+                // Cut after the entry in progress if the reader is lagging, so the next batch
+                // can skip to the latest keyframe; otherwise send the rest of the same batch,
+                // from where the kernel stopped.
+                index + 1 < reader.batch_entries
+                    && reader.cursor.is_some_and(|cursor| {
+                        matches!(
+                            (hub.get(cursor + index as u64), hub.newest()),
+                            (Some(at), Some(newest)) if at.lags(newest, max_lag_ms, max_lag_bytes)
+                        )
+                    })
+            };
+            if cut && let Some(&end) = reader.entry_ends.get(index) {
+                reader.batch.cut_at(end);
+                reader.batch_entries = reader.batch_entries.min(index + 1);
+                reader.entry_ends.truncate(index + 1);
             }
-            self.submit_batch(key);
-            return;
+            if reader.batch.remaining() > 0 {
+                self.submit_batch(key);
+                return;
+            }
         }
         let cursor = reader.cursor.map(|c| c + reader.batch_entries as u64);
         reader.cursor = cursor;
         reader.batch_entries = 0;
         if reader.end_requested {
-            // Shut down mid-batch: the last chunk goes now.
-            self.advance(key);
+            // Shut down mid-batch: the body's end goes now.
+            self.reader_next(key);
             return;
         }
         if reader.preamble.take().is_some() {
@@ -561,7 +614,11 @@ impl Worker {
         // wait for the hub's next flush (write coalescing).
         let more = reader.capped || cursor.is_some_and(|c| c < hub.released_head);
         let ended = hub.stream.ended.load(Ordering::Acquire);
-        if more || ended {
+        let rtmp = conn.rtmp.is_some();
+        if rtmp {
+            // Messages the session queued meanwhile go first, then media.
+            self.rtmp_advance(key);
+        } else if more || ended {
             self.pump_reader(key);
         } else {
             self.disarm_deadlines(key);
@@ -569,8 +626,11 @@ impl Worker {
     }
 
     /// Forget a reader that is being released.
-    pub(super) fn detach_reader(&mut self, key: usize, stream: &Arc<Stream>) {
-        stream.stats.readers_flv.fetch_sub(1, Ordering::Relaxed);
+    pub(super) fn detach_reader(&mut self, key: usize, reader: &LiveReader) {
+        let stream = &reader.stream;
+        stream
+            .readers(reader.framing)
+            .fetch_sub(1, Ordering::Relaxed);
         let Some(hub) = self.live.get_mut(&stream.id) else {
             return;
         };

@@ -1,6 +1,7 @@
 //! The server: start-up and shutdown (rlimits, listeners, pinned workers, signals), and the
 //! glue between the runtime and the protocols — the worker loop ([`worker`]), the sessions it
-//! feeds (HTTP [`http`], files [`vod`], live ingest [`ingest`] and viewers [`live`]), and the
+//! feeds (HTTP [`http`], files [`vod`], live ingest [`ingest`] and viewers [`live`], RTMP
+//! [`rtmp`]), and the
 //! per-worker fan-out hubs ([`hub`]).
 
 use std::io::{self, Write as _};
@@ -35,6 +36,7 @@ mod hub;
 mod ingest;
 mod live;
 mod loglimit;
+mod rtmp;
 mod vod;
 pub mod worker;
 
@@ -87,6 +89,17 @@ pub fn run(config: Config) -> Result<(), StartError> {
         .map_err(|e| StartError(e.to_string()))?;
     let (listeners, http_bound) = bind_reuseport(http_addr, workers)
         .map_err(|e| StartError(format!("cannot listen on http {http_addr}: {e}")))?;
+    let (mut rtmp_listeners, rtmp_bound) = match config
+        .rtmp_listen_addr()
+        .map_err(|e| StartError(e.to_string()))?
+    {
+        Some(addr) => {
+            let (fds, bound) = bind_reuseport(addr, workers)
+                .map_err(|e| StartError(format!("cannot listen on rtmp {addr}: {e}")))?;
+            (fds.into_iter().map(Some).collect(), Some(bound))
+        }
+        None => ((0..workers).map(|_| None).collect::<Vec<_>>(), None),
+    };
 
     if workers > crate::media::stream::WORKERS_MAX {
         return Err(StartError(format!(
@@ -120,6 +133,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             id,
             cpu,
             http_listener,
+            rtmp_listener: rtmp_listeners.get_mut(id).and_then(Option::take),
             wake,
         };
         let shared = shared.clone();
@@ -155,9 +169,10 @@ pub fn run(config: Config) -> Result<(), StartError> {
             Err(_) => break,
         }
     }
-    println!("uringcast listening http={http_bound} workers={workers}");
+    let rtmp_shown = rtmp_bound.map_or_else(|| "off".to_string(), |a| a.to_string());
+    println!("uringcast listening http={http_bound} rtmp={rtmp_shown} workers={workers}");
     let _ = io::stdout().flush();
-    tracing::info!(http = %http_bound, workers, media_root = %config.vod.root.display(), "uringcast started");
+    tracing::info!(http = %http_bound, rtmp = %rtmp_shown, workers, media_root = %config.vod.root.display(), "uringcast started");
 
     wait_for_signal(&signals, &shared);
     tracing::info!("shutting down: draining connections");

@@ -33,6 +33,8 @@ pub struct WorkerSpec {
     pub id: usize,
     pub cpu: Option<usize>,
     pub http_listener: OwnedFd,
+    /// The RTMP listener (None: RTMP disabled).
+    pub rtmp_listener: Option<OwnedFd>,
     /// eventfd written by the main thread (shutdown) — read through the ring.
     pub wake: OwnedFd,
 }
@@ -46,6 +48,8 @@ const ACCEPT_RETRY_MS: u64 = 100;
 
 /// Index of the HTTP listener (the key of its accept completions).
 const LISTENER_HTTP: u32 = 0;
+/// Index of the RTMP listener.
+const LISTENER_RTMP: u32 = 1;
 
 pub struct Worker {
     pub(super) id: usize,
@@ -54,11 +58,12 @@ pub struct Worker {
     pub(super) config: Arc<Config>,
     pub(super) limits: HttpLimits,
     http_listener: OwnedFd,
+    rtmp_listener: Option<OwnedFd>,
     wake: OwnedFd,
     /// The eventfd read lands here; boxed so its address is stable while the read is in flight.
     wake_buf: Box<u64>,
     pub(super) conns: Slab<Conn>,
-    next_generation: u32,
+    pub(super) next_generation: u32,
     wheel: TimerWheel,
     due: Vec<TimerEntry>,
     due_timers: Vec<usize>,
@@ -72,8 +77,8 @@ pub struct Worker {
     completions: Vec<Completion>,
     epoch: Instant,
     accepting: bool,
-    /// Re-arm the multishot accept at this time (after an accept error).
-    accept_retry_at_ms: Option<u64>,
+    /// Re-arm a listener's multishot accept at this time (after an accept error).
+    accept_retry_at_ms: [Option<u64>; 2],
     pub(super) drain_deadline_ms: Option<u64>,
     /// This worker's fan-out state: local readers per stream id.
     pub(super) live: HashMap<u32, super::hub::Hub>,
@@ -125,6 +130,7 @@ impl Worker {
                 headers_max: config.http.headers_max,
             },
             http_listener: spec.http_listener,
+            rtmp_listener: spec.rtmp_listener,
             wake: spec.wake,
             wake_buf: Box::new(0),
             conns: Slab::with_capacity(config.http.connections_max_per_worker.min(4096)),
@@ -146,7 +152,7 @@ impl Worker {
             completions: Vec::with_capacity(1024),
             epoch,
             accepting: true,
-            accept_retry_at_ms: None,
+            accept_retry_at_ms: [None; 2],
             drain_deadline_ms: None,
             live: HashMap::new(),
             pump_scratch: Vec::new(),
@@ -216,10 +222,16 @@ impl Worker {
         });
     }
 
-    fn arm_accept(&mut self) {
-        let entry = ops::accept_multi(self.http_listener.as_raw_fd());
-        self.driver
-            .submit_worker(Op::Accept, LISTENER_HTTP, 0, entry);
+    fn arm_accept(&mut self, listener: u32) {
+        let fd = match listener {
+            LISTENER_RTMP => match &self.rtmp_listener {
+                Some(fd) => fd.as_raw_fd(),
+                None => return,
+            },
+            _ => self.http_listener.as_raw_fd(),
+        };
+        let entry = ops::accept_multi(fd);
+        self.driver.submit_worker(Op::Accept, listener, 0, entry);
     }
 
     fn arm_wake(&mut self) {
@@ -238,7 +250,8 @@ impl Worker {
 
     /// Run until shutdown has drained every connection (or the drain deadline passed).
     pub fn run(mut self) -> io::Result<()> {
-        self.arm_accept();
+        self.arm_accept(LISTENER_HTTP);
+        self.arm_accept(LISTENER_RTMP);
         self.arm_wake();
         let tick_ms = self.config.runtime.tick_ms;
         let mut last_flush_ms = 0u64;
@@ -253,12 +266,13 @@ impl Worker {
             let now_ms = self.now_ms();
             self.expire(now_ms);
             self.live_tick(now_ms);
-            if let Some(at) = self.accept_retry_at_ms
-                && now_ms >= at
-            {
-                self.accept_retry_at_ms = None;
-                if self.accepting {
-                    self.arm_accept();
+            for listener in [LISTENER_HTTP, LISTENER_RTMP] {
+                let retry = &mut self.accept_retry_at_ms[listener as usize];
+                if retry.is_some_and(|at| now_ms >= at) {
+                    *retry = None;
+                    if self.accepting {
+                        self.arm_accept(listener);
+                    }
                 }
             }
             if now_ms >= last_flush_ms + tick_ms {
@@ -306,7 +320,7 @@ impl Worker {
         let more = completion.more();
         let fd = completion.fd;
         match ud.op {
-            Op::Accept => self.on_accept(result, more, fd),
+            Op::Accept => self.on_accept(ud.key, result, more, fd),
             Op::EventRead => self.on_wake(result),
             Op::Doorbell => self.drain_mailbox(),
             Op::MsgRingSent => self.on_msg_ring_sent(result, ud.key),
@@ -330,7 +344,10 @@ impl Worker {
                     }
                     return;
                 }
+                let rtmp = conn.rtmp.is_some();
                 match ud.op {
+                    Op::Recv if rtmp => self.on_rtmp_recv(key, result),
+                    Op::Send if rtmp => self.on_rtmp_sent(key, result),
                     Op::Recv if conn.phase == Phase::Ingest => self.on_ingest_recv(key, result),
                     Op::Recv if conn.phase == Phase::Lingering => self.on_linger_recv(key, result),
                     Op::Recv => self.on_recv(key, result),
@@ -412,6 +429,9 @@ impl Worker {
         // The multishot accept completes with an error and is not re-armed; the fd stays open
         // (owned) until the worker ends.
         sys::shutdown(&self.http_listener, false);
+        if let Some(listener) = &self.rtmp_listener {
+            sys::shutdown(listener, false);
+        }
         // Idle keep-alive connections and publishers (whose bodies never end) close now; live
         // viewers get the end of their body (the last chunk) after the batch in flight; a
         // response in progress gets the drain period to finish.
@@ -422,6 +442,7 @@ impl Worker {
                 (c.phase == Phase::ReadHead && c.rlen == 0)
                     || c.phase == Phase::Ingest
                     || c.phase == Phase::WaitStream
+                    || (c.phase == Phase::Rtmp && !matches!(c.body, Body::Live(_)))
             })
             .map(|(k, _)| k)
             .collect();
@@ -431,7 +452,9 @@ impl Worker {
         let viewers: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.phase == Phase::Respond && matches!(c.body, Body::Live(_)))
+            .filter(|(_, c)| {
+                matches!(c.phase, Phase::Respond | Phase::Rtmp) && matches!(c.body, Body::Live(_))
+            })
             .map(|(k, _)| k)
             .collect();
         for key in viewers {
@@ -442,24 +465,31 @@ impl Worker {
         }
     }
 
-    fn on_accept(&mut self, result: i32, more: bool, fd: Option<OwnedFd>) {
+    fn on_accept(&mut self, listener: u32, result: i32, more: bool, fd: Option<OwnedFd>) {
         if let Some(fd) = fd {
             if !self.accepting || self.conns.len() >= self.config.http.connections_max_per_worker {
                 self.stats.refused += 1;
                 drop(fd);
             } else {
                 self.stats.accepted += 1;
-                self.open_conn(fd);
+                if listener == LISTENER_RTMP {
+                    self.open_rtmp_conn(fd);
+                } else {
+                    self.open_conn(fd);
+                }
             }
         } else if result != -libc::ECANCELED && self.accepting {
-            peer_log!(self, PeerLog::AcceptFailed, warn, worker = self.id, error = %io::Error::from_raw_os_error(-result), "accept failed");
+            peer_log!(self, PeerLog::AcceptFailed, warn, worker = self.id, listener, error = %io::Error::from_raw_os_error(-result), "accept failed");
             if !more {
-                self.accept_retry_at_ms = Some(self.now_ms() + ACCEPT_RETRY_MS);
+                let at = self.now_ms() + ACCEPT_RETRY_MS;
+                if let Some(retry) = self.accept_retry_at_ms.get_mut(listener as usize) {
+                    *retry = Some(at);
+                }
                 return;
             }
         }
         if !more && self.accepting {
-            self.arm_accept();
+            self.arm_accept(listener);
         }
     }
 
@@ -483,6 +513,7 @@ impl Worker {
             linger_bytes_left: 0,
             requests: 0,
             timers: Timers::default(),
+            rtmp: None,
         };
         let key = self.conns.insert(conn);
         self.arm_deadline(key, Deadline::Idle, self.config.http.header_timeout_ms);
@@ -597,9 +628,12 @@ impl Worker {
         let mut conn = self.conns.remove(key);
         debug_assert!(conn.io.is_idle());
         match std::mem::replace(&mut conn.body, Body::None) {
-            Body::Live(reader) => self.detach_reader(key, &reader.stream),
+            Body::Live(reader) => self.detach_reader(key, &reader),
             ingest @ Body::Ingest(_) => self.drop_ingest(ingest),
             _ => {}
+        }
+        if let Some(rtmp) = conn.rtmp.take() {
+            self.drop_rtmp(rtmp);
         }
         drop(conn);
     }

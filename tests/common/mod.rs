@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod flv;
+pub mod rtmp;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,6 +16,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The RTMP listener (every test server has one, on its own ephemeral port).
+    pub rtmp_addr: SocketAddr,
     pub dir: PathBuf,
     pub media: PathBuf,
     pub stderr_path: PathBuf,
@@ -102,6 +105,8 @@ impl Server {
             .arg(&config)
             .arg("--http-listen")
             .arg("127.0.0.1:0")
+            .arg("--rtmp-listen")
+            .arg("127.0.0.1:0")
             .arg("--media-root")
             .arg(&media)
             .env("RUST_LOG", "info")
@@ -119,15 +124,27 @@ impl Server {
             .unwrap_or_else(|| panic!("no http= in {line:?}"))
             .parse()
             .unwrap();
+        let rtmp_addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("rtmp="))
+            .unwrap_or_else(|| panic!("no rtmp= in {line:?}"))
+            .parse()
+            .unwrap();
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Server {
             child,
             addr,
+            rtmp_addr,
             dir,
             media,
             stderr_path,
         }
+    }
+
+    /// `rtmp://127.0.0.1:PORT{path}`.
+    pub fn rtmp_url(&self, path: &str) -> String {
+        format!("rtmp://{}{}", self.rtmp_addr, path)
     }
 
     pub fn url(&self, path: &str) -> String {
