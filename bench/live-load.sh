@@ -110,7 +110,8 @@
 #   NMS_DIR, NMS_VERSION  where/which node-media-server to install (default
 #                  $BENCH_CACHE/nms, 4.4.3)
 #   RAMP, readiness and everything else are the same for every PUBLISH/READ combination;
-#   RTMP runs also end with their protocol in the "settings" column ("publish rtmp, read rtmp").
+#   Runs that are not HTTP publish + FLV read end their "settings" column with both
+#   ("publish rtmp, read flv").
 
 set -euo pipefail
 
@@ -385,10 +386,9 @@ done
 [ "${#TARGETS[@]}" -ge 1 ] || die "nothing to run"
 RUNS=$(($(echo "$READER_COUNTS" | wc -w) * ROUNDS * ${#TARGETS[@]}))
 
-# The protocols, when not the HTTP-FLV defaults, end every settings label.
+# The protocols, when not both the HTTP-FLV defaults, end every settings label.
 PROTO_LABEL=""
-[ "$PUBLISH" = http ] || PROTO_LABEL="$PROTO_LABEL, publish $PUBLISH"
-[ "$READ" = flv ] || PROTO_LABEL="$PROTO_LABEL, read $READ"
+if [ "$PUBLISH" != http ] || [ "$READ" != flv ]; then PROTO_LABEL=", publish $PUBLISH, read $READ"; fi
 UC_SETTINGS="$STREAM_LABEL, w$WORKERS"
 [ -n "$COALESCE_MS" ] && UC_SETTINGS="$UC_SETTINGS, coalesce $COALESCE_MS ms"
 [ -n "$CONFIG_EXTRA" ] && UC_SETTINGS="$UC_SETTINGS, +CONFIG_EXTRA"
