@@ -105,6 +105,8 @@ const HANDSHAKE_BYTES: usize = 1536;
 const RTMP_VERSION: u8 = 3;
 /// Chunk size of everything we send: we never change it (our messages are small).
 const OUT_CHUNK_SIZE: usize = 128;
+/// Capacity of the send buffer kept once it is empty.
+const OUT_KEEP_BYTES: usize = 256;
 /// Chunk size of what the server sends until it says otherwise.
 const DEFAULT_CHUNK_SIZE: u32 = 128;
 /// The acknowledgement window we announce to the server.
@@ -610,6 +612,11 @@ impl RtmpPlay {
     /// `n` bytes of [`Self::pending_out`] were sent.
     pub fn sent_out(&mut self, n: usize) {
         self.out.drain(..n.min(self.out.len()));
+        // The handshake's 1.5 KiB need not stay with each of thousands of readers; what is
+        // sent later (acknowledgements, pongs) is a few dozen bytes.
+        if self.out.is_empty() && self.out.capacity() > OUT_KEEP_BYTES {
+            self.out = Vec::new();
+        }
     }
 
     /// Handles bytes from the server: reports media and play start through `on_event`, and
@@ -1208,6 +1215,10 @@ mod tests {
         let mut p = RtmpPlay::new(RtmpLimits::default(), 42);
         let c0c1 = take_out(&mut p);
         assert_eq!((c0c1.len(), c0c1[0]), (1 + HANDSHAKE_BYTES, RTMP_VERSION));
+        assert!(
+            p.out.capacity() <= OUT_KEEP_BYTES,
+            "C0C1's buffer is let go"
+        );
         let s1: Vec<u8> = (0..HANDSHAKE_BYTES).map(|i| (i * 7) as u8).collect();
         let mut hs = vec![RTMP_VERSION];
         hs.extend_from_slice(&s1);
