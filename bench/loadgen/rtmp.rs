@@ -1004,6 +1004,23 @@ mod tests {
                 EXTENDED_TS.wrapping_mul(2),
             ]
         );
+        // A type 3 header that starts a message takes its delta from its own extension.
+        let mut s = message(0, 7, 0x0100_0000, msg::VIDEO, &video_body(true, 10), 128);
+        s.extend(message(
+            3,
+            7,
+            0x0100_0010,
+            msg::VIDEO,
+            &video_body(false, 10),
+            128,
+        ));
+        let mut dec = ChunkDecoder::new(RtmpLimits::default());
+        let got: Vec<u32> = decode_all(&mut dec, &s)
+            .unwrap()
+            .iter()
+            .map(|m| media(m).dts_ms)
+            .collect();
+        assert_eq!(got, vec![0x0100_0000, 0x0200_0010]);
         // Without the repeated extension in the continuation chunks the bytes are read as
         // the next chunk header and the decoder fails (or mis-reads): the rule matters.
         let mut dec = ChunkDecoder::new(RtmpLimits::default());
