@@ -29,12 +29,20 @@ process_tree() {
     tr ' ' '\n' 2>/dev/null <"/proc/$pid/task/$pid/children" | grep -v '^$' || true
 }
 
-# free_port : a TCP port on 127.0.0.1 that nothing listens on right now.
+# free_port : a TCP port on 127.0.0.1 that no socket uses right now. Below the ephemeral range
+# when there is room (a load run's thousands of client sockets take ephemeral ports, and a
+# server cannot bind a port that an established connection holds), and checked against
+# sockets in every state, not only listeners.
 free_port() {
-    local p tries=0
+    local p tries=0 low=32768 base=20000 span=40000
+    read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+    if [ "$low" -gt 12000 ] 2>/dev/null; then
+        base=10000
+        span=$((low - base))
+    fi
     while [ $tries -lt 200 ]; do
-        p=$((20000 + RANDOM % 40000))
-        if [ -z "$(ss -Htln "sport = :$p" 2>/dev/null)" ]; then
+        p=$((base + RANDOM % span))
+        if [ -z "$(ss -Htan "sport = :$p" 2>/dev/null)" ]; then
             echo "$p"
             return 0
         fi

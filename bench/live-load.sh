@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# bench/live-load.sh — live HTTP-FLV fan-out under load: one stream, N readers.
+# bench/live-load.sh — live fan-out under load: one stream, N HTTP-FLV or RTMP readers.
 #
 # What it measures: for each reader count N (and each round, and each server or binary of an
-# A/B run) it starts a fresh server on loopback, publishes one 720p30 stream to it over HTTP
-# POST with ffmpeg (x264 + AAC, GOP 2 s), waits until it plays, then runs uringcast-loadgen
-# with N HTTP-FLV readers for $DURATION s. It reports, per run:
+# A/B run) it starts a fresh server on loopback, publishes one 720p30 stream to it with ffmpeg
+# (x264 + AAC, GOP 2 s; over HTTP POST, or RTMP with PUBLISH=rtmp), waits until it plays, then
+# runs uringcast-loadgen with N HTTP-FLV readers (or RTMP players with READ=rtmp) for
+# $DURATION s. It reports, per run:
 # - readers ok: readers that got media and were still connected at the end of the window;
-# - server CPU (utime+stime from /proc/PID/stat, whole thread group, 100% = one core) and
-#   delivered Gbit/s (FLV bytes all readers received, from the loadgen), both over a
+# - server CPU (utime+stime from /proc/PID/stat, whole thread group, summed over the server's
+#   process and its children: nginx's master and workers; 100% = one core) and delivered
+#   Gbit/s (from the loadgen: the FLV bytes all readers received, or with READ=rtmp every TCP
+#   payload byte they received, chunk headers and protocol messages included), both over a
 #   steady-state window from ceil(N/RAMP) + WARMUP_S seconds after the load starts (ramp done,
 #   the joining readers' GOP-cache bursts over) to 1 s before its end;
 # - % of one core per delivered Gbit/s: CPU% / Gbit/s, the headline figure of issue 8;
@@ -16,7 +19,8 @@
 #   per send (uringcast_bytes_sent_total / sends), and connections per worker at the window's
 #   end (uringcast_connections_active{worker}; it includes the publisher and the /metrics
 #   request itself);
-# - max RSS (VmRSS sampled every second), the readers' bitrate, media-time lag p50/p99/max,
+# - max RSS (VmRSS sampled every second, summed over the same processes), the readers'
+#   bitrate, media-time lag p50/p99/max,
 #   lag over each reader's best (p99; stalls and jitter), final lag and first-keyframe latency
 #   over the whole run. See bench/loadgen/main.rs for the exact definitions.
 # A fixed-width table with every figure, then one markdown summary table, are printed at the
@@ -41,6 +45,8 @@
 #   BITRATE=1640k WORKERS=2 COALESCE_MS=100 DURATION=20 bench/live-load.sh 2000
 #   BINS="before=/tmp/uringcast-main after=target/release/uringcast" ROUNDS=3 bench/live-load.sh 2000
 #   SERVERS="uringcast node-media-server" OUT=/tmp/live.md bench/live-load.sh 500
+#   PUBLISH=rtmp READ=rtmp SERVERS="uringcast nginx-rtmp" DURATION=20 bench/live-load.sh 500 2000
+#   PRESET=rtmp-issue DURATION=20 OUT=/tmp/rtmp.md bench/live-load.sh
 # Environment:
 #   URINGCAST_BIN  server binary (default target/release/uringcast). The special value
 #                  "standin" runs bench/loadgen/flv_live_server.py instead, with no
@@ -51,9 +57,31 @@
 #                  round, alternating, so drift on a shared box hits all of them alike.
 #                  Default: $URINGCAST_BIN.
 #   SERVERS        servers to alternate with in the same way, space-separated: uringcast
-#                  (every binary of BINS), node-media-server (npm, same HTTP-FLV push and play
-#                  URLs); nginx-rtmp is a placeholder (it plays only RTMP). Default: $SERVER,
-#                  or uringcast.
+#                  (every binary of BINS), node-media-server (npm; same HTTP-FLV push and play
+#                  URLs, and RTMP), nginx-rtmp (Debian nginx + libnginx-mod-rtmp; RTMP publish
+#                  and play only, so it needs PUBLISH=rtmp READ=rtmp). Default: $SERVER, or
+#                  uringcast.
+#   PUBLISH        http (default: ffmpeg POSTs FLV to http://127.0.0.1:PORT/live/bench.flv) or
+#                  rtmp (ffmpeg publishes to rtmp://127.0.0.1:RTMP_PORT/live/bench)
+#   READ           flv (default: the loadgen GETs http://127.0.0.1:PORT/live/bench.flv) or rtmp
+#                  (it plays rtmp://127.0.0.1:RTMP_PORT/live/bench). uringcast gets an RTMP
+#                  listener (--rtmp-listen 127.0.0.1:RTMP_PORT, a free port) when either is
+#                  rtmp, and must print rtmp=ADDR on its first stdout line; a build without
+#                  --rtmp-listen stops the script before anything runs.
+#   PRESET         rtmp-issue: the RTMP issue's figures in one table: one 3 Mbit/s stream (the
+#                  default clip) published over RTMP; uringcast and nginx-rtmp side by side
+#                  with 500 and 2,000 RTMP readers, then uringcast with 2,000 HTTP-FLV readers
+#                  of the same RTMP-published stream. Runs this script twice (BITRATE is
+#                  ignored; the other knobs pass through: DURATION, ROUNDS, WORKERS, BINS,
+#                  ...); give no N.
+#   NGINX_RTMP_WORKERS  nginx-rtmp's worker_processes (default 1). More than 1 turns on
+#                  rtmp_auto_push (the module's relay of a published stream to the other
+#                  workers) but, with Debian's dynamically loaded module (nginx 1.22.1), the
+#                  workers never accept on the relay's unix sockets (the listener is not in
+#                  their epoll set), so only the readers that land on the publisher's worker get
+#                  media ("readers ok" shows it, and the readiness probe may never see any).
+#                  Its CPU and RSS are summed over master and workers either way.
+#   NGINX_RTMP_MODULE   path of ngx_rtmp_module.so (default: Debian's /usr/lib/nginx/modules)
 #   ROUNDS         rounds per N (default 1)
 #   FIRST_ROUND    number of the first round in the tables (default 1; for callers such as
 #                  live-matrix.sh that alternate settings round by round themselves)
@@ -81,6 +109,9 @@
 #                  --call-graph (default dwarf,16384: release builds have no frame pointers)
 #   NMS_DIR, NMS_VERSION  where/which node-media-server to install (default
 #                  $BENCH_CACHE/nms, 4.4.3)
+#   RAMP, readiness and everything else are the same for every PUBLISH/READ combination;
+#   Runs that are not HTTP publish + FLV read end their "settings" column with both
+#   ("publish rtmp, read flv").
 
 set -euo pipefail
 
@@ -110,12 +141,67 @@ PERF_S=${PERF_S:-8}
 PERF_FREQ=${PERF_FREQ:-499}
 CALL_GRAPH=${CALL_GRAPH:-dwarf,16384}
 BENCH_CACHE=${BENCH_CACHE:-/tmp/uringcast-bench}
+PUBLISH=${PUBLISH:-http}
+READ=${READ:-flv}
+PRESET=${PRESET:-}
+NGINX_RTMP_WORKERS=${NGINX_RTMP_WORKERS:-1}
+NGINX_RTMP_MODULE=${NGINX_RTMP_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
 READER_COUNTS=${*:-100 500 2000}
-STREAM_PATH=/live/bench.flv
+STREAM_NAME=bench
+STREAM_PATH=/live/$STREAM_NAME.flv
 AUDIO_KBPS=128
 
 die() { echo "live-load: $*" >&2; exit 2; }
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+
+case $PUBLISH in http | rtmp) ;; *) die "PUBLISH must be http or rtmp" ;; esac
+case $READ in flv | rtmp) ;; *) die "READ must be flv or rtmp" ;; esac
+# Whether uringcast needs its RTMP listener.
+UC_RTMP=0
+if [ "$PUBLISH" = rtmp ] || [ "$READ" = rtmp ]; then UC_RTMP=1; fi
+
+# --- PRESET: several runs of this script, one table -------------------------------------------
+if [ -n "$PRESET" ]; then
+    [ "$PRESET" = rtmp-issue ] || die "unknown PRESET '$PRESET' (rtmp-issue)"
+    [ $# -eq 0 ] || die "PRESET=$PRESET chooses the reader counts itself; give no N"
+    PRESET_DIR=$(mktemp -d /tmp/uringcast-live-preset.XXXXXX)
+    PART_PID=""
+    # shellcheck disable=SC2317 # called by the traps
+    preset_cleanup() {
+        stop_pid "$PART_PID"
+        rm -rf "$PRESET_DIR"
+    }
+    trap preset_cleanup EXIT
+    trap 'exit 130' INT TERM
+    # run_part NAME ENV... -- N... : one run of this script; its summary goes to NAME.md.
+    run_part() {
+        local name=$1
+        shift
+        env PRESET= OUT="$PRESET_DIR/$name.md" "$@" &
+        PART_PID=$!
+        wait "$PART_PID" || die "preset part '$name' failed"
+        PART_PID=""
+    }
+    run_part rtmp PUBLISH=rtmp READ=rtmp SERVERS="uringcast nginx-rtmp" BITRATE= \
+        "$HERE/live-load.sh" 500 2000
+    run_part flv PUBLISH=rtmp READ=flv SERVERS=uringcast BITRATE= "$HERE/live-load.sh" 2000
+    combined() {
+        head -n 2 "$PRESET_DIR/rtmp.md"
+        for part in rtmp flv; do
+            tail -n +3 "$PRESET_DIR/$part.md" | grep '^| '
+        done
+        echo
+        grep '^(' "$PRESET_DIR/rtmp.md"
+    }
+    echo
+    echo "PRESET=rtmp-issue:"
+    combined
+    if [ -n "$OUT" ]; then
+        combined >"$OUT"
+        echo "wrote $OUT" >&2
+    fi
+    exit 0
+fi
 
 for tool in ffmpeg curl jq ss awk; do
     command -v "$tool" >/dev/null || die "missing tool: $tool"
@@ -123,6 +209,10 @@ done
 [ -x "$LOADGEN_BIN" ] || die "no loadgen at $LOADGEN_BIN (cargo build --release --bin uringcast-loadgen)"
 "$LOADGEN_BIN" --help | grep -q -- --window-from-s ||
     die "$LOADGEN_BIN has no --window-from-s (rebuild it: cargo build --release --bin uringcast-loadgen)"
+if [ "$READ" = rtmp ]; then
+    "$LOADGEN_BIN" --help | grep -q 'rtmp://' ||
+        die "$LOADGEN_BIN cannot play RTMP (rebuild it: cargo build --release --bin uringcast-loadgen)"
+fi
 in_range() { is_uint "$1" && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 in_range "$ROUNDS" 1 1000 || die "ROUNDS must be 1..1000"
 in_range "$FIRST_ROUND" 1 100000 || die "FIRST_ROUND must be a positive integer"
@@ -130,6 +220,7 @@ in_range "$DURATION" 3 600 || die "DURATION must be 3..600"
 is_uint "$WARMUP_S" || die "WARMUP_S must be an integer"
 is_uint "$RAMP" || die "RAMP must be an integer"
 is_uint "$WORKERS" || die "WORKERS must be an integer"
+in_range "$NGINX_RTMP_WORKERS" 1 64 || die "NGINX_RTMP_WORKERS must be 1..64"
 [ -z "$COALESCE_MS" ] || is_uint "$COALESCE_MS" || die "COALESCE_MS must be an integer (ms)"
 if [ -n "$PERF_DATA" ]; then
     command -v perf >/dev/null || die "PERF_DATA needs perf (apt-get install linux-perf)"
@@ -252,10 +343,19 @@ for server in $SERVERS; do
         uringcast)
             for entry in "${uc_bins[@]}"; do
                 path=${entry#*=}
-                if [ "$path" != standin ]; then
+                if [ "$path" = standin ]; then
+                    [ "$UC_RTMP" = 0 ] || die "the stand-in plays HTTP-FLV only (PUBLISH=http READ=flv)"
+                else
                     [ -x "$path" ] || die "no server binary at $path"
+                    rtmp_args=()
+                    if [ "$UC_RTMP" = 1 ]; then
+                        "$path" --help 2>/dev/null | grep -q -- --rtmp-listen ||
+                            die "$path has no --rtmp-listen (no RTMP listener in this build): PUBLISH=$PUBLISH READ=$READ needs one; use PUBLISH=http READ=flv"
+                        rtmp_args=(--rtmp-listen 127.0.0.1:0)
+                    fi
                     mkdir -p "$WORK/check-media"
-                    "$path" --config "$CONFIG" --http-listen 127.0.0.1:0 --media-root "$WORK/check-media" \
+                    "$path" --config "$CONFIG" --http-listen 127.0.0.1:0 "${rtmp_args[@]}" \
+                        --media-root "$WORK/check-media" \
                         --workers "$WORKERS" --check-config >/dev/null 2>"$WORK/check.err" || {
                         cat "$WORK/check.err" >&2
                         echo "--- generated config:" >&2
@@ -271,29 +371,74 @@ for server in $SERVERS; do
             command -v npm >/dev/null || die "SERVERS=node-media-server needs npm"
             TARGETS+=("node-media-server|node-media-server|")
             ;;
-        nginx-rtmp) die "SERVER=nginx-rtmp: needs RTMP play in uringcast-loadgen (not implemented)" ;;
-        *) die "unknown server '$server' (uringcast, node-media-server)" ;;
+        nginx-rtmp)
+            command -v nginx >/dev/null || die "SERVERS=nginx-rtmp needs nginx (apt-get install nginx libnginx-mod-rtmp)"
+            [ -f "$NGINX_RTMP_MODULE" ] ||
+                die "SERVERS=nginx-rtmp: no RTMP module at $NGINX_RTMP_MODULE (apt-get install libnginx-mod-rtmp, or set NGINX_RTMP_MODULE)"
+            if [ "$PUBLISH" != rtmp ] || [ "$READ" != rtmp ]; then
+                die "SERVERS=nginx-rtmp takes RTMP publish and play only: set PUBLISH=rtmp READ=rtmp"
+            fi
+            TARGETS+=("nginx-rtmp|nginx-rtmp|")
+            ;;
+        *) die "unknown server '$server' (uringcast, node-media-server, nginx-rtmp)" ;;
     esac
 done
 [ "${#TARGETS[@]}" -ge 1 ] || die "nothing to run"
 RUNS=$(($(echo "$READER_COUNTS" | wc -w) * ROUNDS * ${#TARGETS[@]}))
 
+# The protocols, when not both the HTTP-FLV defaults, end every settings label.
+PROTO_LABEL=""
+if [ "$PUBLISH" != http ] || [ "$READ" != flv ]; then PROTO_LABEL=", publish $PUBLISH, read $READ"; fi
 UC_SETTINGS="$STREAM_LABEL, w$WORKERS"
 [ -n "$COALESCE_MS" ] && UC_SETTINGS="$UC_SETTINGS, coalesce $COALESCE_MS ms"
 [ -n "$CONFIG_EXTRA" ] && UC_SETTINGS="$UC_SETTINGS, +CONFIG_EXTRA"
-NMS_SETTINGS=$STREAM_LABEL
+UC_SETTINGS=$UC_SETTINGS$PROTO_LABEL
+NMS_SETTINGS=$STREAM_LABEL$PROTO_LABEL
+NGINX_RTMP_SETTINGS="$STREAM_LABEL, w$NGINX_RTMP_WORKERS$PROTO_LABEL"
 if [ -n "$SETTINGS_LABEL" ]; then
     UC_SETTINGS=$SETTINGS_LABEL
     NMS_SETTINGS=$SETTINGS_LABEL
+    NGINX_RTMP_SETTINGS=$SETTINGS_LABEL
 fi
 
 # A publish must outlast its run: probe (up to 30 s) + run + slack.
 PUBLISH_S=$((DURATION + 60))
 
-# --- one function per server: start it, set SERVER_PID and PORT ------------------------------
+# first_stdout_line FILE PID TIMEOUT_S : waits (10 tries a second, bounded) until FILE holds a
+# whole first line, and prints it; fails when PID exits first or on timeout.
+first_stdout_line() {
+    local file=$1 pid=$2 limit=$3 i=0
+    while [ $i -lt $((limit * 10)) ]; do
+        if [ -s "$file" ] && [ "$(wc -l <"$file")" -ge 1 ]; then
+            head -n 1 "$file"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# wait_tcp PORT TIMEOUT_S : polls (bounded) until something listens on 127.0.0.1:PORT.
+wait_tcp() {
+    local port=$1 limit=$2 i=0
+    while [ $i -lt $((limit * 10)) ]; do
+        [ -n "$(ss -Htln "sport = :$port" 2>/dev/null)" ] && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    echo "timed out waiting for a listener on 127.0.0.1:$port" >&2
+    return 1
+}
+
+# --- one function per server: start it, set SERVER_PID, PORT (HTTP) and RTMP_PORT ------------
+RTMP_PORT=""
 start_server_uringcast() { # PATH
-    local bin=$1
+    local bin=$1 line rtmp_addr
     PORT=$(free_port)
+    RTMP_PORT=""
+    : >"$WORK/server.out"
     if [ "$bin" = standin ]; then
         ensure_clip
         python3 "$HERE/loadgen/flv_live_server.py" --file "$CLIP" --port "$PORT" \
@@ -302,29 +447,123 @@ start_server_uringcast() { # PATH
     else
         rm -rf "${WORK:?}/media"
         mkdir -p "$WORK/media"
-        "$bin" --config "$CONFIG" --http-listen "127.0.0.1:$PORT" --media-root "$WORK/media" \
-            --workers "$WORKERS" >"$WORK/server.log" 2>&1 &
+        local rtmp_args=()
+        if [ "$UC_RTMP" = 1 ]; then
+            RTMP_PORT=$(free_port)
+            rtmp_args=(--rtmp-listen "127.0.0.1:$RTMP_PORT")
+        fi
+        "$bin" --config "$CONFIG" --http-listen "127.0.0.1:$PORT" "${rtmp_args[@]}" \
+            --media-root "$WORK/media" --workers "$WORKERS" >"$WORK/server.out" 2>"$WORK/server.log" &
         SERVER_PID=$!
+        if [ "$UC_RTMP" = 1 ]; then
+            # "uringcast listening http=ADDR rtmp=ADDR workers=N": the RTMP listener is up once
+            # it is printed; the address printed is the one to use.
+            line=$(first_stdout_line "$WORK/server.out" "$SERVER_PID" 10) || {
+                cat "$WORK/server.out" "$WORK/server.log" >&2
+                die "$bin printed no first stdout line within 10 s"
+            }
+            rtmp_addr=$(printf '%s\n' "$line" | grep -o 'rtmp=[^ ]*' | head -n 1 | cut -d= -f2 || true)
+            [ -n "$rtmp_addr" ] ||
+                die "$bin printed no rtmp=ADDR on its first stdout line ('$line'): no RTMP listener"
+            RTMP_PORT=${rtmp_addr##*:}
+            is_uint "$RTMP_PORT" || die "cannot read a port from rtmp=$rtmp_addr"
+        fi
     fi
-    wait_http "http://127.0.0.1:$PORT/" 10 || { cat "$WORK/server.log" >&2; exit 1; }
+    wait_http "http://127.0.0.1:$PORT/" 10 || {
+        cat "$WORK/server.out" "$WORK/server.log" >&2
+        exit 1
+    }
+}
+
+# nginx-rtmp: Debian's nginx with the dynamically loaded libnginx-mod-rtmp, in its own
+# directory under $WORK (nothing of the system's nginx config is read). RTMP only: publish and
+# play at rtmp://127.0.0.1:RTMP_PORT/live/NAME, chunk size 4096, no GOP cache (nginx-rtmp has
+# none: a reader's first picture is the next keyframe). Multi-process: master + workers; see
+# NGINX_RTMP_WORKERS above for why one worker is the default.
+start_server_nginx_rtmp() {
+    local dir=$WORK/nginx-rtmp hard nofile auto_push=""
+    PORT=""
+    RTMP_PORT=$(free_port)
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    hard=$(ulimit -Hn)
+    nofile=65536
+    [ "$hard" = unlimited ] || [ "$hard" -ge "$nofile" ] || nofile=$hard
+    if [ "$NGINX_RTMP_WORKERS" -gt 1 ]; then
+        # The workers (an unprivileged user when started as root) create the relay's sockets.
+        mkdir -p "$dir/sock"
+        chmod 755 "$WORK" "$dir"
+        chmod 1777 "$dir/sock"
+        auto_push="rtmp_auto_push on;
+rtmp_socket_dir $dir/sock;"
+    fi
+    cat >"$dir/nginx.conf" <<EOF
+# Generated by uringcast bench/live-load.sh (SERVERS=nginx-rtmp).
+load_module $NGINX_RTMP_MODULE;
+worker_processes $NGINX_RTMP_WORKERS;
+worker_rlimit_nofile $nofile;
+error_log $dir/error.log warn;
+pid $dir/nginx.pid;
+$auto_push
+events {
+    worker_connections 16384;
+}
+rtmp {
+    server {
+        listen 127.0.0.1:$RTMP_PORT;
+        chunk_size 4096;
+        application live {
+            live on;
+        }
+    }
+}
+EOF
+    start_nginx "$dir" SERVER_PID
+    wait_tcp "$RTMP_PORT" 10 || {
+        cat "$dir/stdout.log" "$dir/error.log" >&2
+        exit 1
+    }
+    # Where the failure paths below print the server's log from.
+    ln -sf "$dir/error.log" "$WORK/server.log"
 }
 
 publish() {
-    local url="http://127.0.0.1:$PORT$STREAM_PATH"
+    local url format_args=(-f flv)
+    if [ "$PUBLISH" = rtmp ]; then
+        url="rtmp://127.0.0.1:$RTMP_PORT/live/$STREAM_NAME"
+    else
+        url="http://127.0.0.1:$PORT$STREAM_PATH"
+        format_args+=(-method POST)
+    fi
     if [ "$PREENCODE" = 1 ]; then
         ensure_clip
         ffmpeg -hide_banner -loglevel warning -nostdin -re -stream_loop -1 -i "$CLIP" \
-            -t "$PUBLISH_S" -c copy -f flv -method POST "$url" >"$WORK/publisher.log" 2>&1 &
+            -t "$PUBLISH_S" -c copy "${format_args[@]}" "$url" >"$WORK/publisher.log" 2>&1 &
     else
         ffmpeg -hide_banner -loglevel warning -nostdin -re "${LAVFI_INPUTS[@]}" \
-            -t "$PUBLISH_S" "${ENCODE_ARGS[@]}" -f flv -method POST "$url" \
+            -t "$PUBLISH_S" "${ENCODE_ARGS[@]}" "${format_args[@]}" "$url" \
             >"$WORK/publisher.log" 2>&1 &
     fi
     PUBLISHER_PID=$!
 }
 
+# The URL the loadgen reads.
+read_url() {
+    if [ "$READ" = rtmp ]; then
+        echo "rtmp://127.0.0.1:$RTMP_PORT/live/$STREAM_NAME"
+    else
+        echo "http://127.0.0.1:$PORT$STREAM_PATH"
+    fi
+}
+
+# server_pids : the server's process and its children (nginx: master and workers).
+server_pids() {
+    process_tree "$SERVER_PID"
+}
+
 # node-media-server (npm, v4): takes the same HTTP-FLV push (POST /live/NAME.flv) and serves
-# the same HTTP-FLV play URL, so publisher, loadgen and measurement are identical. Installed
+# the same HTTP-FLV play URL, so publisher, loadgen and measurement are identical; it also
+# takes RTMP publish and play at rtmp://127.0.0.1:RTMP_PORT/live/NAME. Installed
 # once with npm into $NMS_DIR (default $BENCH_CACHE/nms). Node is single-threaded: it uses one
 # core whatever WORKERS says.
 NMS_VERSION=${NMS_VERSION:-4.4.3}
@@ -336,15 +575,14 @@ start_server_node_media_server() {
         (cd "$NMS_DIR" && npm install --silent --no-audit --no-fund "node-media-server@$NMS_VERSION" >/dev/null)
     fi
     PORT=$(free_port)
-    local rtmp_port
-    rtmp_port=$(free_port)
+    RTMP_PORT=$(free_port)
     rm -rf "${WORK:?}/nms"
     mkdir -p "$WORK/nms"
     cat >"$WORK/nms/config.json" <<JSON
 { "bind": "127.0.0.1", "notify": { "url": "" },
   "store": { "path": "$WORK/nms/data", "maxHistory": 100 },
   "auth": { "play": false, "publish": false, "secret": "" },
-  "rtmp": { "port": $rtmp_port }, "http": { "port": $PORT },
+  "rtmp": { "port": $RTMP_PORT }, "http": { "port": $PORT },
   "webadmin": { "enable": false }, "record": { "auto": false, "path": "$WORK/nms/record" } }
 JSON
     (cd "$WORK/nms" && exec node "$NMS_DIR/node_modules/node-media-server/bin/app.js" \
@@ -373,12 +611,17 @@ wait_playable() {
     exit 1
 }
 
-# sample PID OUT : one line per second "ticks rss_kb" until killed.
+# sample OUT : one line per second "ticks rss_kb" of the server (its processes summed) until
+# it exits or this is killed.
 sample() {
-    local pid=$1 out=$2 rss
-    while kill -0 "$pid" 2>/dev/null; do
-        rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
-        echo "$(cpu_ticks "$pid") ${rss:-0}" >>"$out"
+    local out=$1 rss pids
+    while kill -0 "$SERVER_PID" 2>/dev/null; do
+        # shellcheck disable=SC2046 # one PID per word
+        set -- $(server_pids)
+        pids=("$@")
+        rss=$(for pid in "${pids[@]}"; do cat "/proc/$pid/status" 2>/dev/null; done |
+            awk '/^VmRSS:/ { s += $2 } END { print s + 0 }')
+        echo "$(cpu_ticks "${pids[@]}") ${rss:-0}" >>"$out"
         sleep 1
     done
 }
@@ -398,7 +641,8 @@ sleep_until() {
 snapshot() {
     local prefix=$1
     now >"$prefix.t"
-    cpu_ticks "$SERVER_PID" >"$prefix.ticks"
+    # shellcheck disable=SC2046 # one PID per word
+    cpu_ticks $(server_pids) >"$prefix.ticks"
     if [ -n "$METRICS_URL" ]; then
         curl -s --max-time 2 "$METRICS_URL" >"$prefix.metrics" || : >"$prefix.metrics"
     else
@@ -451,8 +695,14 @@ run_one() {
             METRICS_URL=""
             publish
             ;;
+        nginx-rtmp)
+            start_server_nginx_rtmp
+            settings=$NGINX_RTMP_SETTINGS
+            METRICS_URL=""
+            publish
+            ;;
     esac
-    url="http://127.0.0.1:$PORT$STREAM_PATH"
+    url=$(read_url)
     wait_playable "$url"
     from=$(window_from "$n")
     to=$((DURATION - 1))
@@ -460,7 +710,7 @@ run_one() {
     local cell=$WORK/cell samples=$WORK/cell.samples t0
     rm -f "$cell".*
     : >"$samples"
-    sample "$SERVER_PID" "$samples" &
+    sample "$samples" &
     SAMPLER_PID=$!
     t0=$(now)
     "$LOADGEN_BIN" "$url" --readers "$n" --duration-s "$DURATION" --ramp-per-s "$RAMP" \
@@ -473,7 +723,7 @@ run_one() {
         local perf_file=$PERF_DATA perf_s=$PERF_S
         [ "$RUNS" = 1 ] || perf_file=$PERF_DATA.$(printf '%s' "$label" | tr -c 'A-Za-z0-9_.-' '_')-$n-$round
         [ "$perf_s" -le $((to - from)) ] || perf_s=$((to - from))
-        perf record -e cpu-clock -F "$PERF_FREQ" --call-graph "$CALL_GRAPH" -p "$SERVER_PID" \
+        perf record -e cpu-clock -F "$PERF_FREQ" --call-graph "$CALL_GRAPH" -p "$(server_pids | paste -sd, -)" \
             -o "$perf_file" -- sleep "$perf_s" >"$WORK/perf.log" 2>&1 &
         PERF_PID=$!
     fi
@@ -563,7 +813,7 @@ if [ "$PREENCODE" = 1 ]; then
 fi
 {
     echo "servers: ${TARGETS[*]}"
-    echo "stream $STREAM_LABEL: video $VIDEO_RATE + audio ${AUDIO_KBPS}k$CLIP_NOTE; workers=$WORKERS duration=${DURATION}s ramp=${RAMP}/s warmup=${WARMUP_S}s rounds=$ROUNDS preencode=$PREENCODE"
+    echo "stream $STREAM_LABEL: video $VIDEO_RATE + audio ${AUDIO_KBPS}k$CLIP_NOTE; workers=$WORKERS duration=${DURATION}s ramp=${RAMP}/s warmup=${WARMUP_S}s rounds=$ROUNDS preencode=$PREENCODE publish=$PUBLISH read=$READ"
     if grep -qv '^[[:space:]]*\(#.*\)\?$' "$CONFIG"; then
         echo "uringcast config:"
         grep -v '^#' "$CONFIG" | sed 's/^/    /'
@@ -583,7 +833,7 @@ printf '%-18s %6s %3s %6s %6s %7s | %8s %8s | %8s %8s %8s %9s %9s | %8s %8s %8s 
     key-p50 key-p99 key-max errors window-s
 awk -F'\t' '{ printf "%-18s %6s %3s %6s %6s %7s | %8s %8s | %8s %8s %8s %9s %9s | %8s %8s %8s | %6s | %9s\n",
     $1, $3, $4, $5, $6, $7, $15, $16, $17, $12, $18, $13, $19, $20, $21, $22, $23, $25 }' "$ROWS"
-echo "(lag and key = first-keyframe latency in ms over the whole run; >best = lag over each reader's best; CPU% of one core over the window)"
+echo "(lag and key = first-keyframe latency in ms over the whole run; >best = lag over each reader's best; CPU% of one core over the window; kbps: FLV bytes, RTMP readers: TCP payload bytes)"
 
 summary() {
     echo "| server | settings | N | round | readers ok | CPU % | RSS MB | Gbit/s | % core per Gbit/s | sends/reader/s | bytes/send | lag p99 ms | lag over best p99 ms | conns per worker |"
@@ -592,8 +842,9 @@ summary() {
         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 }' "$ROWS"
     echo
     echo "($(nproc) CPUs, kernel $(uname -r); CPU % of one core and Gbit/s over each run's window" \
-        "(ramp + ${WARMUP_S} s to 1 s before the end of ${DURATION} s); lag over the whole run; conns per" \
-        "worker = uringcast_connections_active at the window's end, publisher included.)"
+        "(ramp + ${WARMUP_S} s to 1 s before the end of ${DURATION} s), summed over a server's processes;" \
+        "Gbit/s = FLV bytes delivered, or TCP payload bytes for RTMP readers; lag over the whole run;" \
+        "conns per worker = uringcast_connections_active at the window's end, publisher included.)"
 }
 echo
 summary

@@ -127,6 +127,21 @@ impl FlvWalker {
         }
     }
 
+    /// A walker for the body of an RTMP aggregate message: FLV tags with their
+    /// PreviousTagSize fields but no file header.
+    pub fn new_tags_only(limits: FlvLimits) -> Self {
+        Self {
+            state: State::TagHeader,
+            ..Self::new(limits)
+        }
+    }
+
+    /// Whether the walker stands between tags (no tag or PreviousTagSize half-read), which is
+    /// where an aggregate message's body must end.
+    pub fn is_between_tags(&self) -> bool {
+        self.field_len == 0 && matches!(self.state, State::TagHeader | State::PrevTagSize { .. })
+    }
+
     /// Copies bytes of a fixed-size field; returns how many were used and whether the field
     /// is now complete.
     fn fill_field(&mut self, input: &[u8], want: usize) -> (usize, bool) {
@@ -268,25 +283,7 @@ impl FlvWalker {
         else {
             unreachable!("finish_tag is only called in TagBody");
         };
-        let b0 = (self.body_head_len >= 1).then_some(self.body_head[0]);
-        let b1 = (self.body_head_len >= 2).then_some(self.body_head[1]);
-        let (video_keyframe, config) = match (kind, b0) {
-            (TagKind::Video, Some(b0)) => {
-                let keyframe = (b0 >> 4) & 0x07 == 1;
-                let config = if b0 & 0x80 != 0 {
-                    // Enhanced FLV: IsExHeader set, low nibble is the PacketType;
-                    // 0 = SequenceStart.
-                    b0 & 0x0f == 0
-                } else {
-                    // Legacy AVC (7) or the common HEVC extension (12): AVCPacketType 0.
-                    matches!(b0 & 0x0f, 7 | 12) && b1 == Some(0)
-                };
-                (keyframe, config)
-            }
-            // AAC (SoundFormat 10) with AACPacketType 0 is the AudioSpecificConfig.
-            (TagKind::Audio, Some(b0)) => (false, b0 >> 4 == 10 && b1 == Some(0)),
-            _ => (false, false),
-        };
+        let (video_keyframe, config) = classify(kind, &self.body_head[..self.body_head_len]);
         self.state = State::PrevTagSize {
             expected: data_len_bytes + TAG_HEADER_LEN_BYTES as u32,
         };
@@ -297,6 +294,31 @@ impl FlvWalker {
             video_keyframe,
             config,
         })
+    }
+}
+
+/// Classifies a tag (or an RTMP audio/video message, whose body is an FLV tag body) from its
+/// first body bytes: `(video keyframe, codec configuration)`. `head` may be shorter than two
+/// bytes (an empty or one-byte body); what it cannot tell is reported as `false`.
+pub fn classify(kind: TagKind, head: &[u8]) -> (bool, bool) {
+    let b0 = head.first().copied();
+    let b1 = head.get(1).copied();
+    match (kind, b0) {
+        (TagKind::Video, Some(b0)) => {
+            let keyframe = (b0 >> 4) & 0x07 == 1;
+            let config = if b0 & 0x80 != 0 {
+                // Enhanced FLV: IsExHeader set, low nibble is the PacketType;
+                // 0 = SequenceStart.
+                b0 & 0x0f == 0
+            } else {
+                // Legacy AVC (7) or the common HEVC extension (12): AVCPacketType 0.
+                matches!(b0 & 0x0f, 7 | 12) && b1 == Some(0)
+            };
+            (keyframe, config)
+        }
+        // AAC (SoundFormat 10) with AACPacketType 0 is the AudioSpecificConfig.
+        (TagKind::Audio, Some(b0)) => (false, b0 >> 4 == 10 && b1 == Some(0)),
+        _ => (false, false),
     }
 }
 

@@ -1,9 +1,13 @@
-//! `uringcast-loadgen`: a live HTTP-FLV load generator.
+//! `uringcast-loadgen`: a live HTTP-FLV and RTMP load generator.
 //!
-//! What it measures: it opens `--readers` HTTP/1.1 GET readers on one HTTP-FLV URL, ramping
-//! up at `--ramp-per-s`, keeps them reading for `--duration-s` (total, ramp included), walks
-//! the FLV tags each one receives and reports, across readers:
-//! - delivered bitrate per reader (FLV bytes after de-chunking; p50 and min),
+//! What it measures: it opens `--readers` readers on one stream URL, ramping up at
+//! `--ramp-per-s`, keeps them reading for `--duration-s` (total, ramp included), and walks
+//! the media each one receives. An `http://` URL makes HTTP/1.1 GET readers of HTTP-FLV (FLV
+//! tags); an `rtmp://HOST[:PORT]/APP/STREAM` URL makes RTMP players (handshake, connect,
+//! createStream, play; then audio, video and aggregate messages, see `rtmp.rs`), whose media
+//! messages count exactly as FLV tags do. It reports, across readers:
+//! - delivered bitrate per reader (HTTP-FLV: FLV bytes after de-chunking; RTMP: every TCP
+//!   payload byte received, chunk headers and protocol messages included; p50 and min),
 //! - media-time lag: for each reader and each media tag,
 //!   `lag = (wall time since the reader's first media tag) - (tag dts - first media tag dts)`,
 //!   so 0 means the reader receives media exactly as fast as it plays; a stream that bursts a
@@ -13,11 +17,14 @@
 //!   the reader joined, the report also gives "lag over best": each sample minus the lowest
 //!   lag that reader had so far (≥ 0; it grows only when delivery falls behind real time,
 //!   so it isolates stalls and jitter from the join point),
-//! - first-byte latency (connect start to the first response byte) and first-keyframe
+//! - first-byte latency (connect start to the first response byte; RTMP: to the first byte of
+//!   S0) and first-keyframe
 //!   latency (connect start to the first video tag that is a picture with frame type 1),
 //! - whether each reader's first picture was a keyframe (it should be, with a GOP cache),
 //! - error counts: connect refused, other connect errors, HTTP status != 200, malformed HTTP
-//!   or chunked framing, FLV parse errors, early end of stream.
+//!   or chunked framing, FLV parse errors, malformed RTMP, RTMP play refused (`_error`, or an
+//!   `onStatus` of level "error"), early end of stream. "status 200" means, for RTMP, that the
+//!   play started (`onStatus` NetStream.Play.Start, or media arrived).
 //!
 //! "Media tag" and "picture" exclude codec configuration (AVC/HEVC sequence headers, AAC
 //! AudioSpecificConfig) and script tags: those are sent with dts 0 or the dts of the join
@@ -31,10 +38,11 @@
 //! of service, not a benchmark.
 //!
 //! Run: `cargo run --release --bin uringcast-loadgen -- http://127.0.0.1:8080/live/bench.flv
-//! --readers 500 --duration-s 30 [--json]`.
+//! --readers 500 --duration-s 30 [--json]` (or `rtmp://127.0.0.1:1935/live/bench`).
 
 mod chunked;
 mod flv;
+mod rtmp;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -47,6 +55,7 @@ use std::time::{Duration, Instant};
 use chunked::{ChunkedDecoder, ChunkedError, ChunkedLimits};
 use clap::Parser;
 use flv::{FlvError, FlvEvent, FlvLimits, FlvWalker, TagInfo, TagKind};
+use rtmp::{PlayEvent, RtmpError, RtmpLimits, RtmpPlay, RtmpUrl};
 use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
 use stats::{MsHistogram, Summary, summarize};
@@ -72,6 +81,10 @@ struct LoadgenLimits {
     progress_interval_ms: u64,
     flv: FlvLimits,
     chunked: ChunkedLimits,
+    rtmp: RtmpLimits,
+    /// Writes of an RTMP reader's pending bytes per event (they are a few dozen bytes, the
+    /// handshake's 1.5 KiB at most, so one write nearly always takes them all).
+    rtmp_writes_per_event: usize,
 }
 
 impl Default for LoadgenLimits {
@@ -89,6 +102,8 @@ impl Default for LoadgenLimits {
             progress_interval_ms: 5_000,
             flv: FlvLimits::default(),
             chunked: ChunkedLimits::default(),
+            rtmp: RtmpLimits::default(),
+            rtmp_writes_per_event: 4,
         }
     }
 }
@@ -96,10 +111,15 @@ impl Default for LoadgenLimits {
 #[derive(Parser, Debug)]
 #[command(
     name = "uringcast-loadgen",
-    about = "Live HTTP-FLV load generator (loopback only)"
+    about = "Live HTTP-FLV and RTMP load generator (loopback only)",
+    long_about = "Live HTTP-FLV and RTMP load generator (loopback only).\n\n\
+        Bytes delivered (bitrate, aggregate and window Mbit/s): for http:// the FLV bytes after \
+        de-chunking; for rtmp:// every TCP payload byte received (handshake, chunk headers and \
+        protocol messages included)."
 )]
 struct Args {
-    /// Stream URL, e.g. http://127.0.0.1:8080/live/bench.flv
+    /// Stream URL: http://127.0.0.1:8080/live/bench.flv (HTTP-FLV) or
+    /// rtmp://127.0.0.1:1935/live/bench (RTMP play of stream "bench" in app "live")
     url: String,
     /// Number of concurrent readers (max 20000).
     #[arg(long, default_value_t = 100)]
@@ -117,7 +137,7 @@ struct Args {
     #[arg(long)]
     quiet: bool,
     /// Start of a measurement window, in seconds after the run's start: the report then
-    /// gives the FLV bytes all readers received between this and `--window-to-s`, and how
+    /// gives the bytes (as for the bitrate) all readers received between this and `--window-to-s`, and how
     /// many readers had media and were still connected at both ends (`window` in the JSON),
     /// so a caller can line its own CPU and counter samples up with steady-state delivery
     /// (after the ramp and the GOP-cache bursts of joining readers).
@@ -143,6 +163,8 @@ enum Failure {
     HttpParse,
     Chunked(ChunkedError),
     Flv(FlvError),
+    /// Malformed RTMP, or the server refused the play ([`RtmpError::Rejected`]).
+    Rtmp(RtmpError),
     /// The server closed (or ended the chunked body) before the run's end.
     EarlyEof,
     /// A read or write error after the connection was up (reset, etc.).
@@ -161,9 +183,17 @@ enum Framing {
 enum Phase {
     NotStarted,
     Connecting,
-    SendingRequest { sent_bytes: usize },
-    ReadingHead { head: Vec<u8> },
-    ReadingBody { framing: Framing },
+    SendingRequest {
+        sent_bytes: usize,
+    },
+    ReadingHead {
+        head: Vec<u8>,
+    },
+    ReadingBody {
+        framing: Framing,
+    },
+    /// An RTMP player, from C0C1 on.
+    Rtmp(Box<RtmpPlay>),
     Closed,
 }
 
@@ -186,6 +216,8 @@ struct Reader {
     first_picture: Option<(Instant, bool)>,
     first_keyframe_at: Option<Instant>,
     failure: Option<Failure>,
+    /// RTMP: the socket is registered for EPOLLOUT too (bytes are waiting to be sent).
+    wants_out: bool,
 }
 
 impl Reader {
@@ -206,6 +238,7 @@ impl Reader {
             first_picture: None,
             first_keyframe_at: None,
             failure: None,
+            wants_out: false,
         }
     }
 
@@ -306,6 +339,33 @@ impl Reader {
                 Ok(())
             }
         }
+    }
+
+    /// Feeds bytes from an RTMP server to the session: media goes to the same statistics as
+    /// FLV tags. Every byte counts as delivered.
+    fn on_rtmp_bytes(
+        &mut self,
+        data: &[u8],
+        now: Instant,
+        url: &RtmpUrl,
+        lag_hist: &mut LagHistograms,
+    ) -> Result<(), Failure> {
+        self.body_bytes += data.len() as u64;
+        // The session is taken out for the call so that its events can update the reader.
+        let Phase::Rtmp(mut session) = std::mem::replace(&mut self.phase, Phase::Closed) else {
+            return Ok(());
+        };
+        let result = session.on_bytes(data, url, &mut |event| match event {
+            PlayEvent::Tag(tag) => {
+                if matches!(tag.kind, TagKind::Audio | TagKind::Video) {
+                    self.status_ok = true;
+                }
+                self.on_tag(tag, now, lag_hist);
+            }
+            PlayEvent::Started => self.status_ok = true,
+        });
+        self.phase = Phase::Rtmp(session);
+        result.map_err(Failure::Rtmp)
     }
 
     /// Parses the response head once it is complete; passes any body bytes on.
@@ -465,24 +525,39 @@ fn raise_nofile_limit(needed: u64) -> io::Result<u64> {
     Ok(lim.rlim_max)
 }
 
-/// Target of the run, parsed from an `http://host[:port]/path` URL.
+/// Target of the run, parsed from an `http://host[:port]/path` or
+/// `rtmp://host[:port]/app/stream` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Target {
-    host_header: String,
     addr: SocketAddr,
-    path: String,
+    scheme: Scheme,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Scheme {
+    Http { host_header: String, path: String },
+    Rtmp(RtmpUrl),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum UrlError {
-    NotHttp,
+    /// Neither http:// nor rtmp://.
+    UnsupportedScheme,
     NoHost,
+    /// An rtmp:// URL without both an app and a stream name.
+    NoAppOrStream,
     Unresolvable,
     NotLoopback,
 }
 
 fn parse_target(url: &str, allow_non_loopback: bool) -> Result<Target, UrlError> {
-    let rest = url.strip_prefix("http://").ok_or(UrlError::NotHttp)?;
+    let (rest, default_port, rtmp) = if let Some(rest) = url.strip_prefix("http://") {
+        (rest, 80, false)
+    } else if let Some(rest) = url.strip_prefix("rtmp://") {
+        (rest, 1935, true)
+    } else {
+        return Err(UrlError::UnsupportedScheme);
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -490,7 +565,7 @@ fn parse_target(url: &str, allow_non_loopback: bool) -> Result<Target, UrlError>
     if authority.is_empty() {
         return Err(UrlError::NoHost);
     }
-    // `host:port`, `[v6]:port`, or a host without a port (80).
+    // `host:port`, `[v6]:port`, or a host without a port (80, RTMP 1935).
     let has_port = match authority.rfind(':') {
         Some(i) => !authority[i..].contains(']'),
         None => false,
@@ -498,7 +573,7 @@ fn parse_target(url: &str, allow_non_loopback: bool) -> Result<Target, UrlError>
     let with_port = if has_port {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{default_port}")
     };
     let addrs: Vec<SocketAddr> = with_port
         .to_socket_addrs()
@@ -511,10 +586,27 @@ fn parse_target(url: &str, allow_non_loopback: bool) -> Result<Target, UrlError>
     if !allow_non_loopback && !addrs.iter().all(|a| a.ip().is_loopback()) {
         return Err(UrlError::NotLoopback);
     }
+    let scheme = if rtmp {
+        // The first path segment is the app, the rest the stream name (as FFmpeg splits it
+        // when the app has one segment).
+        let (app, stream) = path[1..].split_once('/').ok_or(UrlError::NoAppOrStream)?;
+        if app.is_empty() || stream.is_empty() {
+            return Err(UrlError::NoAppOrStream);
+        }
+        Scheme::Rtmp(RtmpUrl {
+            app: app.to_string(),
+            stream: stream.to_string(),
+            tc_url: format!("rtmp://{authority}/{app}"),
+        })
+    } else {
+        Scheme::Http {
+            host_header: authority.to_string(),
+            path: path.to_string(),
+        }
+    };
     Ok(Target {
-        host_header: authority.to_string(),
         addr: addrs[0],
-        path: path.to_string(),
+        scheme,
     })
 }
 
@@ -566,7 +658,10 @@ fn classify_connect_error(e: &io::Error) -> Failure {
 
 /// What [`on_event`] needs besides the reader: fixed for the whole run.
 struct EventIo<'a> {
+    /// HTTP: the request every reader sends.
     request: &'a [u8],
+    /// RTMP: what to play.
+    rtmp: Option<&'a RtmpUrl>,
     epoll: &'a Epoll,
     /// Scratch space for one read, shared by all readers.
     buf: &'a mut [u8],
@@ -586,7 +681,14 @@ fn on_event(
         let Some(stream) = &reader.stream else { return };
         match stream.take_error() {
             Ok(None) if flags & EV_ERR == 0 => {
-                reader.phase = Phase::SendingRequest { sent_bytes: 0 };
+                reader.phase = match io.rtmp {
+                    Some(_) => {
+                        // Registered for EPOLLOUT since the connect: C0C1 goes out below.
+                        reader.wants_out = true;
+                        Phase::Rtmp(Box::new(RtmpPlay::new(io.limits.rtmp, idx as u64 + 1)))
+                    }
+                    None => Phase::SendingRequest { sent_bytes: 0 },
+                };
             }
             Ok(None) => return reader.fail(Failure::ConnectOther, now),
             Ok(Some(e)) | Err(e) => return reader.fail(classify_connect_error(&e), now),
@@ -614,6 +716,9 @@ fn on_event(
         reader.phase = Phase::ReadingHead { head: Vec::new() };
         return;
     }
+    if let (Phase::Rtmp(_), Some(url)) = (&reader.phase, io.rtmp) {
+        return on_rtmp_event(reader, idx, flags, now, url, io, ctx);
+    }
     if flags & (EV_IN | EV_ERR) == 0 {
         return;
     }
@@ -639,6 +744,68 @@ fn on_event(
     }
 }
 
+/// One read (if the socket is readable) and the writes it calls for, for an RTMP reader.
+fn on_rtmp_event(
+    reader: &mut Reader,
+    idx: usize,
+    flags: u32,
+    now: Instant,
+    url: &RtmpUrl,
+    io: &mut EventIo<'_>,
+    ctx: &mut RunContext,
+) {
+    if flags & (EV_IN | EV_ERR) != 0 {
+        let Some(stream) = &mut reader.stream else {
+            return;
+        };
+        let n = match stream.read(io.buf) {
+            Ok(0) => return reader.fail(Failure::EarlyEof, now),
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                0
+            }
+            Err(_) => return reader.fail(Failure::Io, now),
+        };
+        if n > 0 {
+            reader.first_byte_at.get_or_insert(now);
+            if let Err(failure) = reader.on_rtmp_bytes(&io.buf[..n], now, url, &mut ctx.lag_hist) {
+                return reader.fail(failure, now);
+            }
+        }
+    }
+    let (Phase::Rtmp(session), Some(stream)) = (&mut reader.phase, &mut reader.stream) else {
+        return;
+    };
+    for _ in 0..io.limits.rtmp_writes_per_event {
+        if session.pending_out().is_empty() {
+            break;
+        }
+        match stream.write(session.pending_out()) {
+            Ok(n) => session.sent_out(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return reader.fail(Failure::Io, now),
+        }
+    }
+    let wants_out = !session.pending_out().is_empty();
+    if wants_out != reader.wants_out {
+        let events = if wants_out { EV_IN | EV_OUT } else { EV_IN };
+        if io
+            .epoll
+            .ctl(libc::EPOLL_CTL_MOD, stream.as_raw_fd(), events, idx as u64)
+            .is_err()
+        {
+            return reader.fail(Failure::Io, now);
+        }
+        reader.wants_out = wants_out;
+    }
+}
+
 #[derive(Debug, Default, Serialize)]
 struct ErrorCounts {
     connect_refused: u64,
@@ -647,6 +814,10 @@ struct ErrorCounts {
     http_parse: u64,
     chunked_parse: u64,
     flv_parse: u64,
+    /// Malformed RTMP (chunk stream, control message or command reply).
+    rtmp_parse: u64,
+    /// The RTMP server answered `_error` or an `onStatus` of level "error".
+    rtmp_rejected: u64,
     early_eof: u64,
     io: u64,
     /// Connected and asked, but not one response byte by the end of the run.
@@ -682,7 +853,8 @@ struct WindowReport {
     /// When the marks were taken, seconds after the run's start.
     from_s: f64,
     to_s: f64,
-    /// FLV bytes (after de-chunking) received by all readers in the window.
+    /// FLV bytes (after de-chunking; RTMP: TCP payload bytes) received by all readers in the
+    /// window.
     bytes: u64,
     /// `bytes` × 8 / (to_s − from_s) / 1e6.
     mbps: f64,
@@ -703,7 +875,8 @@ struct Report {
     readers_with_keyframe: u64,
     first_picture_keyframe: u64,
     first_picture_not_keyframe: u64,
-    /// Per-reader FLV bytes delivered ×8 / (end − first byte), kbit/s.
+    /// Per-reader bytes delivered ×8 / (end − first byte), kbit/s (FLV bytes after
+    /// de-chunking; RTMP: TCP payload bytes).
     bitrate_kbps: Option<Summary>,
     /// Sum over readers, Mbit/s.
     aggregate_mbps: f64,
@@ -772,6 +945,8 @@ fn build_report(
             Some(Failure::HttpParse) => errors.http_parse += 1,
             Some(Failure::Chunked(_)) => errors.chunked_parse += 1,
             Some(Failure::Flv(_)) => errors.flv_parse += 1,
+            Some(Failure::Rtmp(RtmpError::Rejected)) => errors.rtmp_rejected += 1,
+            Some(Failure::Rtmp(_)) => errors.rtmp_parse += 1,
             Some(Failure::EarlyEof) => errors.early_eof += 1,
             Some(Failure::Io) => errors.io += 1,
             None => {}
@@ -860,7 +1035,7 @@ fn print_table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "uringcast-loadgen  {}", r.url)?;
     writeln!(
         out,
-        "readers: requested {}  started {}  status-200 {}  with-media {}  with-keyframe {}  ({:.1} s, ramp {}/s)",
+        "readers: requested {}  started {}  status-200/play {}  with-media {}  with-keyframe {}  ({:.1} s, ramp {}/s)",
         r.readers_requested,
         r.readers_started,
         r.readers_status_200,
@@ -892,13 +1067,15 @@ fn print_table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     let e = &r.errors;
     writeln!(
         out,
-        "errors: refused {} connect {} status {} http {} chunked {} flv {} early-eof {} io {} no-response {} no-media {}",
+        "errors: refused {} connect {} status {} http {} chunked {} flv {} rtmp {} rtmp-rejected {} early-eof {} io {} no-response {} no-media {}",
         e.connect_refused,
         e.connect_other,
         e.http_status,
         e.http_parse,
         e.chunked_parse,
         e.flv_parse,
+        e.rtmp_parse,
+        e.rtmp_rejected,
         e.early_eof,
         e.io,
         e.no_response,
@@ -945,7 +1122,7 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
             args.url
         ),
         other => format!(
-            "{}: bad URL ({other:?}); expected http://HOST:PORT/PATH",
+            "{}: bad URL ({other:?}); expected http://HOST:PORT/PATH or rtmp://HOST:PORT/APP/STREAM",
             args.url
         ),
     })?;
@@ -957,11 +1134,16 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
         Ok(_) => {}
         Err(e) => eprintln!("warning: could not raise RLIMIT_NOFILE: {e}"),
     }
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: uringcast-loadgen\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        target.path, target.host_header
-    )
-    .into_bytes();
+    let (request, rtmp_url) = match &target.scheme {
+        Scheme::Http { host_header, path } => (
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: uringcast-loadgen\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+            )
+            .into_bytes(),
+            None,
+        ),
+        Scheme::Rtmp(url) => (Vec::new(), Some(url)),
+    };
 
     let epoll = Epoll::new().map_err(|e| format!("epoll_create1: {e}"))?;
     let mut readers: Vec<Reader> = (0..args.readers).map(|_| Reader::new(limits)).collect();
@@ -973,6 +1155,7 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
     let mut buf = vec![0u8; limits.read_buf_bytes];
     let mut io = EventIo {
         request: &request,
+        rtmp: rtmp_url,
         epoll: &epoll,
         buf: &mut buf,
         limits,
@@ -1103,16 +1286,20 @@ mod tests {
 
     #[test]
     fn target_must_be_loopback_unless_allowed() {
+        let http = |t: &Target| match &t.scheme {
+            Scheme::Http { host_header, path } => (host_header.clone(), path.clone()),
+            Scheme::Rtmp(_) => panic!("not http"),
+        };
         let t = parse_target("http://127.0.0.1:8080/live/a.flv", false).unwrap();
         assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(
-            (t.host_header.as_str(), t.path.as_str()),
-            ("127.0.0.1:8080", "/live/a.flv")
+            http(&t),
+            ("127.0.0.1:8080".to_string(), "/live/a.flv".to_string())
         );
         let t = parse_target("http://[::1]:9/x", false).unwrap();
         assert_eq!(t.addr, "[::1]:9".parse().unwrap());
         let t = parse_target("http://127.0.0.2", false).unwrap();
-        assert_eq!((t.addr.port(), t.path.as_str()), (80, "/"));
+        assert_eq!((t.addr.port(), http(&t).1.as_str()), (80, "/"));
         assert_eq!(
             parse_target("http://192.0.2.1:80/x", false),
             Err(UrlError::NotLoopback)
@@ -1120,9 +1307,44 @@ mod tests {
         assert!(parse_target("http://192.0.2.1:80/x", true).is_ok());
         assert_eq!(
             parse_target("https://127.0.0.1/", false),
-            Err(UrlError::NotHttp)
+            Err(UrlError::UnsupportedScheme)
         );
         assert_eq!(parse_target("http:///x", false), Err(UrlError::NoHost));
+    }
+
+    #[test]
+    fn rtmp_target_splits_app_and_stream() {
+        let t = parse_target("rtmp://127.0.0.1:1940/live/s", false).unwrap();
+        assert_eq!(t.addr, "127.0.0.1:1940".parse().unwrap());
+        assert_eq!(
+            t.scheme,
+            Scheme::Rtmp(RtmpUrl {
+                app: "live".into(),
+                stream: "s".into(),
+                tc_url: "rtmp://127.0.0.1:1940/live".into(),
+            })
+        );
+        let t = parse_target("rtmp://localhost/app/a/b?k=1", false).unwrap();
+        assert_eq!(t.addr.port(), 1935);
+        let Scheme::Rtmp(u) = t.scheme else {
+            panic!("not rtmp")
+        };
+        assert_eq!((u.app.as_str(), u.stream.as_str()), ("app", "a/b?k=1"));
+        for bad in [
+            "rtmp://127.0.0.1/live",
+            "rtmp://127.0.0.1/live/",
+            "rtmp://127.0.0.1//s",
+        ] {
+            assert_eq!(
+                parse_target(bad, false),
+                Err(UrlError::NoAppOrStream),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse_target("rtmp://192.0.2.1/live/s", false),
+            Err(UrlError::NotLoopback)
+        );
     }
 
     /// A whole response (head + chunked FLV) split into small reads: the reader must
