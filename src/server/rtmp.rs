@@ -15,6 +15,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
@@ -34,6 +35,11 @@ use crate::runtime::op::{Op, next_generation};
 use crate::runtime::ops;
 use crate::runtime::sys;
 use crate::runtime::timer::Timers;
+
+/// A player's receive buffer, once it plays: it only sends acknowledgements, pings and a
+/// final deleteStream (the session takes input in pieces of any size), so its connection does
+/// not keep the publisher-sized buffer (`runtime.recv_bytes`) for hours of viewing.
+const PLAYER_RECV_BYTES: usize = 2048;
 
 /// onStatus codes of refusals.
 const PUBLISH_BAD_NAME: &str = "NetStream.Publish.BadName";
@@ -174,9 +180,17 @@ impl Worker {
             self.arm_deadline(key, Deadline::Idle, self.config.rtmp.idle_timeout_ms);
         }
         self.rtmp_advance(key);
-        if self.conns.get(key).is_some_and(|c| c.phase == Phase::Rtmp) {
-            self.submit_rtmp_recv(key);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.phase != Phase::Rtmp {
+            return;
         }
+        if matches!(conn.body, Body::Live(_)) && conn.rbuf.len() > PLAYER_RECV_BYTES {
+            // No receive is in flight here: its completion is being handled.
+            conn.rbuf = vec![0u8; PLAYER_RECV_BYTES].into_boxed_slice();
+        }
+        self.submit_rtmp_recv(key);
     }
 
     /// Count, log and close for a peer that broke the protocol or a limit.
@@ -520,7 +534,15 @@ impl Worker {
                 self.rtmp_end_play(key);
                 return;
             }
-            self.pump_reader(key);
+            // Media only if the hub has released some (write coalescing: an acknowledgement
+            // from the player must not cut its window short), or to start, or to end.
+            let released = self
+                .live
+                .get(&reader.stream.id)
+                .is_some_and(|hub| reader.cursor.is_none_or(|c| c < hub.released_head));
+            if released || reader.capped || reader.stream.ended.load(Ordering::Acquire) {
+                self.pump_reader(key);
+            }
         }
     }
 
