@@ -78,6 +78,16 @@ impl CloseReason {
         }
     }
 
+    /// The reason for a receive that ended the connection (`result` <= 0): the peer closed or
+    /// reset, or a socket error.
+    pub fn from_recv(result: i32) -> CloseReason {
+        if result == 0 || result == -libc::ECONNRESET {
+            CloseReason::Peer
+        } else {
+            CloseReason::IoError
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             CloseReason::Peer => "peer",

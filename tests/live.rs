@@ -772,26 +772,12 @@ fn bad_publishes_are_refused_cleanly_and_missing_streams_are_404() {
 #[test]
 fn hevc_in_enhanced_flv_passes_through_byte_exact() {
     let server = Server::start("live-hevc", "[live]\npublisher_grace_ms = 3000\n");
-    // Enhanced RTMP/FLV video: IsExHeader | frame type << 4 | packet type, FourCC "hvc1".
-    let seq_start: Vec<u8> = [&[0x80 | 0x10][..], b"hvc1", &[1, 2, 3, 4, 5, 6, 7]].concat();
-    let frame = |key: bool, n: u8| -> Vec<u8> {
-        let frame_type = if key { 0x10 } else { 0x20 };
-        [
-            &[0x80 | frame_type | 1][..],
-            b"hvc1",
-            &[0, 0, 0],
-            &[n; 300][..],
-        ]
-        .concat()
-    };
+    let (seq_start, frames) = common::flv::enhanced_hevc(15, 300);
     let mut body = Vec::new();
     uringcast::proto::flv::write_file_header(false, true, &mut body);
     uringcast::proto::flv::write_tag(9, 0, &seq_start, &mut body);
-    let mut frames = Vec::new();
-    for n in 0..15u8 {
-        let f = frame(n % 5 == 0, n);
-        uringcast::proto::flv::write_tag(9, u32::from(n) * 40, &f, &mut body);
-        frames.push(f);
+    for (n, f) in frames.iter().enumerate() {
+        uringcast::proto::flv::write_tag(9, n as u32 * 40, f, &mut body);
     }
     let mut s = server.connect();
     s.write_all(

@@ -42,12 +42,7 @@ impl Worker {
 
     pub(super) fn on_recv(&mut self, key: usize, result: i32) {
         if result <= 0 {
-            let reason = if result == 0 || result == -libc::ECONNRESET {
-                CloseReason::Peer
-            } else {
-                CloseReason::IoError
-            };
-            self.close(key, reason);
+            self.close(key, CloseReason::from_recv(result));
             return;
         }
         let conn = &mut self.conns[key];

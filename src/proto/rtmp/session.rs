@@ -565,13 +565,19 @@ impl ServerSession {
     /// Refuses a publish with an error-level onStatus (e.g. `NetStream.Publish.BadName`).
     /// Media and close events already queued for the stream are dropped.
     pub fn reject_publish(&mut self, stream_id: u32, code: &str, description: &str) {
+        self.reject(Decision::Publish(stream_id), stream_id, code, description);
+    }
+
+    /// A refused publish or play: the stream is idle again, its queued events are dropped,
+    /// and the answer is an error-level onStatus.
+    fn reject(&mut self, decision: Decision, stream_id: u32, code: &str, description: &str) {
         self.set_state(stream_id, StreamState::Idle);
         self.drop_stream_events(stream_id);
         let messages = vec![command_message(
             stream_id,
             on_status("error", code, description),
         )];
-        self.output.answer(Decision::Publish(stream_id), messages);
+        self.output.answer(decision, messages);
     }
 
     /// Accepts a play: Stream Begin, onStatus NetStream.Play.Reset and NetStream.Play.Start,
@@ -618,13 +624,7 @@ impl ServerSession {
 
     /// Refuses a play with an error-level onStatus (e.g. `NetStream.Play.StreamNotFound`).
     pub fn reject_play(&mut self, stream_id: u32, code: &str, description: &str) {
-        self.set_state(stream_id, StreamState::Idle);
-        self.drop_stream_events(stream_id);
-        let messages = vec![command_message(
-            stream_id,
-            on_status("error", code, description),
-        )];
-        self.output.answer(Decision::Play(stream_id), messages);
+        self.reject(Decision::Play(stream_id), stream_id, code, description);
     }
 
     /// The publisher of a played stream is gone: Stream EOF, onStatus
