@@ -649,3 +649,52 @@ fn a_captured_ffmpeg_9_hevc_publish_replays_and_plays_back_byte_exact() {
     assert!(r.starts_with_keyframe());
     assert_eq!(r.media(UnitKind::Video).count(), want, "{:?}", r.tags.len());
 }
+
+#[test]
+fn an_rtmp_player_stays_across_a_republish_within_the_grace_period() {
+    let server = Server::start("rtmp-republish", "[live]\npublisher_grace_ms = 4000\n");
+    let mut first = publish_rtmp(&server.rtmp_url("/live/re"), 3.0);
+    wait_for_stream(&server, "re");
+    let mut player = connected(&server, "live");
+    player
+        .command(1, "play", None, &[Amf0Value::String("re")])
+        .unwrap();
+    let _ = first.wait();
+    // The publisher is gone; a new one comes within the grace period.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut second = publish_rtmp(&server.rtmp_url("/live/re"), 3.0);
+    let messages = player
+        .read_until(Duration::from_secs(12), |m| {
+            m.command()
+                .is_some_and(|(_, c)| c.as_deref() == Some("NetStream.Play.UnpublishNotify"))
+        })
+        .unwrap();
+    let _ = second.wait();
+    let video: Vec<_> = messages
+        .iter()
+        .filter(|m| m.msg_type == 9 && m.payload.get(1) == Some(&1))
+        .collect();
+    // Both publishes' frames, on one timeline that never goes back.
+    assert!(video.len() > 80, "{} video frames", video.len());
+    assert!(
+        video
+            .windows(2)
+            .all(|w| w[1].timestamp_ms >= w[0].timestamp_ms),
+        "timestamps go forward across the republish"
+    );
+    let codes: Vec<String> = messages
+        .iter()
+        .filter_map(|m| m.command().and_then(|(_, c)| c))
+        .collect();
+    assert_eq!(
+        codes
+            .iter()
+            .filter(|c| *c == "NetStream.Play.UnpublishNotify")
+            .count(),
+        1,
+        "one end, after the second publisher: {codes:?}"
+    );
+    // The second publish's three seconds came after the first's (whose GOP the player joined).
+    let span = video.last().unwrap().timestamp_ms - video[0].timestamp_ms;
+    assert!(span >= 4000, "{span} ms of video");
+}

@@ -888,6 +888,28 @@ impl ServerSession {
         Ok(())
     }
 
+    /// A publish or play request on an idle stream: the stream waits for the decision (a
+    /// hole in the output until it is answered); returns the name without its query, and
+    /// the query.
+    fn request(
+        &mut self,
+        stream_id: u32,
+        decision: Decision,
+        pending: StreamState,
+        name: &str,
+    ) -> Result<(String, Option<String>), RtmpError> {
+        let stream = self.stream_mut(stream_id)?;
+        if stream.active() {
+            return Err(ErrorKind::StreamBusy(stream_id).into());
+        }
+        let (short, query) = split_query(name);
+        stream.state = pending;
+        stream.name = short.clone();
+        stream.full_name = name.to_owned();
+        self.output.open(decision, name);
+        Ok((short, query))
+    }
+
     fn stream_mut(&mut self, stream_id: u32) -> Result<&mut MessageStream, RtmpError> {
         self.streams
             .iter_mut()
@@ -954,35 +976,23 @@ impl ServerSession {
                 ))
             }
             Command::Publish { name, mode, .. } => {
-                let stream = self.stream_mut(stream_id)?;
-                if stream.active() {
-                    return Err(ErrorKind::StreamBusy(stream_id).into());
-                }
-                let (short, query) = split_query(name);
-                stream.state = StreamState::PublishPending;
-                stream.name = short.clone();
-                stream.full_name = name.to_owned();
-                self.output.open(Decision::Publish(stream_id), name);
+                let decision = Decision::Publish(stream_id);
+                let pending = StreamState::PublishPending;
+                let (name, query) = self.request(stream_id, decision, pending, name)?;
                 self.push_event(Event::Publish {
                     stream_id,
-                    name: short,
+                    name,
                     query,
                     mode,
                 })
             }
             Command::Play { name, .. } => {
-                let stream = self.stream_mut(stream_id)?;
-                if stream.active() {
-                    return Err(ErrorKind::StreamBusy(stream_id).into());
-                }
-                let (short, query) = split_query(name);
-                stream.state = StreamState::PlayPending;
-                stream.name = short.clone();
-                stream.full_name = name.to_owned();
-                self.output.open(Decision::Play(stream_id), name);
+                let decision = Decision::Play(stream_id);
+                let pending = StreamState::PlayPending;
+                let (name, query) = self.request(stream_id, decision, pending, name)?;
                 self.push_event(Event::Play {
                     stream_id,
-                    name: short,
+                    name,
                     query,
                 })
             }
