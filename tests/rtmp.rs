@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::flv::{ClipSpec, ReadFlv, clip, enhanced_hevc, ffmpeg_decode, read_flv};
+use common::flv::{ClipSpec, ReadFlv, clip, enhanced_video, ffmpeg_decode, read_flv};
 use common::rtmp::{RtmpClient, encode_message};
 use common::{Server, have, poll_until, run_bounded};
 use uringcast::media::unit::UnitKind;
@@ -392,58 +392,67 @@ fn a_player_that_comes_first_waits_and_ends_with_the_stream() {
 }
 
 #[test]
-fn hevc_over_enhanced_rtmp_plays_back_byte_exact_over_rtmp_and_http_flv() {
-    let server = Server::start("rtmp-hevc", "[live]\npublisher_grace_ms = 5000\n");
-    let (seq_start, frames) = enhanced_hevc(15, 3000);
-    let mut publisher = connected(&server, "live");
-    publisher
-        .command(
-            1,
-            "publish",
-            None,
-            &[Amf0Value::String("hevc"), Amf0Value::String("live")],
-        )
-        .unwrap();
-    let (_, code) = publisher.expect_status().unwrap();
-    assert_eq!(code.as_deref(), Some("NetStream.Publish.Start"));
-    publisher.set_chunk_size(1000).unwrap();
-    publisher.write_message(6, 9, 0, 1, &seq_start).unwrap();
-    for (n, f) in frames.iter().enumerate() {
-        publisher.write_message(6, 9, n as u32 * 40, 1, f).unwrap();
+fn hevc_av1_and_vp9_over_enhanced_rtmp_play_back_byte_exact_over_rtmp_and_http_flv() {
+    let server = Server::start("rtmp-enhanced", "[live]\npublisher_grace_ms = 5000\n");
+    for (fourcc, codec) in [(b"hvc1", "hevc"), (b"av01", "av1"), (b"vp09", "vp9")] {
+        let name = codec;
+        let (seq_start, frames) = enhanced_video(fourcc, 15, 3000);
+        let mut publisher = connected(&server, "live");
+        publisher
+            .command(
+                1,
+                "publish",
+                None,
+                &[Amf0Value::String(name), Amf0Value::String("live")],
+            )
+            .unwrap();
+        let (_, code) = publisher.expect_status().unwrap();
+        assert_eq!(code.as_deref(), Some("NetStream.Publish.Start"));
+        publisher.set_chunk_size(1000).unwrap();
+        publisher.write_message(6, 9, 0, 1, &seq_start).unwrap();
+        for (n, f) in frames.iter().enumerate() {
+            publisher.write_message(6, 9, n as u32 * 40, 1, f).unwrap();
+        }
+        let api_ok = poll_until(Instant::now() + Duration::from_secs(5), || {
+            String::from_utf8(server.get("/api/v1/streams", &[]).body)
+                .unwrap()
+                .contains(&format!("\"video_codec\":\"{codec}\",\"video_frames\":15"))
+        });
+        let api = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
+        assert!(api_ok, "{codec}: {api}");
+        // An RTMP player gets the sequence start, then the GOP cache (frames 10..15),
+        // byte-exact.
+        let mut player = connected(&server, "live");
+        player
+            .command(1, "play", None, &[Amf0Value::String(name)])
+            .unwrap();
+        let mut video = Vec::new();
+        let _ = player.read_until(Duration::from_secs(5), |m| {
+            if m.msg_type == 9 {
+                video.push(m.payload.clone());
+            }
+            video.len() == 6
+        });
+        assert_eq!(
+            video.first(),
+            Some(&seq_start),
+            "{codec}: sequence start first"
+        );
+        assert_eq!(
+            &video[1..],
+            &frames[10..],
+            "{codec}: the GOP cache, byte-exact"
+        );
+        // The same over HTTP-FLV.
+        let r = read_flv(
+            server.addr,
+            &ReadFlv {
+                tags_max: 6,
+                ..ReadFlv::new(&format!("/live/{name}.flv"), Duration::from_secs(3))
+            },
+        );
+        assert_eq!(r.media(UnitKind::Video).count(), 5, "{codec}: {:?}", r.tags);
     }
-    let api_ok = poll_until(Instant::now() + Duration::from_secs(5), || {
-        String::from_utf8(server.get("/api/v1/streams", &[]).body)
-            .unwrap()
-            .contains("\"video_codec\":\"hevc\"")
-    });
-    assert!(api_ok);
-    // An RTMP player gets the sequence start, then the GOP cache (frames 10..15), byte-exact.
-    let mut player = connected(&server, "live");
-    player
-        .command(1, "play", None, &[Amf0Value::String("hevc")])
-        .unwrap();
-    let messages = player
-        .read_until(Duration::from_secs(5), |m| {
-            m.msg_type == 9 && m.payload.get(8) == Some(&14)
-        })
-        .unwrap();
-    let video: Vec<&Vec<u8>> = messages
-        .iter()
-        .filter(|m| m.msg_type == 9)
-        .map(|m| &m.payload)
-        .collect();
-    assert_eq!(video.first(), Some(&&seq_start), "sequence start first");
-    let want: Vec<&Vec<u8>> = frames[10..].iter().collect();
-    assert_eq!(&video[1..], &want[..], "the GOP cache, byte-exact");
-    // The same over HTTP-FLV.
-    let r = read_flv(
-        server.addr,
-        &ReadFlv {
-            tags_max: 6,
-            ..ReadFlv::new("/live/hevc.flv", Duration::from_secs(3))
-        },
-    );
-    assert_eq!(r.media(UnitKind::Video).count(), 5, "{:?}", r.tags);
 }
 
 /// A raw peer's bytes after a good handshake (and, when `connect`, a connect).

@@ -271,22 +271,29 @@ pub fn ffmpeg_decode(
     }
 }
 
-/// Enhanced RTMP/FLV HEVC video bodies (IsExHeader | frame type << 4 | packet type, FourCC
-/// "hvc1"): a sequence start and `frames` coded frames of `frame_bytes` filler bytes each, a
+/// Enhanced RTMP/FLV video bodies (IsExHeader | frame type << 4 | packet type, then the
+/// `fourcc`): a sequence start and `frames` coded frames of `frame_bytes` filler bytes each, a
 /// keyframe every fifth. Debian's ffmpeg 5.1 cannot produce them.
-pub fn enhanced_hevc(frames: u8, frame_bytes: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let seq_start: Vec<u8> = [&[0x80 | 0x10][..], b"hvc1", &[1, 2, 3, 4, 5, 6, 7]].concat();
+pub fn enhanced_video(fourcc: &[u8; 4], frames: u8, frame_bytes: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let seq_start: Vec<u8> = [&[0x80 | 0x10][..], fourcc, &[1, 2, 3, 4, 5, 6, 7]].concat();
+    // HEVC's coded frames carry a 3-byte composition time; AV1's and VP9's do not.
+    let cts: &[u8] = if fourcc == b"hvc1" { &[0, 0, 0] } else { &[] };
     let frames = (0..frames)
         .map(|n| {
             let frame_type = if n % 5 == 0 { 0x10 } else { 0x20 };
             [
                 &[0x80 | frame_type | 1][..],
-                b"hvc1",
-                &[0, 0, 0],
+                fourcc,
+                cts,
                 &vec![n; frame_bytes][..],
             ]
             .concat()
         })
         .collect();
     (seq_start, frames)
+}
+
+/// [`enhanced_video`] with FourCC `hvc1`.
+pub fn enhanced_hevc(frames: u8, frame_bytes: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+    enhanced_video(b"hvc1", frames, frame_bytes)
 }
