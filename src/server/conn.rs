@@ -218,6 +218,29 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// A new connection in `phase`, receiving into `rbuf`, with nothing sent, no body and no
+    /// timer armed.
+    pub(crate) fn new(generation: u32, fd: OwnedFd, rbuf: Box<[u8]>, phase: Phase) -> Conn {
+        Conn {
+            io: SlotIo::new(generation),
+            fd,
+            rbuf,
+            rlen: 0,
+            wbuf: Vec::new(),
+            woff: 0,
+            body: Body::None,
+            phase,
+            want_pollout: false,
+            keep_alive: false,
+            media: false,
+            linger: false,
+            linger_bytes_left: 0,
+            requests: 0,
+            timers: Timers::default(),
+            rtmp: None,
+        }
+    }
+
     pub(crate) fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }

@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::conn::{Body, Conn, Deadline, LiveReader, Phase};
+use super::conn::{Body, Deadline, LiveReader, Phase};
 use super::live::Wait;
 use super::loglimit::PeerLog;
 use super::worker::Worker;
@@ -30,11 +30,9 @@ use crate::media::unit::{MediaUnit, UnitKind};
 use crate::metrics::CloseReason;
 use crate::proto::flv::{self, classify_tag};
 use crate::proto::rtmp::{Event, MediaMessage, RtmpLimits, ServerSession};
-use crate::runtime::driver::SlotIo;
-use crate::runtime::op::{Op, next_generation};
+use crate::runtime::op::Op;
 use crate::runtime::ops;
 use crate::runtime::sys;
-use crate::runtime::timer::Timers;
 
 /// A player's receive buffer, once it plays: it only sends acknowledgements, pings and a
 /// final deleteStream (the session takes input in pieces of any size), so its connection does
@@ -92,8 +90,6 @@ impl Worker {
 
     /// A new connection on the RTMP listener: the handshake starts with the first receive.
     pub(super) fn open_rtmp_conn(&mut self, fd: OwnedFd) {
-        sys::set_nodelay(&fd);
-        let generation = self.next_generation_for_conn();
         let mut session = ServerSession::new(self.rtmp_limits());
         // Media messages arrive with room for the ring entry's framings and FLV tag header
         // before them, and the PreviousTagSize and framing tail after them.
@@ -101,41 +97,20 @@ impl Worker {
             framing::HEADROOM + flv::TAG_HEADER_LEN,
             flv::PREV_TAG_SIZE_LEN + framing::TAILROOM,
         );
-        let conn = Conn {
-            io: SlotIo::new(generation),
-            fd,
-            rbuf: vec![0u8; self.config.runtime.recv_bytes].into_boxed_slice(),
-            rlen: 0,
-            wbuf: Vec::new(),
-            woff: 0,
-            body: Body::None,
-            phase: Phase::Rtmp,
-            want_pollout: false,
-            keep_alive: false,
-            media: false,
-            linger: false,
-            linger_bytes_left: 0,
-            requests: 0,
-            timers: Timers::default(),
-            rtmp: Some(Box::new(RtmpConn {
-                session,
-                app: None,
-                publish: None,
-                play_stream_id: None,
-                sending: None,
-                close_when_sent: false,
-            })),
-        };
+        let rbuf = vec![0u8; self.config.runtime.recv_bytes].into_boxed_slice();
+        let mut conn = self.new_conn(fd, rbuf, Phase::Rtmp);
+        conn.rtmp = Some(Box::new(RtmpConn {
+            session,
+            app: None,
+            publish: None,
+            play_stream_id: None,
+            sending: None,
+            close_when_sent: false,
+        }));
         let key = self.conns.insert(conn);
         self.stats.rtmp_accepted += 1;
         self.arm_deadline(key, Deadline::Header, self.config.rtmp.handshake_timeout_ms);
         self.submit_rtmp_recv(key);
-    }
-
-    fn next_generation_for_conn(&mut self) -> u32 {
-        let generation = self.next_generation;
-        self.next_generation = next_generation(generation);
-        generation
     }
 
     fn submit_rtmp_recv(&mut self, key: usize) {

@@ -20,12 +20,12 @@ use super::{Command, Shared};
 use crate::config::Config;
 use crate::metrics::{CloseReason, WorkerMetrics, WorkerStats};
 use crate::proto::http::{DateCache, HttpLimits};
-use crate::runtime::driver::{Completion, Driver, DriverConfig, SlotIo};
+use crate::runtime::driver::{Completion, Driver, DriverConfig};
 use crate::runtime::op::{Op, UserData, next_generation};
 use crate::runtime::ops;
 use crate::runtime::pipe::PipePool;
 use crate::runtime::sys;
-use crate::runtime::timer::{TimerEntry, TimerWheel, Timers};
+use crate::runtime::timer::{TimerEntry, TimerWheel};
 use crate::vod;
 
 /// What a worker is started with.
@@ -63,7 +63,7 @@ pub struct Worker {
     /// The eventfd read lands here; boxed so its address is stable while the read is in flight.
     wake_buf: Box<u64>,
     pub(super) conns: Slab<Conn>,
-    pub(super) next_generation: u32,
+    next_generation: u32,
     wheel: TimerWheel,
     due: Vec<TimerEntry>,
     due_timers: Vec<usize>,
@@ -494,30 +494,21 @@ impl Worker {
     }
 
     fn open_conn(&mut self, fd: OwnedFd) {
-        sys::set_nodelay(&fd);
-        let generation = self.next_generation;
-        self.next_generation = next_generation(generation);
-        let conn = Conn {
-            io: SlotIo::new(generation),
-            fd,
-            rbuf: vec![0u8; self.config.http.header_bytes_max].into_boxed_slice(),
-            rlen: 0,
-            wbuf: Vec::with_capacity(512),
-            woff: 0,
-            body: Body::None,
-            phase: Phase::ReadHead,
-            want_pollout: false,
-            keep_alive: true,
-            media: false,
-            linger: false,
-            linger_bytes_left: 0,
-            requests: 0,
-            timers: Timers::default(),
-            rtmp: None,
-        };
+        let rbuf = vec![0u8; self.config.http.header_bytes_max].into_boxed_slice();
+        let mut conn = self.new_conn(fd, rbuf, Phase::ReadHead);
+        conn.wbuf = Vec::with_capacity(512);
+        conn.keep_alive = true;
         let key = self.conns.insert(conn);
         self.arm_deadline(key, Deadline::Idle, self.config.http.header_timeout_ms);
         self.submit_recv(key);
+    }
+
+    /// A new connection's state (TCP_NODELAY set, the next slot generation), not inserted yet.
+    pub(super) fn new_conn(&mut self, fd: OwnedFd, rbuf: Box<[u8]>, phase: Phase) -> Conn {
+        sys::set_nodelay(&fd);
+        let generation = self.next_generation;
+        self.next_generation = next_generation(generation);
+        Conn::new(generation, fd, rbuf, phase)
     }
 
     /// Arm the connection's `kind` timer `after_ms` from now. The request timers (idle,

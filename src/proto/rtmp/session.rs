@@ -724,20 +724,18 @@ impl ServerSession {
             self.event_bytes += media.buf.capacity();
         }
         self.events.push_back(event);
-        let held = self.held() + self.decoder.buffered();
-        if held > self.limits.buffered_bytes_max as usize {
-            return Err(ErrorKind::BufferedTooLarge {
-                held,
-                max: self.limits.buffered_bytes_max,
-            }
-            .into());
-        }
-        Ok(())
+        self.check_held()
     }
 
     fn push_output(&mut self, message: OutMessage) -> Result<(), RtmpError> {
         self.output.push(message);
-        let held = self.held() + self.decoder.buffered();
+        self.check_held()
+    }
+
+    /// Everything the session holds for the peer (incomplete messages, events, replies) must
+    /// stay within `buffered_bytes_max`.
+    fn check_held(&self) -> Result<(), RtmpError> {
+        let held = self.buffered_bytes();
         if held > self.limits.buffered_bytes_max as usize {
             return Err(ErrorKind::BufferedTooLarge {
                 held,
