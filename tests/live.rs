@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use common::media::wait_for_stream;
 use common::*;
 use uringcast::media::unit::UnitKind;
 use uringcast::proto::flv::{FlvDemuxer, FlvEvent, FlvLimits};
@@ -53,24 +54,6 @@ fn publish(server: &Server, path: &str, seconds: u32) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("ffmpeg")
-}
-
-fn wait_for_stream(server: &Server, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let body = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
-        if body.contains(&format!("\"name\":\"{name}\""))
-            && body.contains("\"keyframes\":")
-            && !body.contains("\"keyframes\":0")
-        {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stream {name} never appeared: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// One received tag.

@@ -31,7 +31,9 @@ pub fn status_page(registry: &Registry) -> String {
             } else {
                 "publisher gone"
             },
-            readers = s.stats.readers_flv.load(Relaxed) + s.stats.readers_rtmp.load(Relaxed),
+            readers = s.stats.readers_flv.load(Relaxed)
+                + s.stats.readers_rtmp.load(Relaxed)
+                + s.stats.readers_ts.load(Relaxed),
         );
     }
     page.push_str("</ul>\n</body></html>\n");
@@ -85,6 +87,7 @@ struct StreamFigures {
 struct Readers {
     flv: u32,
     rtmp: u32,
+    ts: u32,
 }
 
 fn stream_figures(s: &crate::media::stream::Stream, now_ms: u64) -> StreamFigures {
@@ -111,6 +114,7 @@ fn stream_figures(s: &crate::media::stream::Stream, now_ms: u64) -> StreamFigure
         readers: Readers {
             flv: s.stats.readers_flv.load(Relaxed),
             rtmp: s.stats.readers_rtmp.load(Relaxed),
+            ts: s.stats.readers_ts.load(Relaxed),
         },
         bytes_in,
         bytes_out: s.stats.bytes_out.load(Relaxed),
@@ -269,6 +273,7 @@ pub fn stream_metrics(registry: &Registry, labels: bool, now_ms: u64, out: &mut 
             (|f: &StreamFigures| f.readers.flv) as fn(&StreamFigures) -> u32,
         ),
         ("rtmp", |f| f.readers.rtmp),
+        ("ts", |f| f.readers.ts),
     ] {
         if labels {
             for f in &figures {

@@ -5,6 +5,8 @@ use crate::proto::http::{Method, RequestHead, Version};
 /// Methods of the media paths, for `Allow` and CORS preflights.
 pub const VOD_METHODS: &str = "GET, HEAD, OPTIONS";
 pub const LIVE_METHODS: &str = "GET, HEAD, OPTIONS, POST, PUT";
+/// Methods of HLS paths (PUT and DELETE: HLS pushed by an encoder).
+pub const HLS_METHODS: &str = "GET, HEAD, OPTIONS, PUT, DELETE";
 /// Methods of the server's own pages.
 pub const PAGE_METHODS: &str = "GET, HEAD";
 
@@ -13,16 +15,29 @@ pub const PAGE_METHODS: &str = "GET, HEAD";
 pub enum Route {
     /// A file under the media root; `path` is what follows `/vod/`, still to be normalised.
     Vod { path: String },
-    /// An HTTP-FLV viewer. `send_body`: GET (HEAD gets the head only); `chunked`: HTTP/1.1
-    /// framing (an HTTP/1.0 viewer gets the bare stream ended by the close).
+    /// An HTTP-FLV or HTTP-TS viewer. `send_body`: GET (HEAD gets the head only); `chunked`:
+    /// HTTP/1.1 framing (an HTTP/1.0 viewer gets the bare stream ended by the close).
     LivePlay {
         app: String,
         name: String,
+        format: LiveFormat,
         send_body: bool,
         chunked: bool,
     },
-    /// An HTTP push of FLV (POST or PUT).
-    LivePublish { app: String, name: String },
+    /// An HTTP push of FLV or MPEG-TS (POST or PUT).
+    LivePublish {
+        app: String,
+        name: String,
+        format: LiveFormat,
+    },
+    /// A file of a stream's HLS: `/{app}/{stream}/{file}` (the live playlist `index.m3u8` and
+    /// its segments, or objects an encoder pushes with PUT and removes with DELETE).
+    Hls {
+        app: String,
+        name: String,
+        file: String,
+        method: HlsMethod,
+    },
     /// `OPTIONS` on a media path: 204 with `Allow` and the CORS preflight answer.
     Preflight { methods: &'static str },
     /// One of the server's own pages; `send_body` false for HEAD.
@@ -35,6 +50,24 @@ pub enum Route {
         keep: bool,
         allow: Option<&'static str>,
     },
+}
+
+/// The container of a live HTTP stream, from its path's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveFormat {
+    /// `.flv`
+    Flv,
+    /// `.ts`: MPEG-TS.
+    Ts,
+}
+
+/// What a request does to an HLS file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HlsMethod {
+    Get,
+    Head,
+    Put,
+    Delete,
 }
 
 /// The server's own pages.
@@ -63,7 +96,7 @@ impl Page {
 /// Whether `path` is a media path (`/vod/...` or a live stream): every answer to it, errors
 /// included, carries the CORS headers, so a browser player can read a 404 or a 409.
 pub fn is_media_path(path: &str) -> bool {
-    path.starts_with("/vod/") || parse_live_path(path).is_some()
+    path.starts_with("/vod/") || parse_live_path(path).is_some() || parse_hls_path(path).is_some()
 }
 
 /// Whether `s` may be a live app or stream name: 1 to 128 of `[A-Za-z0-9_-]` (an app may
@@ -76,17 +109,45 @@ pub fn valid_live_name(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// `/{app}/{stream}.flv` → (app, stream), with conservative names (no dots, slashes or
-/// escapes), so stream keys are safe in logs, labels and JSON. `vod` is not an app: `/vod/`
-/// always names files, so no publish or play can claim a path under it.
-pub fn parse_live_path(path: &str) -> Option<(&str, &str)> {
+/// `/{app}/{stream}.flv` or `.ts` → (app, stream, format), with conservative names (no dots,
+/// slashes or escapes), so stream keys are safe in logs, labels and JSON. `vod` is not an app:
+/// `/vod/` always names files, so no publish or play can claim a path under it.
+pub fn parse_live_path(path: &str) -> Option<(&str, &str, LiveFormat)> {
     let rest = path.strip_prefix('/')?;
     let (app, file) = rest.split_once('/')?;
     if app == "vod" {
         return None;
     }
-    let name = file.strip_suffix(".flv")?;
-    (valid_live_name(app) && valid_live_name(name)).then_some((app, name))
+    let (name, format) = if let Some(name) = file.strip_suffix(".flv") {
+        (name, LiveFormat::Flv)
+    } else {
+        (file.strip_suffix(".ts")?, LiveFormat::Ts)
+    };
+    (valid_live_name(app) && valid_live_name(name)).then_some((app, name, format))
+}
+
+/// Whether `file` may name an HLS object: one path segment of 1 to 128 of `[A-Za-z0-9._-]`,
+/// not starting with a dot, with an HLS extension.
+pub fn valid_hls_file(file: &str) -> bool {
+    !file.is_empty()
+        && file.len() <= 128
+        && !file.starts_with('.')
+        && !file.contains("..")
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && [".m3u8", ".ts", ".m4s", ".mp4", ".aac"]
+            .iter()
+            .any(|ext| file.len() > ext.len() && file.ends_with(ext))
+}
+
+/// `/{app}/{stream}/{file}` → (app, stream, file), for HLS.
+pub fn parse_hls_path(path: &str) -> Option<(&str, &str, &str)> {
+    let rest = path.strip_prefix('/')?;
+    let (app, rest) = rest.split_once('/')?;
+    let (name, file) = rest.split_once('/')?;
+    (app != "vod" && valid_live_name(app) && valid_live_name(name) && valid_hls_file(file))
+        .then_some((app, name, file))
 }
 
 fn not_allowed(method: Method, allow: &'static str) -> Route {
@@ -118,7 +179,13 @@ pub fn route(head: &RequestHead) -> Route {
     } else {
         parse_live_path(path)
     };
-    let publish = live.is_some() && matches!(head.method, Method::Post | Method::Put);
+    let hls = if vod.is_some() {
+        None
+    } else {
+        parse_hls_path(path)
+    };
+    let publish = (live.is_some() && matches!(head.method, Method::Post | Method::Put))
+        || (hls.is_some() && head.method == Method::Put);
     if !publish && (head.content_length.unwrap_or(0) > 0 || head.chunked) {
         // Only a live publish takes a request body; reading and discarding one elsewhere would
         // let a client make us spend bandwidth for nothing: a consistent 400 and close.
@@ -129,13 +196,34 @@ pub fn route(head: &RequestHead) -> Route {
             allow: None,
         };
     }
-    if let Some((app, name)) = live {
+    if let Some((app, name, file)) = hls {
+        let method = match head.method {
+            Method::Get => HlsMethod::Get,
+            Method::Head => HlsMethod::Head,
+            Method::Put => HlsMethod::Put,
+            Method::Delete => HlsMethod::Delete,
+            Method::Options => {
+                return Route::Preflight {
+                    methods: HLS_METHODS,
+                };
+            }
+            other => return not_allowed(other, HLS_METHODS),
+        };
+        return Route::Hls {
+            app: app.to_string(),
+            name: name.to_string(),
+            file: file.to_string(),
+            method,
+        };
+    }
+    if let Some((app, name, format)) = live {
         let (app, name) = (app.to_string(), name.to_string());
         return match head.method {
-            Method::Post | Method::Put => Route::LivePublish { app, name },
+            Method::Post | Method::Put => Route::LivePublish { app, name, format },
             Method::Get | Method::Head => Route::LivePlay {
                 app,
                 name,
+                format,
                 send_body: head.method == Method::Get,
                 chunked: head.version == Version::Http11,
             },
@@ -207,18 +295,54 @@ mod tests {
 
     #[test]
     fn live_paths_and_the_reserved_vod_prefix() {
-        assert_eq!(parse_live_path("/live/cam1.flv"), Some(("live", "cam1")));
-        assert_eq!(parse_live_path("/vodka/x.flv"), Some(("vodka", "x")));
+        assert_eq!(
+            parse_live_path("/live/cam1.flv"),
+            Some(("live", "cam1", LiveFormat::Flv))
+        );
+        assert_eq!(
+            parse_live_path("/live/cam1.ts"),
+            Some(("live", "cam1", LiveFormat::Ts))
+        );
+        assert_eq!(
+            parse_live_path("/vodka/x.flv"),
+            Some(("vodka", "x", LiveFormat::Flv))
+        );
         // `vod` is not an app: its paths are files, never a publish or a play.
         assert_eq!(parse_live_path("/vod/x.flv"), None);
+        assert_eq!(parse_live_path("/vod/x.ts"), None);
         for bad in [
-            "/live/x.ts",
+            "/live/x.mp4",
             "/live/a.b.flv",
+            "/live/a.b.ts",
             "/a/b/c.flv",
             "/live/.flv",
             "live/x.flv",
         ] {
             assert_eq!(parse_live_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn hls_paths() {
+        assert_eq!(
+            parse_hls_path("/live/cam/index.m3u8"),
+            Some(("live", "cam", "index.m3u8"))
+        );
+        assert_eq!(
+            parse_hls_path("/live/cam/a-12.ts"),
+            Some(("live", "cam", "a-12.ts"))
+        );
+        for bad in [
+            "/vod/cam/index.m3u8",
+            "/live/cam/../x.ts",
+            "/live/cam/.hidden.ts",
+            "/live/cam/x.txt",
+            "/live/cam/.ts",
+            "/live/cam/a/b.ts",
+            "/live/c.m/index.m3u8",
+            "/live/cam/a%2fb.ts",
+        ] {
+            assert_eq!(parse_hls_path(bad), None, "{bad}");
         }
     }
 
@@ -242,6 +366,7 @@ mod tests {
             Route::LivePlay {
                 app: "live".into(),
                 name: "cam".into(),
+                format: LiveFormat::Flv,
                 send_body: true,
                 chunked: false
             }
@@ -251,6 +376,7 @@ mod tests {
             Route::LivePlay {
                 app: "live".into(),
                 name: "cam".into(),
+                format: LiveFormat::Flv,
                 send_body: false,
                 chunked: true
             }
@@ -259,9 +385,39 @@ mod tests {
             h("PUT /live/cam.flv HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"),
             Route::LivePublish {
                 app: "live".into(),
-                name: "cam".into()
+                name: "cam".into(),
+                format: LiveFormat::Flv,
             }
         );
+        assert_eq!(
+            h("POST /live/cam.ts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            Route::LivePublish {
+                app: "live".into(),
+                name: "cam".into(),
+                format: LiveFormat::Ts,
+            }
+        );
+        assert_eq!(
+            h("PUT /live/cam/index3.ts HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"),
+            Route::Hls {
+                app: "live".into(),
+                name: "cam".into(),
+                file: "index3.ts".into(),
+                method: HlsMethod::Put,
+            }
+        );
+        assert!(matches!(
+            h("POST /live/cam/index.m3u8 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"),
+            Route::Refuse { status: 400, .. }
+        ));
+        assert!(matches!(
+            h("POST /live/cam/index.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Refuse {
+                status: 405,
+                allow: Some(HLS_METHODS),
+                ..
+            }
+        ));
         assert_eq!(
             h("OPTIONS /vod/a HTTP/1.1\r\nHost: x\r\n\r\n"),
             Route::Preflight {

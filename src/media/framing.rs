@@ -12,8 +12,12 @@
 //! an RTMP entry is two iovecs, header and body, both in the entry's memory: no reader
 //! formats or copies anything. A single chunk per message is valid because an RTMP reader is
 //! told a chunk size of [`RTMP_CHUNK_SIZE`] first, which the spec makes larger than any
-//! message. TS packets interleave headers inside the payload, so TS comes as a ring of its
-//! own with its issue.
+//! message.
+//!
+//! MPEG-TS (`TsRaw`, `TsChunked`) is not a framing of the FLV tag but a re-packaging of the
+//! unit (188-byte packets with their own headers inside the payload), so it is produced only
+//! while some reader wants it: the publisher muxes each entry once and attaches the packets to
+//! the entry (`ring::Entry::ts`), framed the same way (raw, and as one HTTP chunk).
 
 use std::ops::Range;
 
@@ -31,6 +35,23 @@ pub enum Framing {
     /// One RTMP message per entry (chunk header + tag body), on message stream
     /// [`RTMP_STREAM_ID`].
     Rtmp,
+    /// The entry's MPEG-TS packets as they are (HTTP/1.0 viewers of `.ts`).
+    TsRaw,
+    /// The entry's MPEG-TS packets as one HTTP/1.1 chunk.
+    TsChunked,
+}
+
+impl Framing {
+    /// Whether the framing carries MPEG-TS (the entry's [`TsFramed`], produced on demand)
+    /// rather than the FLV tag every entry has.
+    pub fn is_ts(self) -> bool {
+        matches!(self, Framing::TsRaw | Framing::TsChunked)
+    }
+
+    /// Whether the body is HTTP/1.1 chunked (ends with the zero-length chunk).
+    pub fn is_http_chunked(self) -> bool {
+        matches!(self, Framing::HttpChunked | Framing::TsChunked)
+    }
 }
 
 /// Room for the longest HTTP chunk-size line (`ffffffff\r\n`, for bodies up to 4 GiB; FLV tags
@@ -73,8 +94,8 @@ impl Framed {
     /// is empty for the one-piece framings).
     pub fn parts(&self, framing: Framing) -> [&Bytes; 2] {
         match framing {
-            Framing::Raw => [&self.raw, &EMPTY],
-            Framing::HttpChunked => [&self.chunked, &EMPTY],
+            Framing::Raw | Framing::TsRaw => [&self.raw, &EMPTY],
+            Framing::HttpChunked | Framing::TsChunked => [&self.chunked, &EMPTY],
             Framing::Rtmp => [&self.rtmp_head, &self.rtmp_body],
         }
     }
@@ -87,6 +108,34 @@ impl Framed {
 }
 
 static EMPTY: Bytes = Bytes::new();
+
+/// An entry's MPEG-TS packets (raw, and as one HTTP/1.1 chunk): slices of one allocation,
+/// like [`Framed`]. Empty (both) when the unit writes no packets (a sequence header only
+/// updates the muxer): an empty chunk would end an HTTP body.
+pub type TsFramed = Framed;
+
+/// Frame MPEG-TS packets muxed into `buf` after [`HEADROOM`] zero bytes (the caller leaves
+/// that room at the start; [`TAILROOM`] is added here): the same one-allocation framing as
+/// an FLV tag, without the RTMP pieces.
+pub fn frame_ts(mut buf: Vec<u8>) -> TsFramed {
+    debug_assert!(buf.len() >= HEADROOM);
+    if buf.len() <= HEADROOM {
+        return Framed {
+            raw: Bytes::new(),
+            chunked: Bytes::new(),
+            rtmp_head: Bytes::new(),
+            rtmp_body: Bytes::new(),
+        };
+    }
+    let end = buf.len();
+    buf.extend_from_slice(&[0; TAILROOM]);
+    // A Vec becomes a BytesMut without copying.
+    let mut framed = frame(BytesMut::from(Bytes::from(buf)), HEADROOM..end);
+    // TS packets are no FLV tag, but never let a coincidence make RTMP pieces of them.
+    framed.rtmp_head = Bytes::new();
+    framed.rtmp_body = Bytes::new();
+    framed
+}
 
 /// Frame a buffer laid out as `[HEADROOM][unit][TAILROOM]` (`unit` = the range of the unit in
 /// it): writes the size line and the CRLF, and freezes it into [`Framed`] slices.

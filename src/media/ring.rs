@@ -9,13 +9,14 @@
 //! never waits for a reader: a reader that falls behind the tail finds its cursor gone and is
 //! moved to the latest keyframe.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 
-use super::framing::{self, Framed};
+use super::framing::{self, Framed, Framing, TsFramed};
 
 /// One serialised unit (for FLV: a complete tag with its PreviousTagSize).
 #[derive(Debug)]
@@ -31,12 +32,30 @@ pub struct Entry {
     /// The serialised unit (an FLV tag with its PreviousTagSize) in every output framing,
     /// framed once at append (see `framing`).
     pub framed: Framed,
+    /// The unit as MPEG-TS packets, set once by the publisher while TS or HLS is wanted
+    /// ([`ChunkRing::set_ts`]); unset for entries appended while nobody wanted it.
+    pub ts: OnceLock<TsFramed>,
 }
 
 impl Entry {
     /// The serialised unit itself (the raw framing).
     pub fn bytes(&self) -> &Bytes {
         &self.framed.raw
+    }
+
+    /// The entry's bytes in `framing`, as at most two pieces sent back to back; `None` when
+    /// the entry has no MPEG-TS yet (a TS framing of an entry the publisher has not muxed).
+    pub fn parts(&self, framing: Framing) -> Option<[&Bytes; 2]> {
+        if framing.is_ts() {
+            Some(self.ts.get()?.parts(framing))
+        } else {
+            Some(self.framed.parts(framing))
+        }
+    }
+
+    /// Bytes the entry holds in every framing produced so far (memory accounting).
+    fn held_bytes(&self) -> usize {
+        self.framed.raw.len() + self.ts.get().map_or(0, |ts| ts.raw.len())
     }
 
     /// Whether a reader at this entry is more than `max_lag_ms` of media time or
@@ -174,6 +193,12 @@ impl ChunkRing {
             let slot = &self.slots[(tail & self.mask) as usize];
             if let Some(old) = slot.swap(None) {
                 retained -= old.bytes().len();
+                // MPEG-TS bytes count in the live memory budget, not in this ring's size
+                // limits: a TS viewer arriving must not make a working stream's GOP too large.
+                let ts = old.held_bytes() - old.bytes().len();
+                if ts > 0 {
+                    self.budget.fetch_sub(ts, Ordering::Relaxed);
+                }
             }
             tail += 1;
             // Publish the new tail before the slot can be reused, so a reader that loads a
@@ -186,6 +211,7 @@ impl ChunkRing {
             dts_ms,
             offset,
             framed,
+            ts: OnceLock::new(),
         });
         self.slots[(seq & self.mask) as usize].store(Some(entry));
         let before = self.retained_bytes.swap(retained + len, Ordering::Relaxed);
@@ -197,6 +223,15 @@ impl ChunkRing {
             .store(offset + len as u64, Ordering::Relaxed);
         self.head.store(seq + 1, Ordering::Release);
         Ok(seq)
+    }
+
+    /// Attach the MPEG-TS packets of `entry` (publisher only, once per entry; a second call
+    /// is ignored). Its bytes count in the live memory budget until the entry is reclaimed.
+    pub fn set_ts(&self, entry: &Entry, ts: TsFramed) {
+        let len = ts.raw.len();
+        if entry.ts.set(ts).is_ok() && len > 0 {
+            self.budget.fetch_add(len, Ordering::Relaxed);
+        }
     }
 
     /// Where `cursor` stands.
@@ -260,8 +295,14 @@ impl ChunkRing {
 impl Drop for ChunkRing {
     fn drop(&mut self) {
         // The ring's memory goes with it (held entries die with their last holder, soon).
+        let ts: usize = self
+            .slots
+            .iter()
+            .filter_map(|slot| slot.load_full())
+            .map(|entry| entry.held_bytes() - entry.bytes().len())
+            .sum();
         self.budget
-            .fetch_sub(*self.retained_bytes.get_mut(), Ordering::Relaxed);
+            .fetch_sub(*self.retained_bytes.get_mut() + ts, Ordering::Relaxed);
     }
 }
 

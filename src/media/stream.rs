@@ -14,6 +14,7 @@ use super::ring::{AppendError, ChunkRing};
 use super::unit::{Codec, MediaUnit, UnitKind};
 use crate::config::LiveConfig;
 use crate::proto::flv;
+use crate::proto::ts::TsMuxer;
 
 /// Most workers a stream tracks readers for (the notification bitmap is one `AtomicU64`).
 pub const WORKERS_MAX: usize = 64;
@@ -93,6 +94,8 @@ pub struct StreamStats {
     pub slow_disconnects: CachePadded<AtomicU64>,
     pub readers_flv: CachePadded<AtomicU32>,
     pub readers_rtmp: CachePadded<AtomicU32>,
+    /// HTTP-TS readers: while above zero the publisher muxes every entry into MPEG-TS.
+    pub readers_ts: CachePadded<AtomicU32>,
     /// dts of the last two keyframes, for the GOP interval.
     pub last_keyframe_dts_ms: AtomicU64,
     pub gop_interval_ms: AtomicU64,
@@ -145,6 +148,19 @@ pub struct Stream {
     pub wake_pending: CachePadded<AtomicU64>,
     pub stats: StreamStats,
     pub info: Mutex<StreamInfo>,
+    /// MPEG-TS production (muxer state), locked by the publisher only, once per unit.
+    ts: Mutex<TsState>,
+    /// PAT+PMT as the muxer would write them next, framed: what a joining TS reader of an
+    /// audio-only stream gets first (video keyframe entries start with their own PAT/PMT).
+    ts_psi: ArcSwap<framing::Framed>,
+}
+
+/// The publisher's MPEG-TS state, kept with the stream so a republish within the grace
+/// period continues it (continuity counters; later the HLS segmenter).
+#[derive(Default)]
+struct TsState {
+    /// Present while some reader wants MPEG-TS.
+    muxer: Option<TsMuxer>,
 }
 
 /// The serialised preambles (FLV and RTMP) and what they were built from.
@@ -154,6 +170,8 @@ struct Preamble {
     flv: framing::Framed,
     rtmp: Bytes,
 }
+
+static EMPTY: Bytes = Bytes::new();
 
 /// What a new reader is sent before its first entry, in its framing.
 #[derive(Clone, Debug)]
@@ -168,6 +186,8 @@ impl ReaderPreamble {
             framing::Framing::Raw => &self.flv.raw,
             framing::Framing::HttpChunked => &self.flv.chunked,
             framing::Framing::Rtmp => &self.rtmp,
+            // MPEG-TS readers start with `Stream::ts_preamble`.
+            framing::Framing::TsRaw | framing::Framing::TsChunked => &EMPTY,
         }
     }
 }
@@ -177,12 +197,26 @@ impl Stream {
         format!("{}/{}", self.app, self.name)
     }
 
-    /// The reader count of `framing` (HTTP-FLV in either HTTP framing, or RTMP).
+    /// The reader count of `framing` (HTTP-FLV in either HTTP framing, RTMP, HTTP-TS).
     pub fn readers(&self, framing: framing::Framing) -> &AtomicU32 {
         match framing {
             framing::Framing::Raw | framing::Framing::HttpChunked => &self.stats.readers_flv,
             framing::Framing::Rtmp => &self.stats.readers_rtmp,
+            framing::Framing::TsRaw | framing::Framing::TsChunked => &self.stats.readers_ts,
         }
+    }
+
+    /// What a joining MPEG-TS reader is sent before its first entry: nothing for a stream with
+    /// video (its keyframe entries start with PAT and PMT), the program tables otherwise.
+    pub fn ts_preamble(&self, framing: framing::Framing) -> Bytes {
+        if self.headers.load().has_video {
+            return Bytes::new();
+        }
+        self.ts_psi.load().parts(framing)[0].clone()
+    }
+
+    fn new_ts_psi() -> ArcSwap<framing::Framed> {
+        ArcSwap::from_pointee(framing::frame_ts(vec![0; framing::HEADROOM]))
     }
 
     /// Latest ingest-side dts, for media-time lag.
@@ -441,14 +475,85 @@ impl Publisher {
         // Only video keyframes start a GOP; audio-only streams start anywhere (every entry).
         let keyframe = (unit.kind == UnitKind::Video && unit.keyframe && !unit.config)
             || (unit.kind == UnitKind::Audio && !unit.config && !stream.headers.load().has_video);
-        stream
+        let seq = stream
             .flv
             .append_framed(keyframe, dts_ms, framed)
             .map_err(|e| match e {
                 AppendError::GopTooLarge => PublishError::GopTooLarge,
             })?;
+        self.produce_ts(seq, unit, dts_ms);
         Ok(())
     }
+
+    /// Mux the entry just appended (`seq`, from `unit` at `dts_ms`) into MPEG-TS while some
+    /// reader wants it. When the first one arrives, a new muxer is primed with the stream's
+    /// sequence headers and catches up on the current GOP (from the entries' FLV tags), so the
+    /// reader starts at the latest keyframe at once, as an FLV reader does; when the last one
+    /// leaves, the muxer is dropped and entries carry FLV only.
+    fn produce_ts(&mut self, seq: u64, unit: &MediaUnit, dts_ms: u64) {
+        let stream = &self.stream;
+        let wanted = stream.stats.readers_ts.load(Ordering::Relaxed) > 0;
+        let mut ts = stream.ts.lock().unwrap_or_else(|p| p.into_inner());
+        if !wanted {
+            ts.muxer = None;
+            return;
+        }
+        let ring = &stream.flv;
+        let muxer = ts.muxer.get_or_insert_with(|| {
+            let mut muxer = TsMuxer::new();
+            let headers = stream.headers.load();
+            let mut scratch = Vec::new();
+            for (tag_type, body) in [(9, &headers.video_config), (8, &headers.audio_config)] {
+                if let Some(body) = body
+                    && let Ok(config) = flv::classify_tag(tag_type, 0, body.clone())
+                {
+                    muxer.write_unit_at(&config, 0, &mut scratch);
+                }
+            }
+            if let Some(start) = ring.gop_start() {
+                for s in start.max(ring.tail())..seq {
+                    let Some(entry) = ring.get(s) else { continue };
+                    if entry.ts.get().is_some() {
+                        continue;
+                    }
+                    if let Some(past) = flv_tag_unit(entry.bytes()) {
+                        let mut out = vec![0; framing::HEADROOM];
+                        muxer.write_unit_at(&past, entry.dts_ms, &mut out);
+                        ring.set_ts(&entry, framing::frame_ts(out));
+                    }
+                }
+            }
+            muxer
+        });
+        let mut out = vec![0; framing::HEADROOM];
+        muxer.write_unit_at(unit, dts_ms, &mut out);
+        if unit.config {
+            let mut psi = vec![0; framing::HEADROOM];
+            muxer.psi_snapshot(&mut psi);
+            stream.ts_psi.store(Arc::new(framing::frame_ts(psi)));
+        }
+        if let Some(entry) = ring.get(seq) {
+            ring.set_ts(&entry, framing::frame_ts(out));
+        }
+    }
+}
+
+/// The unit an FLV tag of the ring (header, body, PreviousTagSize) carries, for re-muxing.
+fn flv_tag_unit(tag: &Bytes) -> Option<MediaUnit> {
+    let header = tag.get(..flv::TAG_HEADER_LEN)?;
+    let body_len =
+        usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
+    let timestamp = u32::from_be_bytes([header[7], header[4], header[5], header[6]]);
+    let end = flv::TAG_HEADER_LEN.checked_add(body_len)?;
+    if end > tag.len() {
+        return None;
+    }
+    flv::classify_tag(
+        header[0] & 0x1f,
+        timestamp,
+        tag.slice(flv::TAG_HEADER_LEN..end),
+    )
+    .ok()
 }
 
 /// The FLV tag of `unit` timestamped `dts_ms` (its low 32 bits), framed for every output
@@ -604,6 +709,8 @@ impl Registry {
                     wake_pending: CachePadded::new(AtomicU64::new(0)),
                     stats: StreamStats::default(),
                     info: Mutex::new(StreamInfo::default()),
+                    ts: Mutex::new(TsState::default()),
+                    ts_psi: Stream::new_ts_psi(),
                 });
                 inner.streams.insert(key, stream.clone());
                 (stream, false)
@@ -720,6 +827,70 @@ mod tests {
             payload_offset: 0,
             flv_tag: None,
         }
+    }
+
+    /// The units of the 2 s H.264 + AAC fixture, as the FLV demuxer gives them.
+    fn fixture_units() -> Vec<MediaUnit> {
+        use crate::proto::flv::{FlvDemuxer, FlvEvent, FlvLimits};
+        let mut demuxer = FlvDemuxer::new(FlvLimits::default());
+        demuxer.push(include_bytes!("../../tests/data/h264_aac_2s.flv"));
+        let mut units = Vec::new();
+        while let Ok(Some(event)) = demuxer.poll() {
+            if let FlvEvent::Unit(unit) = event {
+                units.push(unit);
+            }
+        }
+        units
+    }
+
+    #[test]
+    fn mpeg_ts_is_muxed_only_while_wanted_and_a_first_reader_gets_the_current_gop() {
+        let registry = registry();
+        let mut p = registry.publish("live", "ts", 0).expect("publish");
+        let units = fixture_units();
+        let keyframes: Vec<usize> = units
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| u.keyframe && !u.config)
+            .map(|(i, _)| i)
+            .collect();
+        assert!(keyframes.len() >= 2, "the fixture has {keyframes:?}");
+        // Nobody wants TS: entries carry FLV only.
+        let half = keyframes[1] + 5;
+        for unit in &units[..half] {
+            p.publish(&mut unit.clone()).expect("publish");
+        }
+        let stream = p.stream.clone();
+        let ring = &stream.flv;
+        assert!(
+            (ring.tail()..ring.head()).all(|s| ring.get(s).is_some_and(|e| e.ts.get().is_none()))
+        );
+        let flv_only = registry.memory().0;
+        // A TS reader arrives: the next unit makes the muxer catch up on the current GOP.
+        stream.stats.readers_ts.store(1, Ordering::Relaxed);
+        p.publish(&mut units[half].clone()).expect("publish");
+        let gop = ring.gop_start().expect("a keyframe");
+        for seq in ring.tail()..ring.head() {
+            let entry = ring.get(seq).expect("retained");
+            assert_eq!(entry.ts.get().is_some(), seq >= gop, "entry {seq}");
+        }
+        let first = ring.get(gop).expect("gop start");
+        let ts = &first.ts.get().expect("muxed").raw;
+        assert_eq!(ts.len() % 188, 0);
+        // PAT, then PMT, then the keyframe.
+        assert_eq!((ts[0], ts[1] & 0x1f, ts[2]), (0x47, 0, 0));
+        assert_eq!(&ts[188..191], &[0x47, 0x50, 0x00]);
+        let chunked = &first.ts.get().expect("muxed").chunked;
+        assert!(chunked.starts_with(format!("{:x}\r\n", ts.len()).as_bytes()));
+        assert!(
+            registry.memory().0 > flv_only,
+            "TS bytes count in the budget"
+        );
+        // The last reader leaves: muxing stops with the next unit.
+        stream.stats.readers_ts.store(0, Ordering::Relaxed);
+        p.publish(&mut units[half + 1].clone()).expect("publish");
+        let newest = ring.get(ring.head() - 1).expect("newest");
+        assert!(newest.ts.get().is_none());
     }
 
     fn published(p: &Publisher) -> Vec<u64> {

@@ -105,10 +105,19 @@ impl Worker {
             Route::LivePlay {
                 app,
                 name,
+                format,
                 send_body,
                 chunked,
-            } => self.start_reader(key, &app, &name, send_body, chunked),
-            Route::LivePublish { app, name } => self.start_ingest(key, &head, &app, &name),
+            } => self.start_reader(key, &app, &name, format, send_body, chunked),
+            Route::LivePublish { app, name, format } => {
+                self.start_ingest(key, &head, &app, &name, format)
+            }
+            Route::Hls {
+                app,
+                name,
+                file,
+                method,
+            } => self.serve_hls(key, &head, &app, &name, &file, method),
             Route::Preflight { methods } => self.respond_preflight(key, methods),
             Route::Page { page, send_body } => {
                 let body = self.page_body(page);

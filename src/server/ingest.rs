@@ -8,6 +8,7 @@ use super::conn::{Body, Deadline, Ingest, Phase};
 use super::http::TEXT_PLAIN;
 use super::loglimit::PeerLog;
 use super::worker::Worker;
+use crate::app::router::{HlsMethod, LiveFormat};
 use crate::media::framing;
 use crate::media::stream::{PublishError, RegistryError};
 use crate::media::unit::UnitKind;
@@ -18,7 +19,18 @@ use crate::runtime::op::Op;
 use crate::runtime::ops;
 
 impl Worker {
-    pub(super) fn start_ingest(&mut self, key: usize, head: &RequestHead, app: &str, name: &str) {
+    pub(super) fn start_ingest(
+        &mut self,
+        key: usize,
+        head: &RequestHead,
+        app: &str,
+        name: &str,
+        format: LiveFormat,
+    ) {
+        if format == LiveFormat::Ts {
+            self.respond_simple(key, 415, TEXT_PLAIN, b"not yet\n", false, &[]);
+            return;
+        }
         if !head.chunked && head.content_length.is_none() {
             self.respond_simple(
                 key,
@@ -302,5 +314,19 @@ impl Worker {
             self.notify_stream(&stream);
             peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %stream.key(), units = ingest.units, "publisher disconnected");
         }
+    }
+}
+
+impl Worker {
+    pub(super) fn serve_hls(
+        &mut self,
+        key: usize,
+        _head: &RequestHead,
+        _app: &str,
+        _name: &str,
+        _file: &str,
+        _method: HlsMethod,
+    ) {
+        self.respond_simple(key, 404, TEXT_PLAIN, b"not yet\n", false, &[]);
     }
 }

@@ -16,6 +16,7 @@ use super::conn::{Body, Conn, Deadline, LiveReader, Phase};
 use super::http::TEXT_PLAIN;
 use super::hub::Hub;
 use super::worker::Worker;
+use crate::app::router::LiveFormat;
 use crate::media::framing::Framing;
 use crate::media::ring::Position;
 use crate::media::stream::Stream;
@@ -44,7 +45,11 @@ pub(crate) struct WaitingReader {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Wait {
     /// An HTTP-FLV request ([`Phase::WaitStream`], nothing in flight).
-    Http { send_body: bool, chunked: bool },
+    Http {
+        format: LiveFormat,
+        send_body: bool,
+        chunked: bool,
+    },
     /// An RTMP play (its receive stays posted).
     Rtmp,
 }
@@ -235,10 +240,14 @@ impl Worker {
         });
         for (key, app, name, wait, found) in ready {
             match wait {
-                Wait::Http { send_body, chunked } => {
+                Wait::Http {
+                    format,
+                    send_body,
+                    chunked,
+                } => {
                     self.conns[key].phase = Phase::ReadHead;
                     if found {
-                        self.start_reader(key, &app, &name, send_body, chunked);
+                        self.start_reader(key, &app, &name, format, send_body, chunked);
                     } else {
                         self.respond_simple(
                             key,
@@ -276,12 +285,14 @@ impl Worker {
         });
     }
 
-    /// Start an HTTP-FLV reader (`chunked`: HTTP/1.1 framing; HTTP/1.0 gets the bare stream).
+    /// Start an HTTP-FLV or HTTP-TS reader (`chunked`: HTTP/1.1 framing; HTTP/1.0 gets the
+    /// bare stream).
     pub(super) fn start_reader(
         &mut self,
         key: usize,
         app: &str,
         name: &str,
+        format: LiveFormat,
         send_body: bool,
         chunked: bool,
     ) {
@@ -295,14 +306,25 @@ impl Worker {
             let until_ms = self.now_ms() + wait_ms;
             self.conns[key].phase = Phase::WaitStream;
             self.arm_deadline(key, Deadline::Idle, wait_ms + 1000);
-            self.park_reader(key, app, name, Wait::Http { send_body, chunked }, until_ms);
+            let wait = Wait::Http {
+                format,
+                send_body,
+                chunked,
+            };
+            self.park_reader(key, app, name, wait, until_ms);
             return;
         };
         // An endless body ends the connection; a HEAD keeps it.
         let keep_alive = self.conns[key].keep_alive && !send_body;
         self.conns[key].keep_alive = keep_alive;
         self.write_head(key, 200, keep_alive, true, |h| {
-            h.header("Content-Type", "video/x-flv");
+            h.header(
+                "Content-Type",
+                match format {
+                    LiveFormat::Flv => "video/x-flv",
+                    LiveFormat::Ts => "video/mp2t",
+                },
+            );
             h.header("Cache-Control", "no-cache, no-store");
             h.header("Pragma", "no-cache");
             if send_body && chunked {
@@ -321,10 +343,11 @@ impl Worker {
         if sndbuf > 0 {
             sys::set_send_buffer(&self.conns[key].fd, sndbuf);
         }
-        let framing = if chunked {
-            Framing::HttpChunked
-        } else {
-            Framing::Raw
+        let framing = match (format, chunked) {
+            (LiveFormat::Flv, true) => Framing::HttpChunked,
+            (LiveFormat::Flv, false) => Framing::Raw,
+            (LiveFormat::Ts, true) => Framing::TsChunked,
+            (LiveFormat::Ts, false) => Framing::TsRaw,
         };
         self.attach_reader(key, &stream, framing);
         let reader = LiveReader::new(stream, framing);
@@ -385,10 +408,21 @@ impl Worker {
         let mut cursor = match reader.cursor {
             Some(c) => c,
             None => match ring.gop_start() {
-                Some(start) if hub.extend_back_to(start) => {
+                // An MPEG-TS reader waits until the publisher has muxed its first entry (it
+                // catches up on the GOP at its next unit, and says so).
+                Some(start)
+                    if hub.extend_back_to(start)
+                        && hub
+                            .get(start)
+                            .is_some_and(|e| e.parts(reader.framing).is_some()) =>
+                {
                     let dts = hub.get(start).map(|e| e.dts_ms).unwrap_or(0);
-                    let preamble = hub.stream.preamble(start, dts);
-                    reader.preamble = Some(preamble.get(reader.framing).clone());
+                    let preamble = if reader.framing.is_ts() {
+                        hub.stream.ts_preamble(reader.framing)
+                    } else {
+                        hub.stream.preamble(start, dts).get(reader.framing).clone()
+                    };
+                    reader.preamble = Some(preamble);
                     reader.cursor = Some(start);
                     start
                 }
@@ -446,14 +480,20 @@ impl Worker {
         let batch = &mut reader.batch;
         batch.clear();
         reader.entry_ends.clear();
-        if let Some(preamble) = &reader.preamble {
+        if let Some(preamble) = &reader.preamble
+            && !preamble.is_empty()
+        {
             batch.push(preamble);
         }
         let head = hub.head();
         let mut seq = cursor;
         while seq < head {
             let Some(entry) = hub.get(seq) else { break };
-            let parts = entry.framed.parts(reader.framing);
+            // An entry without MPEG-TS (muxing stopped while nobody wanted it): wait for the
+            // publisher, or skip on lag.
+            let Some(parts) = entry.parts(reader.framing) else {
+                break;
+            };
             let len = parts[0].len() + parts[1].len();
             if seq > cursor && batch.total() + len > bytes_max {
                 break;
@@ -461,7 +501,8 @@ impl Worker {
             if batch.room() < parts.len() {
                 break;
             }
-            for part in parts {
+            // Empty pieces (a sequence header writes no TS packets) take no iovec.
+            for part in parts.into_iter().filter(|p| !p.is_empty()) {
                 batch.push(part);
             }
             reader.entry_ends.push(batch.total());
@@ -539,7 +580,7 @@ impl Worker {
         };
         reader.finishing = true;
         conn.wbuf.clear();
-        if reader.framing == Framing::HttpChunked {
+        if reader.framing.is_http_chunked() {
             conn.wbuf.extend_from_slice(LAST_CHUNK);
         }
         conn.woff = 0;

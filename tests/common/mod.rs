@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod flv;
+pub mod media;
 pub mod rtmp;
+pub mod ts;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -466,5 +466,6 @@ fn crc32_mpeg2(data: &[u8]) -> u32 {
     crc
 }
 
+mod shim;
 #[cfg(test)]
 mod tests;
