@@ -5,7 +5,10 @@
 #    ffmpeg/ffprobe (real publishers, players and decoders), curl (a real HTTP client),
 #    rtmpdump (librtmp) and GStreamer with its RTMP elements (rtmp2sink/rtmp2src from
 #    plugins-bad, librtmp's rtmpsink, flvmux/flvdemux from plugins-good): RTMP peers that
-#    are not ffmpeg.
+#    are not ffmpeg; Debian's chromium (headless, for the browser players in tests/browser.rs)
+#    and, with the machine's Node.js (>= 20) and npm, `npm ci` in tests/browser (playwright-core
+#    and the players; nothing downloads a browser). The npm step is skipped when node_modules
+#    already matches package-lock.json.
 # 2. cargo fmt --check, cargo clippy --all-targets -D warnings.
 # 3. cargo test --bench http_parse (criterion in test mode), then cargo test: unit and property tests (parsers, ring, timer, config), the stable runs of
 #    the fuzz entry points, and the integration tests that start the real binary on
@@ -27,6 +30,7 @@ if command -v gst-inspect-1.0 >/dev/null 2>&1; then
 else
     missing+=(gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plugins-base)
 fi
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "scripts/test.sh: need ${missing[*]}; run as root or install them (apt-get install ${missing[*]})" >&2
@@ -36,6 +40,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The browser harness's packages, pinned by tests/browser/package-lock.json.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "scripts/test.sh: need Node.js >= 20 and npm for tests/browser" >&2
+    exit 1
+fi
+if ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.uringcast-lock; then
+    echo "scripts/test.sh: npm ci in tests/browser"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp tests/browser/package-lock.json tests/browser/node_modules/.uringcast-lock
 fi
 
 cargo fmt --check

@@ -529,3 +529,52 @@ pub fn test_mp4(dir: &Path, seconds: u32) -> PathBuf {
     assert!(status.success(), "ffmpeg could not make the test clip");
     out
 }
+
+/// Like [`run_bounded`], keeping stdout too: (Some(exit success) or None if it had to be
+/// killed after `timeout`, stdout, stderr). Both pipes are drained while the child runs.
+pub fn run_bounded_output(cmd: &mut Command, timeout: Duration) -> (Option<bool>, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status.success());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status, out.join().unwrap(), err.join().unwrap())
+}
+
+/// For a test that needs tools beyond the base set-up: with `missing` empty → true (run it).
+/// Otherwise, under `CI=true` the test fails (scripts/test.sh installs everything there);
+/// elsewhere it prints a SKIP line and returns false.
+pub fn required_or_skip(test: &str, missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join("; ");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: missing {what} under CI=true (scripts/test.sh installs them)"
+    );
+    eprintln!("SKIP {test}: missing {what} (scripts/test.sh installs them)");
+    false
+}
