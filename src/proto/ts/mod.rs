@@ -536,6 +536,5 @@ fn crc32_mpeg2(data: &[u8]) -> u32 {
     crc
 }
 
-mod shim;
 #[cfg(test)]
 mod tests;
