@@ -2,6 +2,7 @@
 
 pub mod framing;
 pub mod hls;
+pub mod hls_push;
 pub mod ring;
 pub mod stream;
 pub mod unit;
