@@ -1,6 +1,8 @@
 //! Live media: media units, the per-stream chunk ring, the stream registry.
 
 pub mod framing;
+pub mod hls;
+pub mod hls_push;
 pub mod ring;
 pub mod stream;
 pub mod unit;
