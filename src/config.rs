@@ -53,6 +53,7 @@ pub struct Config {
     pub rtmp: RtmpConfig,
     pub vod: VodConfig,
     pub live: LiveConfig,
+    pub hls: HlsConfig,
     pub runtime: RuntimeConfig,
     pub metrics: MetricsConfig,
 }
@@ -123,6 +124,46 @@ pub struct RtmpConfig {
     /// byte from the peer (a publisher is held to `live.publish_timeout_ms`, a player to
     /// `http.send_timeout_ms` like every live reader).
     pub idle_timeout_ms: u64,
+}
+
+/// Live HLS (every live stream, whatever its input, as `/{app}/{stream}/index.m3u8`) and HLS
+/// pushed by encoders with HTTP PUT.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HlsConfig {
+    /// Live HLS for every stream (segments made while players ask for them).
+    pub enabled: bool,
+    /// A segment is cut at the first keyframe at or after this much media time.
+    pub segment_target_ms: u64,
+    /// Segments listed in a live playlist.
+    pub window_segments: usize,
+    /// Segments kept fetchable after they leave the playlist (players still downloading).
+    pub retain_segments: usize,
+    /// A segment that would grow past this is cut at the next entry.
+    pub segment_bytes_max: usize,
+    /// Segmenting stops when no player has asked for a stream's playlist for this long (it
+    /// restarts from the latest keyframe at the next request).
+    pub idle_ms: u64,
+    /// A playlist request for a stream that is live but has no complete segment yet waits
+    /// up to this long for the first one (and as long as `live.play_wait_ms` for a stream
+    /// that is not published yet).
+    pub playlist_wait_ms: u64,
+    /// After a stream ends, its final playlist (with EXT-X-ENDLIST) and segments stay
+    /// fetchable this long.
+    pub ended_keep_ms: u64,
+    /// Cache-Control max-age of live playlists (segments are immutable).
+    pub playlist_max_age_s: u64,
+    /// Apps whose streams are recorded as HLS into `vod.root/{app}/{stream}-{start}/`.
+    pub record_apps: Vec<String>,
+    /// HLS pushed with PUT: the largest object (playlist or segment).
+    pub push_object_bytes_max: usize,
+    /// HLS pushed with PUT: bytes held per stream (objects the playlist no longer lists are
+    /// dropped first).
+    pub push_stream_bytes_max: usize,
+    /// HLS pushed with PUT: streams held at once.
+    pub push_streams_max: usize,
+    /// HLS pushed with PUT: a stream with no PUT for this long is dropped.
+    pub push_idle_ms: u64,
 }
 
 /// How a file body moves from the page cache to the socket.
@@ -284,6 +325,7 @@ impl Default for Config {
             rtmp: RtmpConfig::default(),
             vod: VodConfig::default(),
             live: LiveConfig::default(),
+            hls: HlsConfig::default(),
             runtime: RuntimeConfig::default(),
             metrics: MetricsConfig::default(),
         }
@@ -326,6 +368,27 @@ impl Default for RtmpConfig {
             ack_window: 2_500_000,
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 60_000,
+        }
+    }
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        HlsConfig {
+            enabled: true,
+            segment_target_ms: 2000,
+            window_segments: 6,
+            retain_segments: 3,
+            segment_bytes_max: 16 << 20,
+            idle_ms: 60_000,
+            playlist_wait_ms: 15_000,
+            ended_keep_ms: 60_000,
+            playlist_max_age_s: 1,
+            record_apps: Vec::new(),
+            push_object_bytes_max: 16 << 20,
+            push_stream_bytes_max: 64 << 20,
+            push_streams_max: 64,
+            push_idle_ms: 30_000,
         }
     }
 }
@@ -505,6 +568,49 @@ impl Config {
             3_600_000,
         )?;
         range("rtmp.idle_timeout_ms", r.idle_timeout_ms, 100, 86_400_000)?;
+        let hls = &self.hls;
+        range("hls.segment_target_ms", hls.segment_target_ms, 100, 60_000)?;
+        range("hls.window_segments", hls.window_segments as u64, 2, 1000)?;
+        range("hls.retain_segments", hls.retain_segments as u64, 0, 1000)?;
+        range(
+            "hls.segment_bytes_max",
+            hls.segment_bytes_max as u64,
+            64 << 10,
+            1 << 30,
+        )?;
+        range("hls.idle_ms", hls.idle_ms, 1000, 86_400_000)?;
+        range("hls.playlist_wait_ms", hls.playlist_wait_ms, 0, 600_000)?;
+        range("hls.ended_keep_ms", hls.ended_keep_ms, 0, 86_400_000)?;
+        range("hls.playlist_max_age_s", hls.playlist_max_age_s, 0, 3600)?;
+        if let Some(app) = hls
+            .record_apps
+            .iter()
+            .find(|a| !crate::app::router::valid_live_name(a) || a.as_str() == "vod")
+        {
+            return Err(err(
+                "hls.record_apps",
+                format!("{app:?} is not an app name ([A-Za-z0-9_-], not vod)"),
+            ));
+        }
+        range(
+            "hls.push_object_bytes_max",
+            hls.push_object_bytes_max as u64,
+            1024,
+            1 << 30,
+        )?;
+        range(
+            "hls.push_stream_bytes_max",
+            hls.push_stream_bytes_max as u64,
+            hls.push_object_bytes_max as u64,
+            1 << 34,
+        )?;
+        range(
+            "hls.push_streams_max",
+            hls.push_streams_max as u64,
+            0,
+            100_000,
+        )?;
+        range("hls.push_idle_ms", hls.push_idle_ms, 1000, 86_400_000)?;
         if self.workers > 1024 {
             return Err(err("workers", "must be between 0 (one per core) and 1024"));
         }

@@ -14,7 +14,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::flv::{ClipSpec, clip, publish_clip};
-use common::{Server, poll_until, required_or_skip, run_bounded_output};
+use common::media::wait_for_stream;
+use common::{Server, required_or_skip, run_bounded_output};
 use serde_json::Value;
 
 /// tests/browser: play.mjs, its page and node_modules.
@@ -72,18 +73,6 @@ fn av_clip() -> PathBuf {
     .clone()
 }
 
-/// Until `/api/v1/streams` lists `name` with at least one keyframe (10 s at most).
-fn wait_for_stream(server: &Server, name: &str) {
-    let mut body = String::new();
-    let live = poll_until(Instant::now() + Duration::from_secs(10), || {
-        body = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
-        body.contains(&format!("\"name\":\"{name}\""))
-            && body.contains("\"keyframes\":")
-            && !body.contains("\"keyframes\":0")
-    });
-    assert!(live, "stream {name} never went live: {body}");
-}
-
 /// What play.mjs reported (its one JSON line).
 struct Played {
     json: Value,
@@ -127,24 +116,21 @@ fn play(player: &str, url: &str, seconds: u32, artefact: &str) -> Played {
     Played { json, samples }
 }
 
-#[test]
-fn mpegts_js_plays_live_http_flv_in_chromium() {
-    let test = "mpegts_js_plays_live_http_flv_in_chromium";
+/// Publish the 30 s clip over HTTP-FLV, play `path` with `player` for 8 s, and check that the
+/// video shows 320x240 and that its clock runs with wall time.
+fn plays_in_chromium(test: &str, player: &str, path: &str) {
     if !browser_ready(test) {
         return;
     }
     let begin = Instant::now();
-    let server = Server::start("browser-flv", "");
+    let server = Server::start(
+        &format!("browser-{player}"),
+        "[hls]\nsegment_target_ms = 1000\n",
+    );
     let mut publisher = publish_clip(&server.url("/live/cam.flv"), &av_clip(), None);
     wait_for_stream(&server, "cam");
 
-    let seconds = 8;
-    let played = play(
-        "mpegts-flv",
-        &server.url("/live/cam.flv"),
-        seconds,
-        "mpegts-flv",
-    );
+    let played = play(player, &server.url(path), 8, player);
     let _ = publisher.kill();
     let _ = publisher.wait();
     let j = &played.json;
@@ -194,5 +180,32 @@ fn mpegts_js_plays_live_http_flv_in_chromium() {
         begin.elapsed() < Duration::from_secs(60),
         "took {:?}",
         begin.elapsed()
+    );
+}
+
+#[test]
+fn mpegts_js_plays_live_http_flv_in_chromium() {
+    plays_in_chromium(
+        "mpegts_js_plays_live_http_flv_in_chromium",
+        "mpegts-flv",
+        "/live/cam.flv",
+    );
+}
+
+#[test]
+fn mpegts_js_plays_live_http_ts_in_chromium() {
+    plays_in_chromium(
+        "mpegts_js_plays_live_http_ts_in_chromium",
+        "mpegts-ts",
+        "/live/cam.ts",
+    );
+}
+
+#[test]
+fn hls_js_plays_live_hls_in_chromium() {
+    plays_in_chromium(
+        "hls_js_plays_live_hls_in_chromium",
+        "hls",
+        "/live/cam/index.m3u8",
     );
 }

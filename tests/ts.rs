@@ -132,3 +132,82 @@ fn a_flv_publish_plays_as_http_ts_in_both_http_versions_and_decodes() {
     let _ = publisher.kill();
     let _ = publisher.wait();
 }
+
+#[test]
+fn an_http_ts_publish_plays_over_flv_rtmp_and_ts() {
+    let server = Server::start("ts-ingest", "");
+    let mut publisher = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-i"])
+        .arg(av_clip())
+        .args(["-t", "15", "-c", "copy", "-f", "mpegts", "-method", "POST"])
+        .arg(server.url("/live/m.ts"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ffmpeg");
+    wait_for_stream(&server, "m");
+    // The API knows the codecs from the configurations built from in-band data.
+    let mut api = String::new();
+    let known = common::poll_until(common::in_ms(5000), || {
+        api = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
+        api.contains("\"video_codec\":\"h264\"") && api.contains("\"audio_codec\":\"aac\"")
+    });
+    assert!(known, "{api}");
+    // Every output decodes with no error line: FLV (the AVC configuration record built from
+    // the SPS/PPS), RTMP, and TS.
+    let urls = [
+        server.url("/live/m.flv"),
+        server.rtmp_url("/live/m"),
+        server.url("/live/m.ts"),
+    ];
+    let decoders: Vec<_> = urls
+        .iter()
+        .cloned()
+        .map(|url| {
+            std::thread::spawn(move || {
+                let r = ffmpeg_decode(&url, "error", Some(5.0), Duration::from_secs(30));
+                (url, r)
+            })
+        })
+        .collect();
+    let recording = server.dir.join("m.flv");
+    let (ok, err) = run_bounded(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i", &urls[0], "-t", "5", "-c", "copy"])
+            .arg(&recording),
+        Duration::from_secs(30),
+    );
+    assert_eq!(ok, Some(true), "ffmpeg recording of http-flv: {err}");
+    assert_recording(&recording, 3.0, "flv of a ts publish");
+    for decoder in decoders {
+        let (url, (ok, err)) = decoder.join().unwrap();
+        assert!(ok && err.trim().is_empty(), "ffmpeg decode of {url}: {err}");
+    }
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}
+
+#[test]
+fn a_ts_publish_that_never_sends_a_program_ends_with_a_clear_error() {
+    let server = Server::start("ts-garbage", "");
+    // 5 MiB of packets that are not a program (PID 0x42 only): past the bound of input
+    // without a PAT/PMT, the publish ends with 400 and the name is free again.
+    let mut packet = [0xffu8; 188];
+    packet[..4].copy_from_slice(&[0x47, 0x00, 0x42, 0x10]);
+    let body: Vec<u8> = packet.iter().copied().cycle().take(188 * 28_000).collect();
+    let mut s = server.connect();
+    use std::io::Write;
+    write!(
+        s,
+        "POST /live/g.ts HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let _ = s.write_all(&body);
+    let r = common::read_response(&mut s, false).expect("response");
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let text = String::from_utf8_lossy(&r.body).to_lowercase();
+    assert!(text.contains("mpeg-ts"), "{text}");
+    eprintln!("refused with: {text}");
+}

@@ -13,6 +13,7 @@ use super::framing;
 use super::ring::{AppendError, ChunkRing};
 use super::unit::{Codec, MediaUnit, UnitKind};
 use crate::config::LiveConfig;
+use crate::media::hls::{HlsParams, HlsSnapshot, Segmenter};
 use crate::proto::flv;
 use crate::proto::ts::TsMuxer;
 
@@ -96,6 +97,8 @@ pub struct StreamStats {
     pub readers_rtmp: CachePadded<AtomicU32>,
     /// HTTP-TS readers: while above zero the publisher muxes every entry into MPEG-TS.
     pub readers_ts: CachePadded<AtomicU32>,
+    /// Recorded segments dropped because the recorder's queue was full (a slow disk).
+    pub record_dropped: AtomicU64,
     /// dts of the last two keyframes, for the GOP interval.
     pub last_keyframe_dts_ms: AtomicU64,
     pub gop_interval_ms: AtomicU64,
@@ -141,6 +144,8 @@ pub struct Stream {
     /// Set once the stream is over for good: readers finish their body and close.
     pub ended: AtomicBool,
     pub started_at_ms: u64,
+    /// Wall clock of the start (Unix ms; part of HLS segment names).
+    pub started_unix_ms: u64,
     /// Bit w set: worker w has readers of this stream.
     pub reader_workers: CachePadded<AtomicU64>,
     /// Bit w set: worker w has been told of news on this stream and has not looked yet
@@ -153,14 +158,65 @@ pub struct Stream {
     /// PAT+PMT as the muxer would write them next, framed: what a joining TS reader of an
     /// audio-only stream gets first (video keyframe entries start with their own PAT/PMT).
     ts_psi: ArcSwap<framing::Framed>,
+    /// Live HLS settings (None: HLS off).
+    hls_settings: Option<Arc<HlsSettings>>,
+    /// Unix ms of the latest playlist request: segments are made while players ask.
+    hls_wanted_ms: AtomicU64,
+    /// The stream's app is in `hls.record_apps`: segmented from the start and recorded.
+    record: bool,
+    /// The latest playlist and segments, for every worker (None while not segmenting).
+    pub hls: ArcSwapOption<HlsSnapshot>,
+}
+
+/// What the publisher hands to the recorder (a writer thread of the server; `media` does no
+/// I/O): each completed HLS segment of a recorded stream, then its end.
+#[derive(Debug)]
+pub enum RecordEvent {
+    Segment {
+        /// `{app}/{stream}`, and the stream's start (Unix ms): one recording per stream life.
+        key: String,
+        started_unix_ms: u64,
+        name: String,
+        bytes: Bytes,
+        duration_ms: u64,
+        discontinuity: bool,
+    },
+    End {
+        key: String,
+        started_unix_ms: u64,
+    },
+}
+
+/// What live HLS is made with, from `[hls]`.
+#[derive(Clone, Debug)]
+pub struct HlsSettings {
+    /// Segmenter parameters (the name prefix is set per stream life).
+    pub params: HlsParams,
+    /// Segmenting stops this long after the latest playlist request.
+    pub idle_ms: u64,
+    /// A stream's final playlist and segments stay this long after it ends.
+    pub ended_keep_ms: u64,
+    /// Apps whose streams are recorded (segmented from the start, whether or not anyone
+    /// asks for HLS).
+    pub record_apps: Vec<String>,
+    /// Where recorded segments go: a bounded queue to the writer thread (a full queue drops
+    /// the segment and counts it; the publisher never waits for a disk).
+    pub recorder: Option<std::sync::mpsc::SyncSender<RecordEvent>>,
 }
 
 /// The publisher's MPEG-TS state, kept with the stream so a republish within the grace
 /// period continues it (continuity counters; later the HLS segmenter).
 #[derive(Default)]
 struct TsState {
-    /// Present while some reader wants MPEG-TS.
+    /// Present while some reader wants MPEG-TS (an HTTP-TS reader or HLS).
     muxer: Option<TsMuxer>,
+    /// Present while players ask for HLS.
+    segmenter: Option<Segmenter>,
+    /// Segmenters made in this stream's life (part of segment names, so a restarted segmenter
+    /// never repeats a name).
+    segmenters: u32,
+    /// Recording: the newest segment handed to the recorder (by name; None before the first).
+    recorded: Option<String>,
 }
 
 /// The serialised preambles (FLV and RTMP) and what they were built from.
@@ -213,6 +269,42 @@ impl Stream {
             return Bytes::new();
         }
         self.ts_psi.load().parts(framing)[0].clone()
+    }
+
+    /// A player asked for the stream's HLS at `unix_ms`: keep (or start) segmenting.
+    pub fn want_hls(&self, unix_ms: u64) {
+        self.hls_wanted_ms.fetch_max(unix_ms, Ordering::Relaxed);
+    }
+
+    /// Whether live HLS is on for this stream.
+    pub fn hls_enabled(&self) -> bool {
+        self.hls_settings.is_some()
+    }
+
+    /// Close the open segment and mark the playlist ended (the stream is over); returns the
+    /// final snapshot, if the stream was being segmented.
+    fn end_hls(&self) -> Option<Arc<HlsSnapshot>> {
+        let mut guard = self.ts.lock().unwrap_or_else(|p| p.into_inner());
+        let ts = &mut *guard;
+        let segmenter = ts.segmenter.as_mut()?;
+        segmenter.end(unix_ms());
+        let snapshot = segmenter.snapshot();
+        self.hls.store(Some(snapshot.clone()));
+        if self.record
+            && let Some(settings) = &self.hls_settings
+        {
+            record_new_segments(self, settings, &snapshot, &mut ts.recorded);
+            if let Some(recorder) = &settings.recorder {
+                let end = RecordEvent::End {
+                    key: self.key(),
+                    started_unix_ms: self.started_unix_ms,
+                };
+                if recorder.try_send(end).is_err() {
+                    self.stats.record_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Some(snapshot)
     }
 
     fn new_ts_psi() -> ArcSwap<framing::Framed> {
@@ -486,19 +578,31 @@ impl Publisher {
     }
 
     /// Mux the entry just appended (`seq`, from `unit` at `dts_ms`) into MPEG-TS while some
-    /// reader wants it. When the first one arrives, a new muxer is primed with the stream's
-    /// sequence headers and catches up on the current GOP (from the entries' FLV tags), so the
-    /// reader starts at the latest keyframe at once, as an FLV reader does; when the last one
-    /// leaves, the muxer is dropped and entries carry FLV only.
+    /// reader wants it (an HTTP-TS reader, or HLS players), and cut HLS segments from it.
+    /// When the first one arrives, a new muxer is primed with the stream's sequence headers
+    /// and catches up on the current GOP (from the entries' FLV tags), so the reader starts at
+    /// the latest keyframe at once, as an FLV reader does, and a new segmenter starts there
+    /// too; when the last one leaves, the muxer is dropped and entries carry FLV only.
     fn produce_ts(&mut self, seq: u64, unit: &MediaUnit, dts_ms: u64) {
         let stream = &self.stream;
-        let wanted = stream.stats.readers_ts.load(Ordering::Relaxed) > 0;
-        let mut ts = stream.ts.lock().unwrap_or_else(|p| p.into_inner());
+        let now = unix_ms();
+        let hls = stream.hls_settings.as_deref().filter(|settings| {
+            stream.record
+                || now.saturating_sub(stream.hls_wanted_ms.load(Ordering::Relaxed))
+                    < settings.idle_ms
+        });
+        let wanted = hls.is_some() || stream.stats.readers_ts.load(Ordering::Relaxed) > 0;
+        let mut guard = stream.ts.lock().unwrap_or_else(|p| p.into_inner());
+        let ts = &mut *guard;
+        if hls.is_none() && ts.segmenter.take().is_some() {
+            stream.hls.store(None);
+        }
         if !wanted {
             ts.muxer = None;
             return;
         }
         let ring = &stream.flv;
+        let gop = ring.gop_start().map(|start| start.max(ring.tail())..seq);
         let muxer = ts.muxer.get_or_insert_with(|| {
             let mut muxer = TsMuxer::new();
             let headers = stream.headers.load();
@@ -510,17 +614,15 @@ impl Publisher {
                     muxer.write_unit_at(&config, 0, &mut scratch);
                 }
             }
-            if let Some(start) = ring.gop_start() {
-                for s in start.max(ring.tail())..seq {
-                    let Some(entry) = ring.get(s) else { continue };
-                    if entry.ts.get().is_some() {
-                        continue;
-                    }
-                    if let Some(past) = flv_tag_unit(entry.bytes()) {
-                        let mut out = vec![0; framing::HEADROOM];
-                        muxer.write_unit_at(&past, entry.dts_ms, &mut out);
-                        ring.set_ts(&entry, framing::frame_ts(out));
-                    }
+            for s in gop.clone().unwrap_or_default() {
+                let Some(entry) = ring.get(s) else { continue };
+                if entry.ts.get().is_some() {
+                    continue;
+                }
+                if let Some(past) = flv_tag_unit(entry.bytes()) {
+                    let mut out = vec![0; framing::HEADROOM];
+                    muxer.write_unit_at(&past, entry.dts_ms, &mut out);
+                    ring.set_ts(&entry, framing::frame_ts(out));
                 }
             }
             muxer
@@ -532,10 +634,105 @@ impl Publisher {
             muxer.psi_snapshot(&mut psi);
             stream.ts_psi.store(Arc::new(framing::frame_ts(psi)));
         }
-        if let Some(entry) = ring.get(seq) {
-            ring.set_ts(&entry, framing::frame_ts(out));
+        let Some(entry) = ring.get(seq) else { return };
+        ring.set_ts(&entry, framing::frame_ts(out));
+        let Some(settings) = hls else { return };
+        let psi = stream.ts_psi.load();
+        let mut changed = false;
+        let segmenter = match &mut ts.segmenter {
+            Some(segmenter) => segmenter,
+            None => {
+                // A new segmenter starts at the current GOP (the entries before this one
+                // carry TS now), its names unique in the stream's life.
+                ts.segmenters += 1;
+                let mut params = settings.params.clone();
+                params.name_prefix = format!(
+                    "{}{}{}-",
+                    base36(stream.started_unix_ms),
+                    base36(u64::from(stream.id)),
+                    base36(u64::from(ts.segmenters))
+                );
+                let segmenter = ts.segmenter.insert(Segmenter::new(params));
+                for s in gop.unwrap_or_default() {
+                    if let Some(past) = ring.get(s)
+                        && let Some(bytes) = past.ts.get()
+                    {
+                        // Its wall clock: now, less the media time since.
+                        let wall = now.saturating_sub(dts_ms.saturating_sub(past.dts_ms));
+                        changed |=
+                            segmenter.push(&bytes.raw, past.dts_ms, past.keyframe, &psi.raw, wall);
+                    }
+                }
+                segmenter
+            }
+        };
+        if let Some(bytes) = entry.ts.get() {
+            changed |= segmenter.push(&bytes.raw, dts_ms, entry.keyframe, &psi.raw, now);
+        }
+        if changed {
+            let snapshot = segmenter.snapshot();
+            if stream.record {
+                record_new_segments(stream, settings, &snapshot, &mut ts.recorded);
+            }
+            stream.hls.store(Some(snapshot));
         }
     }
+}
+
+/// Hand the segments of `snapshot` newer than `recorded` to the recorder.
+fn record_new_segments(
+    stream: &Stream,
+    settings: &HlsSettings,
+    snapshot: &HlsSnapshot,
+    recorded: &mut Option<String>,
+) {
+    let Some(recorder) = &settings.recorder else {
+        return;
+    };
+    let start = match recorded {
+        Some(name) => snapshot
+            .segments
+            .iter()
+            .position(|s| &s.name == name)
+            .map_or(0, |i| i + 1),
+        None => 0,
+    };
+    for segment in &snapshot.segments[start..] {
+        let event = RecordEvent::Segment {
+            key: stream.key(),
+            started_unix_ms: stream.started_unix_ms,
+            name: segment.name.clone(),
+            bytes: segment.bytes.clone(),
+            duration_ms: segment.duration_ms,
+            discontinuity: segment.discontinuity,
+        };
+        if recorder.try_send(event).is_err() {
+            stream.stats.record_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        *recorded = Some(segment.name.clone());
+    }
+}
+
+/// Milliseconds since the Unix epoch (wall clock, for HLS program dates and names).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `n` in base 36 (short, URL-safe segment name parts).
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The unit an FLV tag of the ring (header, body, PreviousTagSize) carries, for re-muxing.
@@ -631,10 +828,14 @@ pub struct Registry {
     live_bytes: Arc<AtomicUsize>,
     /// `live.memory_max`, resolved (0 in the config = a quarter of physical memory).
     memory_max: u64,
+    /// Live HLS settings (None: HLS off).
+    hls: Option<Arc<HlsSettings>>,
 }
 
 struct RegistryInner {
     streams: HashMap<String, Arc<Stream>>,
+    /// Final HLS snapshots (EXT-X-ENDLIST) of streams that ended, and when (server ms).
+    hls_ended: HashMap<String, (Arc<HlsSnapshot>, u64)>,
     next_id: u32,
 }
 
@@ -645,10 +846,32 @@ impl Registry {
             config,
             inner: Mutex::new(RegistryInner {
                 streams: HashMap::new(),
+                hls_ended: HashMap::new(),
                 next_id: 1,
             }),
             live_bytes: Arc::new(AtomicUsize::new(0)),
+            hls: None,
         }
+    }
+
+    /// Make live HLS for every stream published from now on.
+    pub fn with_hls(mut self, settings: HlsSettings) -> Registry {
+        self.hls = Some(Arc::new(settings));
+        self
+    }
+
+    /// The HLS of `app/name`: the live stream's latest snapshot (None while it is not
+    /// segmenting yet), or the final one of a stream that ended within `hls.ended_keep_ms`.
+    pub fn hls(&self, app: &str, name: &str) -> Option<Arc<HlsSnapshot>> {
+        let key = format!("{app}/{name}");
+        let inner = self.lock();
+        if let Some(stream) = inner.streams.get(&key) {
+            return stream.hls.load_full();
+        }
+        inner
+            .hls_ended
+            .get(&key)
+            .map(|(snapshot, _)| snapshot.clone())
     }
 
     /// Bytes the live rings retain now, and the budget they are admitted against.
@@ -675,6 +898,16 @@ impl Registry {
                     return Err(RegistryError::AlreadyPublishing);
                 }
                 let has_media = stream_has_media(&stream);
+                // HLS players see the seam as a discontinuity.
+                if let Some(segmenter) = stream
+                    .ts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .segmenter
+                    .as_mut()
+                {
+                    segmenter.discontinuity();
+                }
                 (stream, has_media)
             }
             _ => {
@@ -705,13 +938,22 @@ impl Registry {
                     unpublished_at_ms: AtomicU64::new(0),
                     ended: AtomicBool::new(false),
                     started_at_ms: now_ms,
+                    started_unix_ms: unix_ms(),
                     reader_workers: CachePadded::new(AtomicU64::new(0)),
                     wake_pending: CachePadded::new(AtomicU64::new(0)),
                     stats: StreamStats::default(),
                     info: Mutex::new(StreamInfo::default()),
                     ts: Mutex::new(TsState::default()),
                     ts_psi: Stream::new_ts_psi(),
+                    hls_settings: self.hls.clone(),
+                    hls_wanted_ms: AtomicU64::new(0),
+                    record: self.hls.as_ref().is_some_and(|h| {
+                        h.recorder.is_some() && h.record_apps.iter().any(|a| a == app)
+                    }),
+                    hls: ArcSwapOption::empty(),
                 });
+                // A new life of the name: the previous one's final playlist is gone.
+                inner.hls_ended.remove(&key);
                 inner.streams.insert(key, stream.clone());
                 (stream, false)
             }
@@ -750,16 +992,21 @@ impl Registry {
         stream.unpublished_at_ms.store(now_ms, Ordering::Release);
         stream.publishing.store(false, Ordering::Release);
         if self.config.publisher_grace_ms == 0 {
-            self.end(stream);
+            self.end(stream, now_ms);
         }
     }
 
-    fn end(&self, stream: &Stream) {
+    fn end(&self, stream: &Stream, now_ms: u64) {
+        // Outside the registry lock: the publisher's unit lock is taken in there.
+        let last_hls = stream.end_hls();
         let mut inner = self.lock();
         stream.ended.store(true, Ordering::Release);
         let key = stream.key();
         if inner.streams.get(&key).is_some_and(|s| s.id == stream.id) {
             inner.streams.remove(&key);
+            if let Some(snapshot) = last_hls {
+                inner.hls_ended.insert(key, (snapshot, now_ms));
+            }
         }
     }
 
@@ -778,7 +1025,13 @@ impl Registry {
             .cloned()
             .collect();
         for stream in &expired {
-            self.end(stream);
+            self.end(stream, now_ms);
+        }
+        if let Some(settings) = &self.hls {
+            let keep = settings.ended_keep_ms;
+            self.lock()
+                .hls_ended
+                .retain(|_, (_, ended)| now_ms.saturating_sub(*ended) < keep);
         }
         expired
     }

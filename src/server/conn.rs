@@ -12,6 +12,7 @@ use crate::media::framing::Framing;
 use crate::media::stream::{Publisher, Stream};
 use crate::proto::flv::FlvDemuxer;
 use crate::proto::http::{ChunkedDecoder, RequestHead};
+use crate::proto::ts::demux::TsDemuxer;
 use crate::runtime::driver::SlotIo;
 use crate::runtime::ops::{OpenAt2Args, SendBatch, StatxBuf};
 use crate::runtime::pipe::Pipe;
@@ -160,12 +161,62 @@ impl LiveReader {
 /// A live publisher over HTTP: body decoding and demuxing state.
 pub(crate) struct Ingest {
     pub publisher: Publisher,
-    pub demuxer: FlvDemuxer,
-    pub chunked: Option<ChunkedDecoder>,
-    /// Content-Length bytes still to come (None: chunked, or until close).
-    pub remaining: Option<u64>,
+    pub demuxer: Demuxer,
+    pub body: RequestBody,
     pub buf: Box<[u8]>,
     pub units: u64,
+}
+
+/// The container an HTTP publisher pushes.
+pub(crate) enum Demuxer {
+    Flv(FlvDemuxer),
+    Ts(Box<TsDemuxer>),
+}
+
+/// A request body's transfer framing: chunked, or sized by Content-Length.
+pub(crate) struct RequestBody {
+    pub chunked: Option<ChunkedDecoder>,
+    /// Content-Length bytes still to come (None: chunked).
+    pub remaining: Option<u64>,
+}
+
+impl RequestBody {
+    /// Decode `data` (bytes as received) into `sink`; returns whether the body is complete.
+    pub fn feed(&mut self, data: &[u8], sink: &mut dyn FnMut(&[u8])) -> Result<bool, String> {
+        match &mut self.chunked {
+            Some(decoder) => decoder
+                .decode(data, &mut |b: &[u8]| sink(b))
+                .map(|progress| progress.done)
+                .map_err(|e| format!("bad chunked body: {e}")),
+            None => {
+                let take = self
+                    .remaining
+                    .map_or(data.len() as u64, |r| r.min(data.len() as u64))
+                    as usize;
+                sink(&data[..take]);
+                Ok(match &mut self.remaining {
+                    Some(r) => {
+                        *r -= take as u64;
+                        *r == 0
+                    }
+                    None => false,
+                })
+            }
+        }
+    }
+}
+
+/// A file uploaded with PUT (HLS push): held whole in memory and stored only once complete,
+/// so an interrupted upload never replaces what was there.
+pub(crate) struct Upload {
+    pub app: String,
+    pub name: String,
+    pub file: String,
+    pub body: RequestBody,
+    pub data: Vec<u8>,
+    /// `hls.push_object_bytes_max`.
+    pub limit: usize,
+    pub buf: Box<[u8]>,
 }
 
 /// A response body in memory (API, status, metrics; later HLS playlists and segments): sent
@@ -185,6 +236,7 @@ pub(crate) enum Body {
     File(FileBody),
     Live(Box<LiveReader>),
     Ingest(Box<Ingest>),
+    Upload(Box<Upload>),
 }
 
 pub(crate) struct Conn {

@@ -193,11 +193,27 @@ impl Worker {
         body: Bytes,
         send_body: bool,
     ) {
+        let headers = [("Cache-Control", "no-store")];
+        self.respond_shared(key, status, content_type, body, send_body, &headers);
+    }
+
+    /// [`Self::respond_body`] with the caller's headers (caching, validators).
+    pub(super) fn respond_shared(
+        &mut self,
+        key: usize,
+        status: u16,
+        content_type: &str,
+        body: Bytes,
+        send_body: bool,
+        headers: &[(&str, &str)],
+    ) {
         let keep_alive = self.conns[key].keep_alive;
         self.write_head(key, status, keep_alive, false, |h| {
             h.header("Content-Type", content_type);
             h.header("Content-Length", body.len());
-            h.header("Cache-Control", "no-store");
+            for (name, value) in headers {
+                h.header(name, value);
+            }
         });
         let body = if send_body && !body.is_empty() {
             Body::Memory(Box::new(MemoryBody {
@@ -294,7 +310,7 @@ impl Worker {
             // The file is still being opened; its completions continue the response.
             Body::Opening(_) => return,
             Body::File(f) => f.remaining > 0 || f.pipe_fill > 0,
-            Body::None | Body::Ingest(_) => false,
+            Body::None | Body::Ingest(_) | Body::Upload(_) => false,
             Body::Memory(_) => {
                 self.send_memory(key);
                 return;

@@ -4,17 +4,19 @@
 
 use std::os::fd::AsRawFd;
 
-use super::conn::{Body, Deadline, Ingest, Phase};
+use super::conn::{Body, Deadline, Demuxer, Ingest, Phase, RequestBody};
 use super::http::TEXT_PLAIN;
 use super::loglimit::PeerLog;
 use super::worker::Worker;
-use crate::app::router::{HlsMethod, LiveFormat};
+use crate::app::router::LiveFormat;
 use crate::media::framing;
 use crate::media::stream::{PublishError, RegistryError};
+use crate::media::unit::MediaUnit;
 use crate::media::unit::UnitKind;
 use crate::metrics::CloseReason;
 use crate::proto::flv::{FlvDemuxer, FlvEvent, FlvLimits};
 use crate::proto::http::{ChunkedDecoder, RequestHead};
+use crate::proto::ts::demux::{TsDemuxLimits, TsDemuxer};
 use crate::runtime::op::Op;
 use crate::runtime::ops;
 
@@ -27,10 +29,6 @@ impl Worker {
         name: &str,
         format: LiveFormat,
     ) {
-        if format == LiveFormat::Ts {
-            self.respond_simple(key, 415, TEXT_PLAIN, b"not yet\n", false, &[]);
-            return;
-        }
         if !head.chunked && head.content_length.is_none() {
             self.respond_simple(
                 key,
@@ -88,23 +86,25 @@ impl Worker {
                 return;
             }
         };
-        peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %publisher.stream.key(), "publish started (http-flv)");
-        let ingest = Ingest {
-            publisher,
+        let demuxer = match format {
             // Tags arrive with room around them for the output framings, so the ring entry
             // is the receive's one copy, framed in place.
-            demuxer: FlvDemuxer::new(FlvLimits {
-                tag_bytes_max: self.config.live.tag_bytes_max,
-            })
-            .with_room(framing::HEADROOM, framing::TAILROOM),
-            chunked: head
-                .chunked
-                .then(|| ChunkedDecoder::new(u64::from(self.config.live.tag_bytes_max) * 4)),
-            remaining: if head.chunked {
-                None
-            } else {
-                head.content_length
-            },
+            LiveFormat::Flv => Demuxer::Flv(
+                FlvDemuxer::new(FlvLimits {
+                    tag_bytes_max: self.config.live.tag_bytes_max,
+                })
+                .with_room(framing::HEADROOM, framing::TAILROOM),
+            ),
+            LiveFormat::Ts => Demuxer::Ts(Box::new(TsDemuxer::new(TsDemuxLimits {
+                pes_bytes_max: self.config.live.tag_bytes_max as usize,
+                ..TsDemuxLimits::default()
+            }))),
+        };
+        peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %publisher.stream.key(), format = ?format, "publish started (http)");
+        let ingest = Ingest {
+            publisher,
+            demuxer,
+            body: self.request_body(head),
             buf: vec![
                 0u8;
                 self.config
@@ -179,37 +179,22 @@ impl Worker {
             return false;
         };
         let Ingest {
-            chunked,
-            remaining,
-            buf,
-            demuxer,
-            ..
+            body, buf, demuxer, ..
         } = &mut **ingest;
-        let data = &buf[..len];
         let mut body_done = false;
         let mut error: Option<String> = None;
         // 1. Transfer coding, straight into the demuxer.
-        match chunked {
-            Some(decoder) => match decoder.decode(data, &mut |b: &[u8]| demuxer.push(b)) {
-                Ok(progress) => body_done = progress.done,
-                Err(e) => error = Some(format!("bad chunked body: {e}")),
-            },
-            None => {
-                let take =
-                    remaining.map_or(data.len() as u64, |r| r.min(data.len() as u64)) as usize;
-                demuxer.push(&data[..take]);
-                if let Some(r) = remaining {
-                    *r -= take as u64;
-                    body_done = *r == 0;
-                }
-            }
+        match body.feed(&buf[..len], &mut |b: &[u8]| demuxer.push(b)) {
+            Ok(done) => body_done = done,
+            Err(e) => error = Some(e),
         }
         // 2. Demux and publish.
         let mut published = 0u64;
         let mut media = false;
+        let mut finished = false;
         while error.is_none() {
             match ingest.demuxer.poll() {
-                Ok(Some(FlvEvent::Unit(mut unit))) => {
+                Ok(Some(mut unit)) => {
                     published += 1;
                     media |= unit.kind != UnitKind::Script;
                     match ingest.publisher.publish(&mut unit) {
@@ -229,18 +214,19 @@ impl Worker {
                         }
                     }
                 }
-                Ok(Some(FlvEvent::Header { .. })) => {}
+                Ok(None) if body_done && !finished => {
+                    // The end of the body: what the demuxer still holds (a TS PES ends only
+                    // at the next one) comes out, or is an error.
+                    finished = true;
+                    if let Err(e) = ingest.demuxer.finish() {
+                        error = Some(e);
+                    }
+                }
                 Ok(None) => break,
-                Err(e) => error = Some(format!("malformed FLV: {e}")),
+                Err(e) => error = Some(e),
             }
         }
         ingest.units += published;
-        if body_done
-            && error.is_none()
-            && let Err(e) = ingest.demuxer.finish()
-        {
-            error = Some(format!("malformed FLV at end of body: {e}"));
-        }
         let stream = ingest.publisher.stream.clone();
         if media {
             // Only media progress keeps a publish alive: a peer trickling bytes that never
@@ -318,15 +304,54 @@ impl Worker {
 }
 
 impl Worker {
-    pub(super) fn serve_hls(
-        &mut self,
-        key: usize,
-        _head: &RequestHead,
-        _app: &str,
-        _name: &str,
-        _file: &str,
-        _method: HlsMethod,
-    ) {
-        self.respond_simple(key, 404, TEXT_PLAIN, b"not yet\n", false, &[]);
+    /// The transfer framing of a request's body (chunked or sized; `start_ingest` and
+    /// uploads have refused bodies with neither).
+    pub(super) fn request_body(&self, head: &RequestHead) -> RequestBody {
+        RequestBody {
+            chunked: head
+                .chunked
+                .then(|| ChunkedDecoder::new(u64::from(self.config.live.tag_bytes_max) * 4)),
+            remaining: if head.chunked {
+                None
+            } else {
+                head.content_length
+            },
+        }
+    }
+}
+
+impl Demuxer {
+    fn push(&mut self, data: &[u8]) {
+        match self {
+            Demuxer::Flv(d) => d.push(data),
+            Demuxer::Ts(d) => d.push(data),
+        }
+    }
+
+    /// The next media unit; FLV file headers are skipped.
+    fn poll(&mut self) -> Result<Option<MediaUnit>, String> {
+        match self {
+            Demuxer::Flv(d) => loop {
+                match d.poll() {
+                    Ok(Some(FlvEvent::Unit(unit))) => return Ok(Some(unit)),
+                    Ok(Some(FlvEvent::Header { .. })) => continue,
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Err(format!("malformed FLV: {e}")),
+                }
+            },
+            Demuxer::Ts(d) => d.poll().map_err(|e| format!("MPEG-TS: {e}")),
+        }
+    }
+
+    /// The body is over: FLV must end on a tag boundary; TS flushes its last PES.
+    fn finish(&mut self) -> Result<(), String> {
+        match self {
+            Demuxer::Flv(d) => d
+                .finish()
+                .map_err(|e| format!("malformed FLV at end of body: {e}")),
+            Demuxer::Ts(d) => d
+                .finish()
+                .map_err(|e| format!("MPEG-TS at end of body: {e}")),
+        }
     }
 }

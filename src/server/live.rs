@@ -52,6 +52,8 @@ pub(crate) enum Wait {
     },
     /// An RTMP play (its receive stays posted).
     Rtmp,
+    /// An HLS playlist request ([`Phase::WaitStream`]): waits for the first segment.
+    Hls { send_body: bool },
 }
 
 impl Worker {
@@ -219,19 +221,23 @@ impl Worker {
         let now_ms = self.now_ms();
         let mut ready = Vec::new();
         let conns = &self.conns;
-        let registry = &self.shared.registry;
+        let shared = &self.shared;
+        let registry = &shared.registry;
         self.waiting.retain(|w| {
             let parked = conns.get(w.key).is_some_and(|c| {
                 c.generation() == w.generation
                     && match w.wait {
-                        Wait::Http { .. } => c.phase == Phase::WaitStream,
+                        Wait::Http { .. } | Wait::Hls { .. } => c.phase == Phase::WaitStream,
                         Wait::Rtmp => c.phase == Phase::Rtmp && matches!(c.body, Body::None),
                     }
             });
             if !parked {
                 return false;
             }
-            let found = registry.get(&w.app, &w.name).is_some();
+            let found = match w.wait {
+                Wait::Hls { .. } => Worker::hls_ready(shared, &w.app, &w.name),
+                _ => registry.get(&w.app, &w.name).is_some(),
+            };
             if found || now_ms >= w.until_ms {
                 ready.push((w.key, w.app.clone(), w.name.clone(), w.wait, found));
                 return false;
@@ -259,6 +265,7 @@ impl Worker {
                         );
                     }
                 }
+                Wait::Hls { send_body } => self.hls_wake(key, &app, &name, send_body),
                 Wait::Rtmp if found => self.rtmp_start_play(key, &app, &name),
                 Wait::Rtmp => self.rtmp_refuse_play(key),
             }

@@ -31,11 +31,13 @@ macro_rules! peer_log {
 }
 
 mod conn;
+mod hls;
 mod http;
 mod hub;
 mod ingest;
 mod live;
 mod loglimit;
+mod record;
 mod rtmp;
 mod vod;
 pub mod worker;
@@ -56,6 +58,8 @@ pub struct Shared {
     /// Time origin of every worker's millisecond clock.
     pub epoch: Instant,
     pub registry: Registry,
+    /// HLS pushed by encoders with PUT.
+    pub hls_push: crate::media::hls_push::PushStore,
     /// Each worker's mailbox (commands from other workers, rung with IORING_OP_MSG_RING).
     pub mailboxes: Vec<Mailbox<Command>>,
 }
@@ -111,7 +115,38 @@ pub fn run(config: Config) -> Result<(), StartError> {
         config: config.clone(),
         shutdown: AtomicBool::new(false),
         epoch: Instant::now(),
-        registry: Registry::new(config.live.clone()),
+        registry: {
+            let registry = Registry::new(config.live.clone());
+            if config.hls.enabled {
+                registry.with_hls(crate::media::stream::HlsSettings {
+                    params: crate::media::hls::HlsParams {
+                        segment_target_ms: config.hls.segment_target_ms,
+                        window_segments: config.hls.window_segments,
+                        retain_segments: config.hls.retain_segments,
+                        segment_bytes_max: config.hls.segment_bytes_max,
+                        name_prefix: String::new(),
+                    },
+                    idle_ms: config.hls.idle_ms,
+                    ended_keep_ms: config.hls.ended_keep_ms,
+                    record_apps: config.hls.record_apps.clone(),
+                    recorder: if config.hls.record_apps.is_empty() {
+                        None
+                    } else {
+                        Some(record::start(config.vod.root.clone()).map_err(|e| {
+                            StartError(format!("cannot start the recording thread: {e}"))
+                        })?)
+                    },
+                })
+            } else {
+                registry
+            }
+        },
+        hls_push: crate::media::hls_push::PushStore::new(crate::media::hls_push::PushLimits {
+            object_bytes_max: config.hls.push_object_bytes_max,
+            stream_bytes_max: config.hls.push_stream_bytes_max,
+            streams_max: config.hls.push_streams_max,
+            idle_ms: config.hls.push_idle_ms,
+        }),
         mailboxes: (0..workers).map(|_| Mailbox::default()).collect(),
     });
     let cpus = sys::online_cpus();
@@ -229,6 +264,7 @@ fn wait_for_signal(signals: &sys::Signals, shared: &Shared) {
         for stream in shared.registry.sweep(now_ms) {
             tracing::info!(stream = %stream.key(), "stream ended (no publisher within the grace period)");
         }
+        shared.hls_push.sweep(crate::media::stream::unix_ms());
         trim.tick(now_ms);
     }
 }

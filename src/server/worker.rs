@@ -348,6 +348,9 @@ impl Worker {
                 match ud.op {
                     Op::Recv if rtmp => self.on_rtmp_recv(key, result),
                     Op::Send if rtmp => self.on_rtmp_sent(key, result),
+                    Op::Recv if matches!(conn.body, Body::Upload(_)) => {
+                        self.on_upload_recv(key, result)
+                    }
                     Op::Recv if conn.phase == Phase::Ingest => self.on_ingest_recv(key, result),
                     Op::Recv if conn.phase == Phase::Lingering => self.on_linger_recv(key, result),
                     Op::Recv => self.on_recv(key, result),

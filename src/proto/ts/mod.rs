@@ -48,6 +48,8 @@
 
 mod nal;
 
+pub mod demux;
+
 use crate::media::unit::{Codec, MediaUnit, UnitKind};
 use nal::{START_CODE, VideoCodec, VideoConfig, parse_avc_config, parse_hevc_config, split_avcc};
 

@@ -1,0 +1,475 @@
+//! HLS over HTTP: live playlists and segments of every stream (made by the stream's segmenter,
+//! `media::hls`, and served from their shared memory), and HLS that encoders push with PUT
+//! (`media::hls_push`), served at the same URLs.
+//!
+//! A playlist request for a stream that is live but has no complete segment yet is parked
+//! (no I/O in flight) until the first segment is cut or `hls.playlist_wait_ms` passes; a
+//! request for a stream that is not published yet waits the same way. Segments are immutable
+//! (their names never repeat within a stream's life): a long cache lifetime, a strong ETag
+//! and Last-Modified; playlists get `hls.playlist_max_age_s`.
+
+use std::os::fd::AsRawFd;
+
+use bytes::Bytes;
+
+use super::Shared;
+use super::conn::{Body, Deadline, Phase, Upload};
+use super::http::TEXT_PLAIN;
+use super::live::Wait;
+use super::loglimit::PeerLog;
+use super::worker::Worker;
+use crate::app::router::HlsMethod;
+use crate::media::hls::HlsSnapshot;
+use crate::media::hls_push::PushError;
+use crate::media::stream::unix_ms;
+use crate::proto::http::RequestHead;
+use crate::runtime::op::Op;
+use crate::runtime::ops;
+
+/// The live playlist's file name.
+pub const PLAYLIST: &str = "index.m3u8";
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+const SEGMENT_TYPE: &str = "video/mp2t";
+/// Segments never change: a year, as immutable.
+const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
+
+impl Worker {
+    /// Route an HLS request: GET/HEAD serve live HLS or pushed objects; PUT and DELETE are an
+    /// encoder pushing HLS.
+    pub(super) fn serve_hls(
+        &mut self,
+        key: usize,
+        head: &RequestHead,
+        app: &str,
+        name: &str,
+        file: &str,
+        method: HlsMethod,
+    ) {
+        match method {
+            HlsMethod::Get | HlsMethod::Head => {
+                self.hls_get(key, head, app, name, file, method == HlsMethod::Get)
+            }
+            HlsMethod::Put => self.start_upload(key, head, app, name, file),
+            HlsMethod::Delete => {
+                if self.shared.hls_push.delete(app, name, file) {
+                    self.respond_simple(key, 204, TEXT_PLAIN, b"", true, &[]);
+                } else {
+                    self.respond_simple(key, 404, TEXT_PLAIN, b"no such object\n", true, &[]);
+                }
+            }
+        }
+    }
+
+    /// GET or HEAD of a playlist or segment.
+    pub(super) fn hls_get(
+        &mut self,
+        key: usize,
+        head: &RequestHead,
+        app: &str,
+        name: &str,
+        file: &str,
+        send_body: bool,
+    ) {
+        let registry = &self.shared.registry;
+        let live = registry.get(app, name).filter(|s| s.hls_enabled());
+        if let Some(stream) = &live {
+            stream.want_hls(unix_ms());
+        }
+        let snapshot = registry.hls(app, name);
+        if file == PLAYLIST {
+            match snapshot {
+                Some(snapshot) if snapshot.has_segments() => {
+                    let validator = head.if_none_match.as_deref();
+                    self.respond_playlist(key, validator, &snapshot, send_body);
+                    return;
+                }
+                _ if live.is_some() => {
+                    // Live, but the first segment is not cut yet: wait for it.
+                    self.park_hls(key, app, name, send_body, self.config.hls.playlist_wait_ms);
+                    return;
+                }
+                _ => {}
+            }
+        } else if let Some(segment) = snapshot.as_ref().and_then(|s| s.segment(file)) {
+            let etag = format!("\"{}\"", segment.name);
+            let modified = httpdate::fmt_http_date(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(segment.completed_wall_ms),
+            );
+            let bytes = segment.bytes.clone();
+            self.respond_immutable(key, head, SEGMENT_TYPE, bytes, &etag, &modified, send_body);
+            return;
+        }
+        if let Some(object) = self.shared.hls_push.get(app, name, file) {
+            let modified = httpdate::fmt_http_date(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(object.modified_unix_ms),
+            );
+            let playlist = file.ends_with(".m3u8");
+            if playlist {
+                let age = format!("max-age={}", self.config.hls.playlist_max_age_s);
+                let headers = [
+                    ("Cache-Control", age.as_str()),
+                    ("ETag", object.etag.as_str()),
+                    ("Last-Modified", modified.as_str()),
+                ];
+                self.respond_shared(
+                    key,
+                    200,
+                    object.content_type,
+                    object.bytes,
+                    send_body,
+                    &headers,
+                );
+            } else {
+                let (content_type, etag) = (object.content_type, object.etag.clone());
+                self.respond_immutable(
+                    key,
+                    head,
+                    content_type,
+                    object.bytes,
+                    &etag,
+                    &modified,
+                    send_body,
+                );
+            }
+            return;
+        }
+        let wait_ms = self.config.live.play_wait_ms;
+        if file == PLAYLIST && live.is_none() && wait_ms > 0 && self.drain_deadline_ms.is_none() {
+            // Not published yet: wait for the stream as an HTTP-FLV play does.
+            self.park_hls(key, app, name, send_body, wait_ms);
+            return;
+        }
+        let text: &[u8] = if file == PLAYLIST {
+            b"no such live stream\n"
+        } else {
+            b"no such segment (it may have left the playlist window)\n"
+        };
+        self.respond_simple(key, 404, TEXT_PLAIN, text, true, &[]);
+    }
+
+    fn park_hls(&mut self, key: usize, app: &str, name: &str, send_body: bool, wait_ms: u64) {
+        if self.drain_deadline_ms.is_some() || wait_ms == 0 {
+            self.respond_simple(key, 404, TEXT_PLAIN, b"no HLS segment yet\n", true, &[]);
+            return;
+        }
+        let until_ms = self.now_ms() + wait_ms;
+        self.conns[key].phase = Phase::WaitStream;
+        self.arm_deadline(key, Deadline::Idle, wait_ms + 1000);
+        self.park_reader(key, app, name, Wait::Hls { send_body }, until_ms);
+    }
+
+    /// Whether a parked playlist request can be answered now (a first segment, or the
+    /// stream's final playlist); a stream that appeared meanwhile is asked to segment.
+    pub(super) fn hls_ready(shared: &Shared, app: &str, name: &str) -> bool {
+        let registry = &shared.registry;
+        if let Some(stream) = registry.get(app, name) {
+            if !stream.hls_enabled() {
+                return false;
+            }
+            stream.want_hls(unix_ms());
+        }
+        registry.hls(app, name).is_some_and(|s| s.has_segments())
+            || shared.hls_push.get(app, name, PLAYLIST).is_some()
+    }
+
+    /// A parked playlist request's wait is over: answer it (the playlist, or 404).
+    pub(super) fn hls_wake(&mut self, key: usize, app: &str, name: &str, send_body: bool) {
+        self.conns[key].phase = Phase::ReadHead;
+        self.disarm_deadlines(key);
+        match self.shared.registry.hls(app, name) {
+            Some(snapshot) if snapshot.has_segments() => {
+                self.respond_playlist(key, None, &snapshot, send_body)
+            }
+            _ => match self.shared.hls_push.get(app, name, PLAYLIST) {
+                Some(object) => {
+                    let age = format!("max-age={}", self.config.hls.playlist_max_age_s);
+                    let headers = [
+                        ("Cache-Control", age.as_str()),
+                        ("ETag", object.etag.as_str()),
+                    ];
+                    self.respond_shared(
+                        key,
+                        200,
+                        object.content_type,
+                        object.bytes,
+                        send_body,
+                        &headers,
+                    );
+                }
+                None => {
+                    self.respond_simple(key, 404, TEXT_PLAIN, b"no HLS segment yet\n", true, &[])
+                }
+            },
+        }
+    }
+
+    fn respond_playlist(
+        &mut self,
+        key: usize,
+        if_none_match: Option<&str>,
+        snapshot: &HlsSnapshot,
+        send_body: bool,
+    ) {
+        // Versions restart with a segmenter: the newest segment's name (unique in the
+        // stream's life) makes the tag unique.
+        let newest = snapshot.segments.last().map_or("", |s| s.name.as_str());
+        let etag = format!("\"{newest}-{}\"", snapshot.version);
+        if if_none_match.is_some_and(|v| etag_matches(v, &etag)) {
+            self.respond_not_modified(key, &etag);
+            return;
+        }
+        // A live playlist changes with every segment; an ended one never again.
+        let cache = if snapshot.ended {
+            SEGMENT_CACHE.to_string()
+        } else {
+            format!("max-age={}", self.config.hls.playlist_max_age_s)
+        };
+        let headers = [("Cache-Control", cache.as_str()), ("ETag", etag.as_str())];
+        let body = snapshot.playlist.clone();
+        self.respond_shared(key, 200, PLAYLIST_TYPE, body, send_body, &headers);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn respond_immutable(
+        &mut self,
+        key: usize,
+        head: &RequestHead,
+        content_type: &str,
+        body: Bytes,
+        etag: &str,
+        modified: &str,
+        send_body: bool,
+    ) {
+        let not_modified = match (&head.if_none_match, &head.if_modified_since) {
+            (Some(v), _) => etag_matches(v, etag),
+            (None, Some(since)) => since == modified,
+            (None, None) => false,
+        };
+        if not_modified {
+            self.respond_not_modified(key, etag);
+            return;
+        }
+        let headers = [
+            ("Cache-Control", SEGMENT_CACHE),
+            ("ETag", etag),
+            ("Last-Modified", modified),
+        ];
+        self.respond_shared(key, 200, content_type, body, send_body, &headers);
+    }
+
+    fn respond_not_modified(&mut self, key: usize, etag: &str) {
+        let keep_alive = self.conns[key].keep_alive;
+        self.write_head(key, 304, keep_alive, false, |h| {
+            h.header("ETag", etag);
+        });
+        self.start_response(key, 304, Body::None);
+    }
+
+    /// PUT of an HLS object: checked against the push limits, received whole into memory,
+    /// and stored only when complete.
+    fn start_upload(&mut self, key: usize, head: &RequestHead, app: &str, name: &str, file: &str) {
+        if !head.chunked && head.content_length.is_none() {
+            let text = b"an upload needs a chunked or sized body\n";
+            self.respond_simple(key, 411, TEXT_PLAIN, text, false, &[]);
+            return;
+        }
+        if self.shared.registry.get(app, name).is_some() {
+            let text = b"a live stream of this name is being published\n";
+            self.respond_simple(key, 409, TEXT_PLAIN, text, false, &[]);
+            return;
+        }
+        if let Err(e) =
+            self.shared
+                .hls_push
+                .check_put(app, name, file, head.content_length, unix_ms())
+        {
+            self.refuse_upload(key, app, name, e);
+            return;
+        }
+        let limit = self.config.hls.push_object_bytes_max;
+        let recv_bytes = self
+            .config
+            .runtime
+            .recv_bytes
+            .max(self.config.http.header_bytes_max);
+        let upload = Upload {
+            app: app.to_string(),
+            name: name.to_string(),
+            file: file.to_string(),
+            body: self.request_body(head),
+            data: Vec::with_capacity(
+                head.content_length
+                    .map_or(64 << 10, |l| l as usize)
+                    .min(limit),
+            ),
+            limit,
+            buf: vec![0u8; recv_bytes].into_boxed_slice(),
+        };
+        let conn = &mut self.conns[key];
+        conn.phase = Phase::Ingest;
+        conn.keep_alive = false;
+        let leftover = conn.rlen;
+        let mut upload = Box::new(upload);
+        upload.buf[..leftover].copy_from_slice(&conn.rbuf[..leftover]);
+        conn.rlen = 0;
+        conn.body = Body::Upload(upload);
+        if head.expect_continue {
+            conn.wbuf.clear();
+            conn.wbuf
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            conn.woff = 0;
+            let entry = ops::send(conn.raw_fd(), &conn.wbuf, false);
+            self.driver.submit(&mut conn.io, key, Op::Send, entry);
+        }
+        self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
+        if (leftover == 0 || self.upload_bytes(key, leftover))
+            && self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.phase == Phase::Ingest)
+        {
+            self.submit_upload_recv(key);
+        }
+    }
+
+    fn submit_upload_recv(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        let Body::Upload(upload) = &mut conn.body else {
+            return;
+        };
+        let entry = ops::recv(conn.fd.as_raw_fd(), &mut upload.buf);
+        self.driver.submit(&mut conn.io, key, Op::Recv, entry);
+    }
+
+    pub(super) fn on_upload_recv(&mut self, key: usize, result: i32) {
+        if result <= 0 {
+            // The uploader went away mid-body: nothing is stored.
+            self.close(key, crate::metrics::CloseReason::Peer);
+            return;
+        }
+        if self.upload_bytes(key, result as usize)
+            && self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.phase == Phase::Ingest)
+        {
+            self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
+            self.submit_upload_recv(key);
+        }
+    }
+
+    /// Take `len` received bytes; returns false once the upload is answered.
+    fn upload_bytes(&mut self, key: usize, len: usize) -> bool {
+        let conn = &mut self.conns[key];
+        let Body::Upload(upload) = &mut conn.body else {
+            return false;
+        };
+        let Upload {
+            body,
+            data,
+            buf,
+            limit,
+            ..
+        } = &mut **upload;
+        let mut too_large = false;
+        let fed = body.feed(&buf[..len], &mut |b: &[u8]| {
+            if data.len() + b.len() > *limit {
+                too_large = true;
+            } else {
+                data.extend_from_slice(b);
+            }
+        });
+        if too_large {
+            let (app, name) = (upload.app.clone(), upload.name.clone());
+            conn.body = Body::None;
+            conn.phase = Phase::ReadHead;
+            if !self.upload_can_answer(key) {
+                return false;
+            }
+            self.refuse_upload(key, &app, &name, PushError::ObjectTooLarge);
+            return false;
+        }
+        match fed {
+            Ok(false) => true,
+            Ok(true) => {
+                let Body::Upload(upload) = std::mem::replace(&mut conn.body, Body::None) else {
+                    return false;
+                };
+                conn.phase = Phase::ReadHead;
+                let existed = self
+                    .shared
+                    .hls_push
+                    .get(&upload.app, &upload.name, &upload.file)
+                    .is_some();
+                let stored = self.shared.hls_push.put(
+                    &upload.app,
+                    &upload.name,
+                    &upload.file,
+                    Bytes::from(upload.data),
+                    unix_ms(),
+                );
+                if !self.upload_can_answer(key) {
+                    return false;
+                }
+                match stored {
+                    Ok(()) if existed => self.respond_simple(key, 204, TEXT_PLAIN, b"", false, &[]),
+                    Ok(()) => self.respond_simple(key, 201, TEXT_PLAIN, b"stored\n", false, &[]),
+                    Err(e) => self.refuse_upload(key, &upload.app, &upload.name, e),
+                }
+                false
+            }
+            Err(e) => {
+                conn.body = Body::None;
+                conn.phase = Phase::ReadHead;
+                if !self.upload_can_answer(key) {
+                    return false;
+                }
+                let text = format!("{e}\n");
+                self.respond_simple(key, 400, TEXT_PLAIN, text.as_bytes(), false, &[]);
+                false
+            }
+        }
+    }
+
+    /// An upload ends while its 100-continue may still be in flight: then it is closed
+    /// without an answer (nothing else may be written meanwhile).
+    fn upload_can_answer(&mut self, key: usize) -> bool {
+        if self.conns[key].busy() {
+            self.close(key, crate::metrics::CloseReason::ProtocolError);
+            return false;
+        }
+        true
+    }
+
+    fn refuse_upload(&mut self, key: usize, app: &str, name: &str, e: PushError) {
+        let (status, text): (u16, String) = match e {
+            PushError::ObjectTooLarge => (
+                413,
+                format!(
+                    "object larger than hls.push_object_bytes_max ({} bytes)\n",
+                    self.config.hls.push_object_bytes_max
+                ),
+            ),
+            PushError::StreamFull => (
+                507,
+                format!(
+                    "stream holds hls.push_stream_bytes_max ({} bytes)\n",
+                    self.config.hls.push_stream_bytes_max
+                ),
+            ),
+            PushError::TooManyStreams => (503, "hls.push_streams_max reached\n".to_string()),
+            PushError::BadName => (400, "bad HLS object name\n".to_string()),
+        };
+        peer_log!(self, PeerLog::PublishRefused, info, worker = self.id, stream = %format!("{app}/{name}"), reason = e.reason(), "hls upload refused");
+        // A refused body is not read: the connection closes after the answer.
+        self.respond_simple(key, status, TEXT_PLAIN, text.as_bytes(), false, &[]);
+    }
+}
+
+/// Whether an If-None-Match value lists `etag` (or is `*`); weak tags compare by value.
+fn etag_matches(header: &str, etag: &str) -> bool {
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
