@@ -14,6 +14,7 @@
 //! Units of other codecs (HEVC, AV1, MP3, Opus, ...) and script data write nothing yet; nor do
 //! AAC frames before their AudioSpecificConfig (without it there is no ADTS header).
 
+pub mod demux;
 use crate::media::unit::{Codec, MediaUnit, UnitKind};
 
 /// Size of a transport stream packet.
