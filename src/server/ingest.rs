@@ -95,10 +95,15 @@ impl Worker {
                 })
                 .with_room(framing::HEADROOM, framing::TAILROOM),
             ),
-            LiveFormat::Ts => Demuxer::Ts(Box::new(TsDemuxer::new(TsDemuxLimits {
-                pes_bytes_max: self.config.live.tag_bytes_max as usize,
-                ..TsDemuxLimits::default()
-            }))),
+            // Each unit comes in a buffer laid out like an FLV ingest tag, so it becomes the
+            // ring entry in place too.
+            LiveFormat::Ts => Demuxer::Ts(Box::new(
+                TsDemuxer::new(TsDemuxLimits {
+                    pes_bytes_max: self.config.live.tag_bytes_max as usize,
+                    ..TsDemuxLimits::default()
+                })
+                .with_room(framing::HEADROOM, framing::TAILROOM),
+            )),
         };
         peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %publisher.stream.key(), format = ?format, "publish started (http)");
         let ingest = Ingest {

@@ -50,7 +50,6 @@ mod nal;
 
 pub mod demux;
 
-pub mod demux;
 use crate::media::unit::{Codec, MediaUnit, UnitKind};
 use nal::{START_CODE, VideoCodec, VideoConfig, parse_avc_config, parse_hevc_config, split_avcc};
 
