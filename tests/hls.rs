@@ -130,12 +130,22 @@ fn check_segment(server: &Server, path: &str, extinf_s: f32, dir: &std::path::Pa
     std::fs::write(&file, &r.body).unwrap();
     let frames = video_frames(&file);
     let codecs = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(&file)
         .output()
         .expect("ffprobe");
     let codecs = String::from_utf8_lossy(&codecs.stdout).to_string();
-    assert!(codecs.lines().any(|l| l == "aac"), "{path}: streams {codecs:?}");
+    assert!(
+        codecs.lines().any(|l| l == "aac"),
+        "{path}: streams {codecs:?}"
+    );
     let media_ms = frames * 40;
     let extinf_ms = (f64::from(extinf_s) * 1000.0).round() as u64;
     assert!(

@@ -211,3 +211,57 @@ fn a_ts_publish_that_never_sends_a_program_ends_with_a_clear_error() {
     assert!(text.contains("mpeg-ts"), "{text}");
     eprintln!("refused with: {text}");
 }
+
+#[test]
+fn an_audio_only_stream_plays_as_http_ts_and_hls() {
+    let server = Server::start("ts-audio", "[hls]\nsegment_target_ms = 1000\n");
+    let mut publisher = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-f", "lavfi", "-i"])
+        .arg("sine=frequency=440:sample_rate=44100")
+        .args(["-t", "12", "-c:a", "aac", "-f", "flv", "-method", "POST"])
+        .arg(server.url("/live/a.flv"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ffmpeg");
+    // Audio only: no keyframe to wait for, the first audio frames will do.
+    let live = common::poll_until(common::in_ms(10_000), || {
+        let api = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
+        api.contains("\"name\":\"a\"") && !api.contains("\"audio_frames\":0")
+    });
+    assert!(live, "{}", server.stderr());
+    // A joiner of a stream without video gets PAT and PMT first (there is no keyframe entry
+    // to carry them), then the audio.
+    let read = http_get(
+        server.addr,
+        "/live/a.ts",
+        "HTTP/1.1",
+        Duration::from_secs(2),
+    );
+    assert_eq!(read.status, 200);
+    let packets = packets(&read.body[..read.body.len() / PACKET * PACKET]);
+    let program = program(&packets).expect("PAT/PMT");
+    assert_eq!(packets[0].pid, 0, "the PAT first");
+    assert_eq!(packets[1].pid, program.pmt_pid, "then the PMT");
+    assert_eq!(program.streams.len(), 1);
+    assert_eq!(program.streams[0].0, STREAM_TYPE_AAC);
+    assert_eq!(
+        program.pcr_pid, program.streams[0].1,
+        "PCR on the audio PID"
+    );
+    for path in ["/live/a.ts", "/live/a/index.m3u8"] {
+        let (ok, err) = ffmpeg_decode(
+            &server.url(path),
+            "error",
+            Some(3.0),
+            Duration::from_secs(30),
+        );
+        assert!(
+            ok && err.trim().is_empty(),
+            "ffmpeg decode of {path}: {err}"
+        );
+    }
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}

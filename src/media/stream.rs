@@ -603,6 +603,7 @@ impl Publisher {
         }
         let ring = &stream.flv;
         let gop = ring.gop_start().map(|start| start.max(ring.tail())..seq);
+        let new_muxer = ts.muxer.is_none();
         let muxer = ts.muxer.get_or_insert_with(|| {
             let mut muxer = TsMuxer::new();
             let headers = stream.headers.load();
@@ -629,7 +630,9 @@ impl Publisher {
         });
         let mut out = vec![0; framing::HEADROOM];
         muxer.write_unit_at(unit, dts_ms, &mut out);
-        if unit.config {
+        if unit.config || new_muxer {
+            // What a joining reader of an audio-only stream gets first, and what an HLS
+            // segment that does not start with its own PAT/PMT is given.
             let mut psi = vec![0; framing::HEADROOM];
             muxer.psi_snapshot(&mut psi);
             stream.ts_psi.store(Arc::new(framing::frame_ts(psi)));

@@ -218,12 +218,9 @@ impl Worker {
             self.respond_not_modified(key, &etag);
             return;
         }
-        // A live playlist changes with every segment; an ended one never again.
-        let cache = if snapshot.ended {
-            SEGMENT_CACHE.to_string()
-        } else {
-            format!("max-age={}", self.config.hls.playlist_max_age_s)
-        };
+        // A live playlist changes with every segment; an ended one does not, but a new
+        // publish of the name will reuse its URL, so it is never cached for long either.
+        let cache = format!("max-age={}", self.config.hls.playlist_max_age_s);
         let headers = [("Cache-Control", cache.as_str()), ("ETag", etag.as_str())];
         let body = snapshot.playlist.clone();
         self.respond_shared(key, 200, PLAYLIST_TYPE, body, send_body, &headers);
