@@ -10,11 +10,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::flv::{ClipSpec, clip, publish_clip};
-use common::media::wait_for_stream;
+use common::flv::publish_clip;
+use common::media::{clip_30s, wait_for_stream};
 use common::{Server, required_or_skip, run_bounded_output};
 use serde_json::Value;
 
@@ -50,27 +49,6 @@ fn browser_ready(test: &str) -> bool {
         }
     }
     required_or_skip(test, &missing)
-}
-
-/// A 30 s 320x240 25 fps H.264 (2 B-frames, keyframe every 2 s) + AAC clip, made once.
-fn av_clip() -> PathBuf {
-    static CLIP: OnceLock<PathBuf> = OnceLock::new();
-    CLIP.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-media");
-        clip(
-            &dir,
-            "browser-av-30s",
-            &ClipSpec {
-                seconds: 30,
-                fps: 25,
-                gop_frames: 50,
-                video_kbps: 400,
-                bframes: 2,
-                audio: true,
-            },
-        )
-    })
-    .clone()
 }
 
 /// What play.mjs reported (its one JSON line).
@@ -127,7 +105,7 @@ fn plays_in_chromium(test: &str, player: &str, path: &str) {
         &format!("browser-{player}"),
         "[hls]\nsegment_target_ms = 1000\n",
     );
-    let mut publisher = publish_clip(&server.url("/live/cam.flv"), &av_clip(), None);
+    let mut publisher = publish_clip(&server.url("/live/cam.flv"), &clip_30s(), None);
     wait_for_stream(&server, "cam");
 
     let played = play(player, &server.url(path), 8, player);

@@ -8,38 +8,16 @@ mod common;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::flv::{ClipSpec, clip, ffmpeg_decode};
-use common::media::{av_clip, wait_for_stream};
+use common::flv::ffmpeg_decode;
+use common::media::{av_clip, clip_30s, wait_for_stream};
 use common::{Response, Server, poll_until};
 use m3u8_rs::{MediaPlaylist, Playlist};
 
 /// Segments of about a second (the clip's GOP), a window of four, one more kept.
 const HLS_TOML: &str = "[hls]\nsegment_target_ms = 1000\nwindow_segments = 4\nretain_segments = 1\n\
      [live]\npublisher_grace_ms = 3000\n";
-
-/// 30 s of 320x240 H.264 (25 fps, a keyframe every second, two B-frames) and AAC.
-fn clip_30s() -> PathBuf {
-    static CLIP: OnceLock<PathBuf> = OnceLock::new();
-    CLIP.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("hls-media");
-        clip(
-            &dir,
-            "hls-av-30s",
-            &ClipSpec {
-                seconds: 30,
-                fps: 25,
-                gop_frames: 25,
-                video_kbps: 300,
-                bframes: 2,
-                audio: true,
-            },
-        )
-    })
-    .clone()
-}
 
 /// How a test publishes.
 #[derive(Clone, Copy, Debug)]

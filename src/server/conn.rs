@@ -239,6 +239,17 @@ pub(crate) enum Body {
     Upload(Box<Upload>),
 }
 
+impl Body {
+    /// The buffer a request body (ingest or upload) is received into.
+    pub fn recv_buffer(&mut self) -> Option<&mut [u8]> {
+        match self {
+            Body::Ingest(ingest) => Some(&mut ingest.buf),
+            Body::Upload(upload) => Some(&mut upload.buf),
+            _ => None,
+        }
+    }
+}
+
 pub(crate) struct Conn {
     /// Generation and receive/transmit in-flight counts (the slot is freed only when idle).
     pub io: SlotIo,

@@ -8,8 +8,6 @@
 //! (their names never repeat within a stream's life): a long cache lifetime, a strong ETag
 //! and Last-Modified; playlists get `hls.playlist_max_age_s`.
 
-use std::os::fd::AsRawFd;
-
 use bytes::Bytes;
 
 use super::Shared;
@@ -20,11 +18,9 @@ use super::loglimit::PeerLog;
 use super::worker::Worker;
 use crate::app::router::HlsMethod;
 use crate::media::hls::HlsSnapshot;
-use crate::media::hls_push::PushError;
+use crate::media::hls_push::{PushError, PushedObject};
 use crate::media::stream::unix_ms;
 use crate::proto::http::RequestHead;
-use crate::runtime::op::Op;
-use crate::runtime::ops;
 
 /// The live playlist's file name.
 pub const PLAYLIST: &str = "index.m3u8";
@@ -92,45 +88,13 @@ impl Worker {
             }
         } else if let Some(segment) = snapshot.as_ref().and_then(|s| s.segment(file)) {
             let etag = format!("\"{}\"", segment.name);
-            let modified = httpdate::fmt_http_date(
-                std::time::UNIX_EPOCH + std::time::Duration::from_millis(segment.completed_wall_ms),
-            );
+            let modified = http_date(segment.completed_wall_ms);
             let bytes = segment.bytes.clone();
             self.respond_immutable(key, head, SEGMENT_TYPE, bytes, &etag, &modified, send_body);
             return;
         }
         if let Some(object) = self.shared.hls_push.get(app, name, file) {
-            let modified = httpdate::fmt_http_date(
-                std::time::UNIX_EPOCH + std::time::Duration::from_millis(object.modified_unix_ms),
-            );
-            let playlist = file.ends_with(".m3u8");
-            if playlist {
-                let age = format!("max-age={}", self.config.hls.playlist_max_age_s);
-                let headers = [
-                    ("Cache-Control", age.as_str()),
-                    ("ETag", object.etag.as_str()),
-                    ("Last-Modified", modified.as_str()),
-                ];
-                self.respond_shared(
-                    key,
-                    200,
-                    object.content_type,
-                    object.bytes,
-                    send_body,
-                    &headers,
-                );
-            } else {
-                let (content_type, etag) = (object.content_type, object.etag.clone());
-                self.respond_immutable(
-                    key,
-                    head,
-                    content_type,
-                    object.bytes,
-                    &etag,
-                    &modified,
-                    send_body,
-                );
-            }
+            self.respond_pushed(key, head.if_none_match.as_deref(), file, object, send_body);
             return;
         }
         let wait_ms = self.config.live.play_wait_ms;
@@ -181,26 +145,40 @@ impl Worker {
                 self.respond_playlist(key, None, &snapshot, send_body)
             }
             _ => match self.shared.hls_push.get(app, name, PLAYLIST) {
-                Some(object) => {
-                    let age = format!("max-age={}", self.config.hls.playlist_max_age_s);
-                    let headers = [
-                        ("Cache-Control", age.as_str()),
-                        ("ETag", object.etag.as_str()),
-                    ];
-                    self.respond_shared(
-                        key,
-                        200,
-                        object.content_type,
-                        object.bytes,
-                        send_body,
-                        &headers,
-                    );
-                }
+                Some(object) => self.respond_pushed(key, None, PLAYLIST, object, send_body),
                 None => {
                     self.respond_simple(key, 404, TEXT_PLAIN, b"no HLS segment yet\n", true, &[])
                 }
             },
         }
+    }
+
+    /// An object pushed with PUT: playlists change (short max-age), media objects do not.
+    fn respond_pushed(
+        &mut self,
+        key: usize,
+        if_none_match: Option<&str>,
+        file: &str,
+        object: PushedObject,
+        send_body: bool,
+    ) {
+        if if_none_match.is_some_and(|v| etag_matches(v, &object.etag)) {
+            self.respond_not_modified(key, &object.etag);
+            return;
+        }
+        let modified = http_date(object.modified_unix_ms);
+        let cache = if file.ends_with(".m3u8") {
+            format!("max-age={}", self.config.hls.playlist_max_age_s)
+        } else {
+            SEGMENT_CACHE.to_string()
+        };
+        let headers = [
+            ("Cache-Control", cache.as_str()),
+            ("ETag", object.etag.as_str()),
+            ("Last-Modified", modified.as_str()),
+        ];
+        let content_type = object.content_type;
+        self.respond_shared(key, 200, content_type, object.bytes, send_body, &headers);
     }
 
     fn respond_playlist(
@@ -284,11 +262,6 @@ impl Worker {
             return;
         }
         let limit = self.config.hls.push_object_bytes_max;
-        let recv_bytes = self
-            .config
-            .runtime
-            .recv_bytes
-            .max(self.config.http.header_bytes_max);
         let upload = Upload {
             app: app.to_string(),
             name: name.to_string(),
@@ -300,42 +273,17 @@ impl Worker {
                     .min(limit),
             ),
             limit,
-            buf: vec![0u8; recv_bytes].into_boxed_slice(),
+            buf: self.body_recv_buffer(),
         };
-        let conn = &mut self.conns[key];
-        conn.phase = Phase::Ingest;
-        conn.keep_alive = false;
-        let leftover = conn.rlen;
-        let mut upload = Box::new(upload);
-        upload.buf[..leftover].copy_from_slice(&conn.rbuf[..leftover]);
-        conn.rlen = 0;
-        conn.body = Body::Upload(upload);
-        if head.expect_continue {
-            conn.wbuf.clear();
-            conn.wbuf
-                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            conn.woff = 0;
-            let entry = ops::send(conn.raw_fd(), &conn.wbuf, false);
-            self.driver.submit(&mut conn.io, key, Op::Send, entry);
-        }
-        self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
+        let leftover = self.begin_request_body(key, head, Body::Upload(Box::new(upload)));
         if (leftover == 0 || self.upload_bytes(key, leftover))
             && self
                 .conns
                 .get(key)
                 .is_some_and(|c| c.phase == Phase::Ingest)
         {
-            self.submit_upload_recv(key);
+            self.submit_body_recv(key);
         }
-    }
-
-    fn submit_upload_recv(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        let Body::Upload(upload) = &mut conn.body else {
-            return;
-        };
-        let entry = ops::recv(conn.fd.as_raw_fd(), &mut upload.buf);
-        self.driver.submit(&mut conn.io, key, Op::Recv, entry);
     }
 
     pub(super) fn on_upload_recv(&mut self, key: usize, result: i32) {
@@ -351,7 +299,7 @@ impl Worker {
                 .is_some_and(|c| c.phase == Phase::Ingest)
         {
             self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
-            self.submit_upload_recv(key);
+            self.submit_body_recv(key);
         }
     }
 
@@ -461,6 +409,10 @@ impl Worker {
         // A refused body is not read: the connection closes after the answer.
         self.respond_simple(key, status, TEXT_PLAIN, text.as_bytes(), false, &[]);
     }
+}
+
+fn http_date(unix_ms: u64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms))
 }
 
 /// Whether an If-None-Match value lists `etag` (or is `*`); weak tags compare by value.

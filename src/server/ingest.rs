@@ -110,52 +110,14 @@ impl Worker {
             publisher,
             demuxer,
             body: self.request_body(head),
-            buf: vec![
-                0u8;
-                self.config
-                    .runtime
-                    .recv_bytes
-                    .max(self.config.http.header_bytes_max)
-            ]
-            .into_boxed_slice(),
+            buf: self.body_recv_buffer(),
             units: 0,
         };
-        let conn = &mut self.conns[key];
-        conn.phase = Phase::Ingest;
-        conn.keep_alive = false;
-        conn.body = Body::Ingest(Box::new(ingest));
-
-        // Body bytes that arrived with the head move to the ingest buffer (which is at least
-        // as large as the head buffer).
-        let leftover = conn.rlen;
-        if let Body::Ingest(ingest) = &mut conn.body {
-            ingest.buf[..leftover].copy_from_slice(&conn.rbuf[..leftover]);
-        }
-        conn.rlen = 0;
-        // The head buffer is not used again: the body is received into the ingest buffer.
-        conn.rbuf = Box::default();
-        if head.expect_continue {
-            conn.wbuf.clear();
-            conn.wbuf
-                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            conn.woff = 0;
-            let entry = ops::send(conn.raw_fd(), &conn.wbuf, false);
-            self.driver.submit(&mut conn.io, key, Op::Send, entry);
-        }
-        self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
+        let leftover = self.begin_request_body(key, head, Body::Ingest(Box::new(ingest)));
         if leftover > 0 && !self.ingest_bytes(key, leftover) {
             return;
         }
-        self.submit_ingest_recv(key);
-    }
-
-    fn submit_ingest_recv(&mut self, key: usize) {
-        let conn = &mut self.conns[key];
-        let Body::Ingest(ingest) = &mut conn.body else {
-            return;
-        };
-        let entry = ops::recv(conn.fd.as_raw_fd(), &mut ingest.buf);
-        self.driver.submit(&mut conn.io, key, Op::Recv, entry);
+        self.submit_body_recv(key);
     }
 
     pub(super) fn on_ingest_recv(&mut self, key: usize, result: i32) {
@@ -170,7 +132,7 @@ impl Worker {
                 .get(key)
                 .is_some_and(|c| c.phase == Phase::Ingest)
         {
-            self.submit_ingest_recv(key);
+            self.submit_body_recv(key);
         }
     }
 
@@ -309,6 +271,59 @@ impl Worker {
 }
 
 impl Worker {
+    /// A buffer to receive a request body into: at least as large as the head buffer, whose
+    /// leftover body bytes it takes over.
+    pub(super) fn body_recv_buffer(&self) -> Box<[u8]> {
+        let len = self
+            .config
+            .runtime
+            .recv_bytes
+            .max(self.config.http.header_bytes_max);
+        vec![0u8; len].into_boxed_slice()
+    }
+
+    /// A request body starts (`body`: an ingest or an upload): the connection reads nothing
+    /// else afterwards; body bytes that arrived with the head move into the body's receive
+    /// buffer, the head buffer is given back, a 100-continue goes out if asked, and the
+    /// body's idle deadline starts. Returns how many bytes moved (for the caller to take).
+    pub(super) fn begin_request_body(
+        &mut self,
+        key: usize,
+        head: &RequestHead,
+        mut body: Body,
+    ) -> usize {
+        let conn = &mut self.conns[key];
+        let leftover = conn.rlen;
+        if let Some(buf) = body.recv_buffer() {
+            buf[..leftover].copy_from_slice(&conn.rbuf[..leftover]);
+        }
+        conn.rlen = 0;
+        conn.rbuf = Box::default();
+        conn.phase = Phase::Ingest;
+        conn.keep_alive = false;
+        conn.body = body;
+        if head.expect_continue {
+            conn.wbuf.clear();
+            conn.wbuf
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            conn.woff = 0;
+            let entry = ops::send(conn.raw_fd(), &conn.wbuf, false);
+            self.driver.submit(&mut conn.io, key, Op::Send, entry);
+        }
+        self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
+        leftover
+    }
+
+    /// Post the next receive of a request body into its buffer.
+    pub(super) fn submit_body_recv(&mut self, key: usize) {
+        let conn = &mut self.conns[key];
+        let Some(buf) = conn.body.recv_buffer() else {
+            return;
+        };
+        let entry = ops::recv(conn.fd.as_raw_fd(), buf);
+        self.driver.submit(&mut conn.io, key, Op::Recv, entry);
+    }
+
     /// The transfer framing of a request's body (chunked or sized; `start_ingest` and
     /// uploads have refused bodies with neither).
     pub(super) fn request_body(&self, head: &RequestHead) -> RequestBody {

@@ -34,6 +34,27 @@ pub fn av_clip() -> PathBuf {
     .clone()
 }
 
+/// 30 s of 320x240 H.264 (25 fps, a keyframe every second, two B-frames) and AAC.
+pub fn clip_30s() -> PathBuf {
+    static CLIP: OnceLock<PathBuf> = OnceLock::new();
+    CLIP.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("live-media");
+        clip(
+            &dir,
+            "av-30s-gop1s",
+            &ClipSpec {
+                seconds: 30,
+                fps: 25,
+                gop_frames: 25,
+                video_kbps: 300,
+                bframes: 2,
+                audio: true,
+            },
+        )
+    })
+    .clone()
+}
+
 pub fn wait_for_stream(server: &Server, name: &str) {
     let ok = poll_until(Instant::now() + Duration::from_secs(15), || {
         let body = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();

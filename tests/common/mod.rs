@@ -455,32 +455,11 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Run `cmd` (stdin null, stdout discarded, stderr captured) for at most `timeout`: returns
+/// Run `cmd` (stdin null, stdout and stderr captured) for at most `timeout`: returns
 /// (Some(exit success) or None if it had to be killed, its stderr).
 pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> (Option<bool>, String) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status.success());
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut text = String::new();
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut text);
-    }
-    (status, text)
+    let (status, _stdout, stderr) = run_bounded_output(cmd, timeout);
+    (status, stderr)
 }
 
 pub fn have(tool: &str) -> bool {
