@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# bench/live-load.sh — live fan-out under load: one stream, N HTTP-FLV or RTMP readers.
+# bench/live-load.sh — live fan-out under load: one stream, N HTTP-FLV, RTMP, HTTP-TS or HLS
+# readers.
 #
 # What it measures: for each reader count N (and each round, and each server or binary of an
 # A/B run) it starts a fresh server on loopback, publishes one 720p30 stream to it with ffmpeg
 # (x264 + AAC, GOP 2 s; over HTTP POST, or RTMP with PUBLISH=rtmp), waits until it plays, then
-# runs uringcast-loadgen with N HTTP-FLV readers (or RTMP players with READ=rtmp) for
-# $DURATION s. It reports, per run:
-# - readers ok: readers that got media and were still connected at the end of the window;
+# runs uringcast-loadgen with N HTTP-FLV readers (or RTMP players with READ=rtmp, HTTP-TS
+# readers with READ=ts, HLS clients with READ=hls) for $DURATION s. It reports, per run:
+# - readers ok: readers that got media and were still connected at the end of the window (HLS:
+#   clients that had completed a segment within 2 x the target duration at that instant);
 # - server CPU (utime+stime from /proc/PID/stat, whole thread group, summed over the server's
 #   process and its children: nginx's master and workers; 100% = one core) and delivered
 #   Gbit/s (from the loadgen: the FLV bytes all readers received, or with READ=rtmp every TCP
-#   payload byte they received, chunk headers and protocol messages included), both over a
-#   steady-state window from ceil(N/RAMP) + WARMUP_S seconds after the load starts (ramp done,
-#   the joining readers' GOP-cache bursts over) to 1 s before its end;
+#   payload byte they received, chunk headers and protocol messages included; READ=ts: the TS
+#   bytes after de-chunking; READ=hls: every response body byte, playlists and segments), both
+#   over a steady-state window from ceil(N/RAMP) + WARMUP_S seconds after the load starts (ramp
+#   done, the joining readers' GOP-cache bursts, or the HLS clients' first three segments,
+#   over) to 1 s before its end;
 # - % of one core per delivered Gbit/s: CPU% / Gbit/s, the headline figure of issue 8;
 # - uringcast only, from /metrics over the same window: sends per reader per second
 #   (uringcast_sends_submitted_total summed over workers / readers / seconds) and mean bytes
@@ -22,7 +26,13 @@
 # - max RSS (VmRSS sampled every second, summed over the same processes), the readers'
 #   bitrate, media-time lag p50/p99/max,
 #   lag over each reader's best (p99; stalls and jitter), final lag and first-keyframe latency
-#   over the whole run. See bench/loadgen/main.rs for the exact definitions.
+#   over the whole run (READ=ts: over the video PES, DTS against arrival; READ=hls has no
+#   per-frame lag: see the HLS columns). See bench/loadgen/main.rs for the exact definitions;
+# - READ=hls only, over the whole run (bench/loadgen/hls.rs): segment download time p50/p99
+#   (request sent to last byte), segment lag p99 (last byte minus the segment's program date +
+#   duration, for segments new in a reloaded playlist; uringcast only: nginx-rtmp writes no
+#   EXT-X-PROGRAM-DATE-TIME), stalls (gaps of more than 2 x target duration without a segment;
+#   "stalls/clients"), failed/missed segments and failed playlists.
 # A fixed-width table with every figure, then one markdown summary table, are printed at the
 # end; the summary also goes to $OUT when set.
 #
@@ -47,6 +57,9 @@
 #   SERVERS="uringcast node-media-server" OUT=/tmp/live.md bench/live-load.sh 500
 #   PUBLISH=rtmp READ=rtmp SERVERS="uringcast nginx-rtmp" DURATION=20 bench/live-load.sh 500 2000
 #   PRESET=rtmp-issue DURATION=20 OUT=/tmp/rtmp.md bench/live-load.sh
+#   READ=hls PUBLISH=rtmp SERVERS="uringcast nginx-rtmp" DURATION=12 bench/live-load.sh 50
+#   READ=ts DURATION=12 bench/live-load.sh 50
+#   PRESET=hls-issue OUT=/tmp/hls.md bench/live-load.sh
 # Environment:
 #   URINGCAST_BIN  server binary (default target/release/uringcast). The special value
 #                  "standin" runs bench/loadgen/flv_live_server.py instead, with no
@@ -58,22 +71,36 @@
 #                  Default: $URINGCAST_BIN.
 #   SERVERS        servers to alternate with in the same way, space-separated: uringcast
 #                  (every binary of BINS), node-media-server (npm; same HTTP-FLV push and play
-#                  URLs, and RTMP), nginx-rtmp (Debian nginx + libnginx-mod-rtmp; RTMP publish
-#                  and play only, so it needs PUBLISH=rtmp READ=rtmp). Default: $SERVER, or
-#                  uringcast.
+#                  URLs, and RTMP; READ=flv or rtmp only), nginx-rtmp (Debian nginx +
+#                  libnginx-mod-rtmp; RTMP publish only, so it needs PUBLISH=rtmp, and READ=rtmp
+#                  or READ=hls; with READ=ts it is skipped with a note: it serves no HTTP-TS).
+#                  Default: $SERVER, or uringcast.
 #   PUBLISH        http (default: ffmpeg POSTs FLV to http://127.0.0.1:PORT/live/bench.flv) or
 #                  rtmp (ffmpeg publishes to rtmp://127.0.0.1:RTMP_PORT/live/bench)
-#   READ           flv (default: the loadgen GETs http://127.0.0.1:PORT/live/bench.flv) or rtmp
-#                  (it plays rtmp://127.0.0.1:RTMP_PORT/live/bench). uringcast gets an RTMP
-#                  listener (--rtmp-listen 127.0.0.1:RTMP_PORT, a free port) when either is
-#                  rtmp, and must print rtmp=ADDR on its first stdout line; a build without
-#                  --rtmp-listen stops the script before anything runs.
+#   READ           flv (default: the loadgen GETs http://127.0.0.1:PORT/live/bench.flv), rtmp
+#                  (it plays rtmp://127.0.0.1:RTMP_PORT/live/bench), ts (HTTP-TS: it GETs
+#                  /live/bench.ts; uringcast only) or hls (each client loops over
+#                  /live/bench/index.m3u8 and its new segments on one keep-alive connection,
+#                  starting 3 segments from the end, reloading every target duration / 2;
+#                  nginx-rtmp: /hls/bench.m3u8, see below). With ts or hls uringcast's config
+#                  gets [hls] segment_target_ms = 2000 (unless CONFIG_EXTRA sets it), nginx's
+#                  hls_fragment. uringcast gets an RTMP listener (--rtmp-listen
+#                  127.0.0.1:RTMP_PORT, a free port) when PUBLISH or READ is rtmp, and must
+#                  print rtmp=ADDR on its first stdout line; a build without --rtmp-listen stops
+#                  the script before anything runs.
 #   PRESET         rtmp-issue: the RTMP issue's figures in one table: one 3 Mbit/s stream (the
 #                  default clip) published over RTMP; uringcast and nginx-rtmp side by side
 #                  with 500 and 2,000 RTMP readers, then uringcast with 2,000 HTTP-FLV readers
 #                  of the same RTMP-published stream. Runs this script twice (BITRATE is
 #                  ignored; the other knobs pass through: DURATION, ROUNDS, WORKERS, BINS,
 #                  ...); give no N.
+#                  hls-issue: the HLS issue's figures in one table: one 3 Mbit/s stream
+#                  (BITRATE=3000k: 2872k video + 128k audio) published over RTMP; PRESET_N (1000)
+#                  HLS clients of uringcast and of nginx-rtmp (hls on, 2 s fragments, 12 s
+#                  playlist, served from disk by nginx's http module), then PRESET_N HTTP-TS
+#                  readers of uringcast (nginx-rtmp has no HTTP-TS: skipped with a note). Give
+#                  no N; the other knobs pass through.
+#   PRESET_N       reader count of PRESET=hls-issue (default 1000; small for a smoke run)
 #   NGINX_RTMP_WORKERS  nginx-rtmp's worker_processes (default 1). More than 1 turns on
 #                  rtmp_auto_push (the module's relay of a published stream to the other
 #                  workers) but, with Debian's dynamically loaded module (nginx 1.22.1), the
@@ -81,6 +108,14 @@
 #                  their epoll set), so only the readers that land on the publisher's worker get
 #                  media ("readers ok" shows it, and the readiness probe may never see any).
 #                  Its CPU and RSS are summed over master and workers either way.
+#                  READ=hls uses NGINX_HLS_WORKERS instead.
+#   NGINX_HLS_WORKERS  nginx-rtmp's worker_processes with READ=hls (default: WORKERS, like
+#                  uringcast): the publish lands on one worker, which writes the fragments
+#                  (hls on; hls_path under the run's directory in /tmp; hls_fragment 2s;
+#                  hls_playlist_length 12s), and every worker serves them over HTTP
+#                  (location /hls/, m3u8 and ts types, Cache-Control: no-cache, sendfile,
+#                  keepalive_requests 100000, listen ... reuseport unless NGINX_REUSEPORT=0;
+#                  no open_file_cache). No rtmp_auto_push: nothing plays RTMP.
 #   NGINX_RTMP_MODULE   path of ngx_rtmp_module.so (default: Debian's /usr/lib/nginx/modules)
 #   ROUNDS         rounds per N (default 1)
 #   FIRST_ROUND    number of the first round in the tables (default 1; for callers such as
@@ -145,6 +180,8 @@ PUBLISH=${PUBLISH:-http}
 READ=${READ:-flv}
 PRESET=${PRESET:-}
 NGINX_RTMP_WORKERS=${NGINX_RTMP_WORKERS:-1}
+NGINX_HLS_WORKERS=${NGINX_HLS_WORKERS:-$WORKERS}
+PRESET_N=${PRESET_N:-1000}
 NGINX_RTMP_MODULE=${NGINX_RTMP_MODULE:-/usr/lib/nginx/modules/ngx_rtmp_module.so}
 READER_COUNTS=${*:-100 500 2000}
 STREAM_NAME=bench
@@ -155,15 +192,18 @@ die() { echo "live-load: $*" >&2; exit 2; }
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
 case $PUBLISH in http | rtmp) ;; *) die "PUBLISH must be http or rtmp" ;; esac
-case $READ in flv | rtmp) ;; *) die "READ must be flv or rtmp" ;; esac
+case $READ in flv | rtmp | ts | hls) ;; *) die "READ must be flv, rtmp, ts or hls" ;; esac
 # Whether uringcast needs its RTMP listener.
 UC_RTMP=0
 if [ "$PUBLISH" = rtmp ] || [ "$READ" = rtmp ]; then UC_RTMP=1; fi
 
 # --- PRESET: several runs of this script, one table -------------------------------------------
 if [ -n "$PRESET" ]; then
-    [ "$PRESET" = rtmp-issue ] || die "unknown PRESET '$PRESET' (rtmp-issue)"
+    case $PRESET in rtmp-issue | hls-issue) ;; *) die "unknown PRESET '$PRESET' (rtmp-issue, hls-issue)" ;; esac
     [ $# -eq 0 ] || die "PRESET=$PRESET chooses the reader counts itself; give no N"
+    if ! is_uint "$PRESET_N" || [ "$PRESET_N" -lt 1 ] || [ "$PRESET_N" -gt 20000 ]; then
+        die "PRESET_N must be 1..20000"
+    fi
     PRESET_DIR=$(mktemp -d /tmp/uringcast-live-preset.XXXXXX)
     PART_PID=""
     # shellcheck disable=SC2317 # called by the traps
@@ -174,27 +214,53 @@ if [ -n "$PRESET" ]; then
     trap preset_cleanup EXIT
     trap 'exit 130' INT TERM
     # run_part NAME ENV... -- N... : one run of this script; its summary goes to NAME.md.
+    # Each part's command, as one would type it from the repository's root, for the table's notes.
+    PART_COMMANDS=""
     run_part() {
-        local name=$1
+        local name=$1 arg words=""
         shift
+        for arg in "$@"; do
+            if [ "$arg" = "$HERE/live-load.sh" ]; then
+                arg=bench/live-load.sh
+            elif [[ $arg == *=*' '* ]]; then
+                arg="${arg%%=*}=\"${arg#*=}\""
+            fi
+            words="$words${words:+ }$arg"
+        done
+        PART_COMMANDS="$PART_COMMANDS${PART_COMMANDS:+; }$words"
         env PRESET= OUT="$PRESET_DIR/$name.md" "$@" &
         PART_PID=$!
         wait "$PART_PID" || die "preset part '$name' failed"
         PART_PID=""
     }
-    run_part rtmp PUBLISH=rtmp READ=rtmp SERVERS="uringcast nginx-rtmp" BITRATE= \
-        "$HERE/live-load.sh" 500 2000
-    run_part flv PUBLISH=rtmp READ=flv SERVERS=uringcast BITRATE= "$HERE/live-load.sh" 2000
+    if [ "$PRESET" = rtmp-issue ]; then
+        PARTS="rtmp flv"
+        run_part rtmp PUBLISH=rtmp READ=rtmp SERVERS="uringcast nginx-rtmp" BITRATE= \
+            "$HERE/live-load.sh" 500 2000
+        run_part flv PUBLISH=rtmp READ=flv SERVERS=uringcast BITRATE= "$HERE/live-load.sh" 2000
+    else
+        # One 3 Mbit/s stream, published over RTMP to both servers.
+        PARTS="hls ts"
+        run_part hls PUBLISH=rtmp READ=hls SERVERS="uringcast nginx-rtmp" BITRATE=3000k \
+            "$HERE/live-load.sh" "$PRESET_N"
+        run_part ts PUBLISH=rtmp READ=ts SERVERS="uringcast nginx-rtmp" BITRATE=3000k \
+            "$HERE/live-load.sh" "$PRESET_N"
+    fi
+    first_part=${PARTS%% *}
     combined() {
-        head -n 2 "$PRESET_DIR/rtmp.md"
-        for part in rtmp flv; do
+        head -n 2 "$PRESET_DIR/$first_part.md"
+        for part in $PARTS; do
             tail -n +3 "$PRESET_DIR/$part.md" | grep '^| '
         done
         echo
-        grep '^(' "$PRESET_DIR/rtmp.md"
+        grep '^(' "$PRESET_DIR/$first_part.md" | grep -v ' skipped: '
+        for part in $PARTS; do
+            grep -h '^(.* skipped: ' "$PRESET_DIR/$part.md" || true
+        done | sort -u
+        echo "(PRESET=$PRESET runs: $PART_COMMANDS; with DURATION=$DURATION ROUNDS=$ROUNDS WORKERS=$WORKERS RAMP=$RAMP WARMUP_S=$WARMUP_S)"
     }
     echo
-    echo "PRESET=rtmp-issue:"
+    echo "PRESET=$PRESET:"
     combined
     if [ -n "$OUT" ]; then
         combined >"$OUT"
@@ -213,6 +279,10 @@ if [ "$READ" = rtmp ]; then
     "$LOADGEN_BIN" --help | grep -q 'rtmp://' ||
         die "$LOADGEN_BIN cannot play RTMP (rebuild it: cargo build --release --bin uringcast-loadgen)"
 fi
+if [ "$READ" = ts ] || [ "$READ" = hls ]; then
+    "$LOADGEN_BIN" --help | grep -q 'm3u8' ||
+        die "$LOADGEN_BIN reads no HTTP-TS or HLS (rebuild it: cargo build --release --bin uringcast-loadgen)"
+fi
 in_range() { is_uint "$1" && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 in_range "$ROUNDS" 1 1000 || die "ROUNDS must be 1..1000"
 in_range "$FIRST_ROUND" 1 100000 || die "FIRST_ROUND must be a positive integer"
@@ -221,6 +291,7 @@ is_uint "$WARMUP_S" || die "WARMUP_S must be an integer"
 is_uint "$RAMP" || die "RAMP must be an integer"
 is_uint "$WORKERS" || die "WORKERS must be an integer"
 in_range "$NGINX_RTMP_WORKERS" 1 64 || die "NGINX_RTMP_WORKERS must be 1..64"
+in_range "$NGINX_HLS_WORKERS" 1 64 || die "NGINX_HLS_WORKERS must be 1..64"
 [ -z "$COALESCE_MS" ] || is_uint "$COALESCE_MS" || die "COALESCE_MS must be an integer (ms)"
 if [ -n "$PERF_DATA" ]; then
     command -v perf >/dev/null || die "PERF_DATA needs perf (apt-get install linux-perf)"
@@ -307,14 +378,36 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# hls_config TEXT : TEXT with `segment_target_ms = HLS_SEGMENT_MS` in its [hls] table (added to
+# it, or as a new table), for READ=ts and READ=hls, unless TEXT sets segment_target_ms itself.
+HLS_SEGMENT_MS=2000
+hls_config() {
+    local text=$1 hls_re='^[[:space:]]*\[[[:space:]]*hls[[:space:]]*\][[:space:]]*(#.*)?$'
+    if { [ "$READ" != ts ] && [ "$READ" != hls ]; } ||
+        printf '%s\n' "$text" | grep -Eq '^[[:space:]]*segment_target_ms[[:space:]]*='; then
+        [ -z "$text" ] || printf '%s\n' "$text"
+        return 0
+    fi
+    if printf '%s\n' "$text" | grep -Eq "$hls_re"; then
+        printf '%s\n' "$text" | awk -v re="$hls_re" -v line="segment_target_ms = $HLS_SEGMENT_MS" \
+            '{ print } $0 ~ re { print line }'
+    else
+        [ -z "$text" ] || printf '%s\n' "$text"
+        printf '[hls]\nsegment_target_ms = %s\n' "$HLS_SEGMENT_MS"
+    fi
+}
+
 CONFIG=$WORK/uringcast.toml
+# An assignment, so that a die in config_text stops the script (set -e).
+CONFIG_TEXT=$(config_text)
 {
     echo "# generated by bench/live-load.sh"
-    config_text
+    hls_config "$CONFIG_TEXT"
 } >"$CONFIG"
 
 # --- what runs: a list of targets "KIND|LABEL|PATH", alternated within every round -------------
 TARGETS=()
+SKIP_NOTE=""
 uc_bins=()
 for entry in $BINS; do uc_bins+=("$entry"); done
 bin_label() { # ENTRY : label of one BINS entry
@@ -344,7 +437,9 @@ for server in $SERVERS; do
             for entry in "${uc_bins[@]}"; do
                 path=${entry#*=}
                 if [ "$path" = standin ]; then
-                    [ "$UC_RTMP" = 0 ] || die "the stand-in plays HTTP-FLV only (PUBLISH=http READ=flv)"
+                    if [ "$UC_RTMP" = 1 ] || [ "$READ" != flv ]; then
+                        die "the stand-in plays HTTP-FLV only (PUBLISH=http READ=flv)"
+                    fi
                 else
                     [ -x "$path" ] || die "no server binary at $path"
                     rtmp_args=()
@@ -369,16 +464,22 @@ for server in $SERVERS; do
         node-media-server)
             command -v node >/dev/null || die "SERVERS=node-media-server needs node"
             command -v npm >/dev/null || die "SERVERS=node-media-server needs npm"
+            case $READ in flv | rtmp) ;; *) die "SERVERS=node-media-server: READ=flv or rtmp only" ;; esac
             TARGETS+=("node-media-server|node-media-server|")
             ;;
         nginx-rtmp)
             command -v nginx >/dev/null || die "SERVERS=nginx-rtmp needs nginx (apt-get install nginx libnginx-mod-rtmp)"
             [ -f "$NGINX_RTMP_MODULE" ] ||
                 die "SERVERS=nginx-rtmp: no RTMP module at $NGINX_RTMP_MODULE (apt-get install libnginx-mod-rtmp, or set NGINX_RTMP_MODULE)"
-            if [ "$PUBLISH" != rtmp ] || [ "$READ" != rtmp ]; then
-                die "SERVERS=nginx-rtmp takes RTMP publish and play only: set PUBLISH=rtmp READ=rtmp"
-            fi
-            TARGETS+=("nginx-rtmp|nginx-rtmp|")
+            [ "$PUBLISH" = rtmp ] || die "SERVERS=nginx-rtmp takes RTMP publish only: set PUBLISH=rtmp"
+            case $READ in
+                rtmp | hls) TARGETS+=("nginx-rtmp|nginx-rtmp|") ;;
+                ts)
+                    echo "note: nginx-rtmp serves no HTTP-TS (only RTMP, and HLS/DASH files): skipped for READ=ts" >&2
+                    SKIP_NOTE="nginx-rtmp skipped: it serves no HTTP-TS."
+                    ;;
+                *) die "SERVERS=nginx-rtmp plays RTMP or serves HLS: set READ=rtmp or READ=hls" ;;
+            esac
             ;;
         *) die "unknown server '$server' (uringcast, node-media-server, nginx-rtmp)" ;;
     esac
@@ -394,7 +495,12 @@ UC_SETTINGS="$STREAM_LABEL, w$WORKERS"
 [ -n "$CONFIG_EXTRA" ] && UC_SETTINGS="$UC_SETTINGS, +CONFIG_EXTRA"
 UC_SETTINGS=$UC_SETTINGS$PROTO_LABEL
 NMS_SETTINGS=$STREAM_LABEL$PROTO_LABEL
-NGINX_RTMP_SETTINGS="$STREAM_LABEL, w$NGINX_RTMP_WORKERS$PROTO_LABEL"
+if [ "$READ" = hls ]; then
+    NGINX_RTMP_SETTINGS="$STREAM_LABEL, w$NGINX_HLS_WORKERS, hls_fragment 2s$PROTO_LABEL"
+    UC_SETTINGS="$UC_SETTINGS, segment $((HLS_SEGMENT_MS / 1000)) s"
+else
+    NGINX_RTMP_SETTINGS="$STREAM_LABEL, w$NGINX_RTMP_WORKERS$PROTO_LABEL"
+fi
 if [ -n "$SETTINGS_LABEL" ]; then
     UC_SETTINGS=$SETTINGS_LABEL
     NMS_SETTINGS=$SETTINGS_LABEL
@@ -476,12 +582,16 @@ start_server_uringcast() { # PATH
 }
 
 # nginx-rtmp: Debian's nginx with the dynamically loaded libnginx-mod-rtmp, in its own
-# directory under $WORK (nothing of the system's nginx config is read). RTMP only: publish and
-# play at rtmp://127.0.0.1:RTMP_PORT/live/NAME, chunk size 4096, no GOP cache (nginx-rtmp has
-# none: a reader's first picture is the next keyframe). Multi-process: master + workers; see
-# NGINX_RTMP_WORKERS above for why one worker is the default.
+# directory under $WORK (nothing of the system's nginx config is read). Publish (and, with
+# READ=rtmp, play) at rtmp://127.0.0.1:RTMP_PORT/live/NAME, chunk size 4096, no GOP cache
+# (nginx-rtmp has none: a reader's first picture is the next keyframe). Multi-process: master +
+# workers; see NGINX_RTMP_WORKERS above for why one worker is the default for RTMP play.
+# READ=hls: the application also writes HLS (hls on, hls_fragment 2s, hls_playlist_length 12s)
+# into $dir/hls, and an http server on 127.0.0.1:PORT serves that directory at /hls/ (the
+# playlist is /hls/NAME.m3u8, its segments NAME-N.ts next to it) with NGINX_HLS_WORKERS workers.
 start_server_nginx_rtmp() {
-    local dir=$WORK/nginx-rtmp hard nofile auto_push=""
+    local dir=$WORK/nginx-rtmp hard nofile auto_push="" workers=$NGINX_RTMP_WORKERS
+    local hls_app="" http_block="" reuseport=""
     PORT=""
     RTMP_PORT=$(free_port)
     rm -rf "$dir"
@@ -489,7 +599,46 @@ start_server_nginx_rtmp() {
     hard=$(ulimit -Hn)
     nofile=65536
     [ "$hard" = unlimited ] || [ "$hard" -ge "$nofile" ] || nofile=$hard
-    if [ "$NGINX_RTMP_WORKERS" -gt 1 ]; then
+    if [ "$READ" = hls ]; then
+        workers=$NGINX_HLS_WORKERS
+        PORT=$(free_port)
+        [ "${NGINX_REUSEPORT:-1}" = 1 ] && reuseport=" reuseport"
+        # The workers (an unprivileged user when started as root) write and read the fragments.
+        mkdir -p "$dir/hls" "$dir/tmp"
+        chmod 755 "$WORK" "$dir"
+        chmod 1777 "$dir/hls"
+        hls_app="
+            hls on;
+            hls_path $dir/hls;
+            hls_fragment 2s;
+            hls_playlist_length 12s;"
+        http_block="
+http {
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    access_log off;
+    keepalive_requests 100000;
+    keepalive_timeout 75s;
+    default_type application/octet-stream;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    server {
+        listen 127.0.0.1:$PORT$reuseport;
+        location /hls/ {
+            alias $dir/hls/;
+            types {
+                application/vnd.apple.mpegurl m3u8;
+                video/mp2t ts;
+            }
+            add_header Cache-Control no-cache;
+        }
+    }
+}"
+    elif [ "$workers" -gt 1 ]; then
         # The workers (an unprivileged user when started as root) create the relay's sockets.
         mkdir -p "$dir/sock"
         chmod 755 "$WORK" "$dir"
@@ -500,7 +649,7 @@ rtmp_socket_dir $dir/sock;"
     cat >"$dir/nginx.conf" <<EOF
 # Generated by uringcast bench/live-load.sh (SERVERS=nginx-rtmp).
 load_module $NGINX_RTMP_MODULE;
-worker_processes $NGINX_RTMP_WORKERS;
+worker_processes $workers;
 worker_rlimit_nofile $nofile;
 error_log $dir/error.log warn;
 pid $dir/nginx.pid;
@@ -513,16 +662,22 @@ rtmp {
         listen 127.0.0.1:$RTMP_PORT;
         chunk_size 4096;
         application live {
-            live on;
+            live on;$hls_app
         }
     }
-}
+}$http_block
 EOF
     start_nginx "$dir" SERVER_PID
     wait_tcp "$RTMP_PORT" 10 || {
         cat "$dir/stdout.log" "$dir/error.log" >&2
         exit 1
     }
+    if [ -n "$PORT" ]; then
+        wait_tcp "$PORT" 10 || {
+            cat "$dir/stdout.log" "$dir/error.log" >&2
+            exit 1
+        }
+    fi
     # Where the failure paths below print the server's log from.
     ln -sf "$dir/error.log" "$WORK/server.log"
 }
@@ -547,13 +702,20 @@ publish() {
     PUBLISHER_PID=$!
 }
 
-# The URL the loadgen reads.
+# read_url KIND : the URL the loadgen reads from a server of KIND.
 read_url() {
-    if [ "$READ" = rtmp ]; then
-        echo "rtmp://127.0.0.1:$RTMP_PORT/live/$STREAM_NAME"
-    else
-        echo "http://127.0.0.1:$PORT$STREAM_PATH"
-    fi
+    case $READ in
+        rtmp) echo "rtmp://127.0.0.1:$RTMP_PORT/live/$STREAM_NAME" ;;
+        ts) echo "http://127.0.0.1:$PORT/live/$STREAM_NAME.ts" ;;
+        hls)
+            if [ "$1" = nginx-rtmp ]; then
+                echo "http://127.0.0.1:$PORT/hls/$STREAM_NAME.m3u8"
+            else
+                echo "http://127.0.0.1:$PORT/live/$STREAM_NAME/index.m3u8"
+            fi
+            ;;
+        *) echo "http://127.0.0.1:$PORT$STREAM_PATH" ;;
+    esac
 }
 
 # server_pids : the server's process and its children (nginx: master and workers).
@@ -702,7 +864,7 @@ run_one() {
             publish
             ;;
     esac
-    url=$(read_url)
+    url=$(read_url "$kind")
     wait_playable "$url"
     from=$(window_from "$n")
     to=$((DURATION - 1))
@@ -792,15 +954,22 @@ run_one() {
             f(.final_lag_ms.p50), f(.first_keyframe_ms.p50), f(.first_keyframe_ms.p99),
             f(.first_keyframe_ms.max), ((.errors | to_entries | map(.value) | add) | tostring),
             (if $b == null then "-" else g($b * 8 / $t / 1e9; 1000) end),
-            g($w.from_s; 10) + "-" + g($w.to_s; 10) ] | @tsv' \
+            g($w.from_s; 10) + "-" + g($w.to_s; 10),
+            f(.hls.segment_download_ms.p50), f(.hls.segment_download_ms.p99),
+            f(.hls.segment_lag_ms.p99),
+            (if .hls == null then "-" else "\(.hls.stalls)/\(.hls.clients_stalled)" end),
+            (if .hls == null then "-" else "\(.hls.segments_failed)/\(.hls.segments_missed)" end),
+            (if .hls == null then "-" else "\(.hls.playlists_failed)" end) ] | @tsv' \
         "$cell.report.json" >>"$ROWS"
     tail -1 "$ROWS" | awk -F'\t' '{
         if (split($14, c, "/") > 1 && $3 >= 100) {
             lo = hi = c[1]; for (i in c) { if (c[i] < lo) lo = c[i]; if (c[i] > hi) hi = c[i] }
             if (lo < hi / 2) printf "warning: connections are not spread over the workers: %s\n", $14
         }
-        printf "%s N=%s round %s: %s readers ok, CPU %s%%, %s Gbit/s delivered (server sent %s), %s%% of a core per Gbit/s, %s sends/reader/s of %s B, lag p99 %s ms, over best p99 %s ms, conns/worker %s\n",
-            $1, $3, $4, $5, $6, $8, $24, $9, $10, $11, $12, $13, $14 }' >&2
+        printf "%s N=%s round %s: %s readers ok, CPU %s%%, %s Gbit/s delivered (server sent %s), %s%% of a core per Gbit/s, %s sends/reader/s of %s B, lag p99 %s ms, over best p99 %s ms, conns/worker %s",
+            $1, $3, $4, $5, $6, $8, $24, $9, $10, $11, $12, $13, $14
+        if ($29 != "-") printf ", segment download p99 %s ms, segment lag p99 %s ms, stalls/clients %s, segments failed/missed %s", $27, $28, $29, $30
+        printf "\n" }' >&2
 }
 
 CLIP_NOTE=""
@@ -828,23 +997,28 @@ for n in $READER_COUNTS; do
 done
 
 echo
-printf '%-18s %6s %3s %6s %6s %7s | %8s %8s | %8s %8s %8s %9s %9s | %8s %8s %8s | %6s | %9s\n' \
+printf '%-18s %6s %3s %6s %6s %7s | %8s %8s | %8s %8s %8s %9s %9s | %8s %8s %8s | %6s | %9s | %7s %7s %8s %9s %9s %5s\n' \
     server N rnd ok CPU% RSS-MB kbps-p50 kbps-min lag-p50 lag-p99 lag-max ">best-p99" final-p50 \
-    key-p50 key-p99 key-max errors window-s
-awk -F'\t' '{ printf "%-18s %6s %3s %6s %6s %7s | %8s %8s | %8s %8s %8s %9s %9s | %8s %8s %8s | %6s | %9s\n",
-    $1, $3, $4, $5, $6, $7, $15, $16, $17, $12, $18, $13, $19, $20, $21, $22, $23, $25 }' "$ROWS"
-echo "(lag and key = first-keyframe latency in ms over the whole run; >best = lag over each reader's best; CPU% of one core over the window; kbps: FLV bytes, RTMP readers: TCP payload bytes)"
+    key-p50 key-p99 key-max errors window-s seg-p50 seg-p99 slag-p99 stalls fail/miss pl-f
+awk -F'\t' '{ printf "%-18s %6s %3s %6s %6s %7s | %8s %8s | %8s %8s %8s %9s %9s | %8s %8s %8s | %6s | %9s | %7s %7s %8s %9s %9s %5s\n",
+    $1, $3, $4, $5, $6, $7, $15, $16, $17, $12, $18, $13, $19, $20, $21, $22, $23, $25,
+    $26, $27, $28, $29, $30, $31 }' "$ROWS"
+echo "(lag and key = first-keyframe latency in ms over the whole run (HLS: key = first segment); >best = lag over each reader's best; CPU% of one core over the window; kbps: FLV or TS bytes, RTMP readers: TCP payload bytes, HLS: playlist and segment bodies; HLS only: seg = segment download ms, slag = segment lag ms (needs program dates), stalls = stalls/clients stalled, fail/miss = segments failed/missed, pl-f = playlists failed)"
 
 summary() {
-    echo "| server | settings | N | round | readers ok | CPU % | RSS MB | Gbit/s | % core per Gbit/s | sends/reader/s | bytes/send | lag p99 ms | lag over best p99 ms | conns per worker |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
-    awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 }' "$ROWS"
+    echo "| server | settings | N | round | readers ok | CPU % | RSS MB | Gbit/s | % core per Gbit/s | sends/reader/s | bytes/send | lag p99 ms | lag over best p99 ms | conns per worker | segment download p99 ms | stalls / clients |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+    awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $27, $29 }' "$ROWS"
     echo
     echo "($(nproc) CPUs, kernel $(uname -r); CPU % of one core and Gbit/s over each run's window" \
         "(ramp + ${WARMUP_S} s to 1 s before the end of ${DURATION} s), summed over a server's processes;" \
-        "Gbit/s = FLV bytes delivered, or TCP payload bytes for RTMP readers; lag over the whole run;" \
+        "Gbit/s = FLV or TS bytes delivered, TCP payload bytes for RTMP readers, playlist and segment" \
+        "bodies for HLS clients; lag over the whole run (HLS: none per frame); HLS: readers ok = clients" \
+        "with a segment within 2 x target duration at the window's end, segment download = request to" \
+        "last byte, a stall = more than 2 x target duration without a segment, over the whole run;" \
         "conns per worker = uringcast_connections_active at the window's end, publisher included.)"
+    if [ -n "$SKIP_NOTE" ]; then echo "($SKIP_NOTE)"; fi
 }
 echo
 summary

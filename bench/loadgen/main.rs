@@ -1,11 +1,24 @@
-//! `uringcast-loadgen`: a live HTTP-FLV and RTMP load generator.
+//! `uringcast-loadgen`: a live HTTP-FLV, RTMP, HTTP-TS and HLS load generator.
 //!
 //! What it measures: it opens `--readers` readers on one stream URL, ramping up at
 //! `--ramp-per-s`, keeps them reading for `--duration-s` (total, ramp included), and walks
-//! the media each one receives. An `http://` URL makes HTTP/1.1 GET readers of HTTP-FLV (FLV
-//! tags); an `rtmp://HOST[:PORT]/APP/STREAM` URL makes RTMP players (handshake, connect,
-//! createStream, play; then audio, video and aggregate messages, see `rtmp.rs`), whose media
-//! messages count exactly as FLV tags do. It reports, across readers:
+//! the media each one receives. The URL chooses the mode:
+//! - `http://.../NAME.flv` (any `http://` path not ending as below): HTTP/1.1 GET readers of
+//!   HTTP-FLV (FLV tags);
+//! - `http://.../NAME.ts`: HTTP/1.1 GET readers of HTTP-TS: the TS walker (`ts.rs`) finds the
+//!   video PID through PAT and PMT, and each video PES counts as a video tag: its DTS (else
+//!   PTS; 90 kHz, unwrapped) as the tag's dts, its random_access_indicator as "keyframe".
+//!   Audio PES and other PIDs only count as bytes. Chunked or close-delimited bodies;
+//! - `http://.../index.m3u8` (any path ending in `.m3u8`): HLS clients (`hls.rs`): each
+//!   loops over one keep-alive connection: GET the media playlist, GET every segment it has
+//!   not fetched (starting at the third from the end, or the first), wait half the target
+//!   duration, reload; Content-Length or chunked bodies; a connection the server closes is
+//!   reopened for the next request. Reported in `hls` (see below) rather than per tag;
+//! - `rtmp://HOST[:PORT]/APP/STREAM`: RTMP players (handshake, connect, createStream, play;
+//!   then audio, video and aggregate messages, see `rtmp.rs`), whose media messages count
+//!   exactly as FLV tags do.
+//!
+//! It reports, across readers:
 //! - delivered bitrate per reader (HTTP-FLV: FLV bytes after de-chunking; RTMP: every TCP
 //!   payload byte received, chunk headers and protocol messages included; p50 and min),
 //! - media-time lag: for each reader and each media tag,
@@ -22,9 +35,21 @@
 //!   latency (connect start to the first video tag that is a picture with frame type 1),
 //! - whether each reader's first picture was a keyframe (it should be, with a GOP cache),
 //! - error counts: connect refused, other connect errors, HTTP status != 200, malformed HTTP
-//!   or chunked framing, FLV parse errors, malformed RTMP, RTMP play refused (`_error`, or an
-//!   `onStatus` of level "error"), early end of stream. "status 200" means, for RTMP, that the
-//!   play started (`onStatus` NetStream.Play.Start, or media arrived).
+//!   or chunked framing, FLV parse errors, TS parse errors (lost sync, bad PAT/PMT, bad PES
+//!   header), malformed RTMP, RTMP play refused (`_error`, or an `onStatus` of level
+//!   "error"), early end of stream. "status 200" means, for RTMP, that the play started
+//!   (`onStatus` NetStream.Play.Start, or media arrived), for HLS that a playlist was read.
+//! - HLS (`hls` in the JSON): playlist fetches ok/failed (and parse errors), segment fetches
+//!   ok/failed/missed (left the window before the client got to them), 304 and 404 answers,
+//!   segment bytes, segment download time (request sent → last byte) p50/p99, segment lag
+//!   (last byte − the segment's EXT-X-PROGRAM-DATE-TIME − its duration: how long after it
+//!   could exist the client had it; only when the playlist has program dates, and only for
+//!   segments new in a reloaded playlist, not the start position's), stalls (a gap
+//!   of more than 2 × EXT-X-TARGETDURATION without a segment completed, the end of the run
+//!   included) and clients stalled, connections opened. For HLS clients the common fields
+//!   mean: bytes = every response body byte (playlists and segments), first keyframe = first
+//!   segment completed (segments start with one), "readers open" in the window = clients
+//!   with a segment within 2 × target duration; there are no per-frame lag samples.
 //!
 //! "Media tag" and "picture" exclude codec configuration (AVC/HEVC sequence headers, AAC
 //! AudioSpecificConfig) and script tags: those are sent with dts 0 or the dts of the join
@@ -38,27 +63,35 @@
 //! of service, not a benchmark.
 //!
 //! Run: `cargo run --release --bin uringcast-loadgen -- http://127.0.0.1:8080/live/bench.flv
-//! --readers 500 --duration-s 30 [--json]` (or `rtmp://127.0.0.1:1935/live/bench`).
+//! --readers 500 --duration-s 30 [--json]` (or `rtmp://127.0.0.1:1935/live/bench`,
+//! `http://127.0.0.1:8080/live/bench.ts`, `http://127.0.0.1:8080/live/bench/index.m3u8`).
 
 mod chunked;
 mod flv;
+mod hls;
+mod http1;
 mod rtmp;
 mod stats;
+mod ts;
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use chunked::{ChunkedDecoder, ChunkedError, ChunkedLimits};
 use clap::Parser;
 use flv::{FlvError, FlvEvent, FlvLimits, FlvWalker, TagInfo, TagKind};
+use hls::{Completed, HlsClient, HlsClientStats, HlsLimits, HlsRunStats, Poll};
+use http1::ResponseLimits;
 use rtmp::{PlayEvent, RtmpError, RtmpLimits, RtmpPlay, RtmpUrl};
 use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
 use stats::{MsHistogram, Summary, summarize};
+use ts::{PesInfo, TsError, TsEvent, TsLimits, TsWalker};
 
 /// Every bound the tool enforces, in one place.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +115,8 @@ struct LoadgenLimits {
     flv: FlvLimits,
     chunked: ChunkedLimits,
     rtmp: RtmpLimits,
+    ts: TsLimits,
+    hls: HlsLimits,
     /// Writes of an RTMP reader's pending bytes per event (they are a few dozen bytes, the
     /// handshake's 1.5 KiB at most, so one write nearly always takes them all).
     rtmp_writes_per_event: usize,
@@ -103,6 +138,21 @@ impl Default for LoadgenLimits {
             flv: FlvLimits::default(),
             chunked: ChunkedLimits::default(),
             rtmp: RtmpLimits::default(),
+            ts: TsLimits::default(),
+            hls: HlsLimits {
+                max_playlist_bytes: 1024 * 1024,
+                max_segments: 10_000,
+                max_uri_bytes: 4096,
+                retry_without_target_ms: 1000,
+                min_reload_ms: 100,
+                max_reload_ms: 30_000,
+                start_segments_from_end: 3,
+                response: ResponseLimits {
+                    max_head_bytes: 16 * 1024,
+                    max_headers: 64,
+                    chunked: ChunkedLimits::default(),
+                },
+            },
             rtmp_writes_per_event: 4,
         }
     }
@@ -111,14 +161,19 @@ impl Default for LoadgenLimits {
 #[derive(Parser, Debug)]
 #[command(
     name = "uringcast-loadgen",
-    about = "Live HTTP-FLV and RTMP load generator (loopback only)",
-    long_about = "Live HTTP-FLV and RTMP load generator (loopback only).\n\n\
-        Bytes delivered (bitrate, aggregate and window Mbit/s): for http:// the FLV bytes after \
-        de-chunking; for rtmp:// every TCP payload byte received (handshake, chunk headers and \
+    about = "Live HTTP-FLV, RTMP, HTTP-TS and HLS load generator (loopback only)",
+    long_about = "Live HTTP-FLV, RTMP, HTTP-TS and HLS load generator (loopback only).\n\n\
+        The URL chooses the mode: http://.../NAME.flv HTTP-FLV, http://.../NAME.ts HTTP-TS, \
+        http://.../index.m3u8 (any .m3u8) HLS clients, rtmp://HOST/APP/STREAM RTMP play.\n\n\
+        Bytes delivered (bitrate, aggregate and window Mbit/s): for HTTP-FLV and HTTP-TS the \
+        body bytes after de-chunking; for HLS every response body byte (playlists and \
+        segments); for rtmp:// every TCP payload byte received (handshake, chunk headers and \
         protocol messages included)."
 )]
 struct Args {
-    /// Stream URL: http://127.0.0.1:8080/live/bench.flv (HTTP-FLV) or
+    /// Stream URL: http://127.0.0.1:8080/live/bench.flv (HTTP-FLV),
+    /// http://127.0.0.1:8080/live/bench.ts (HTTP-TS),
+    /// http://127.0.0.1:8080/live/bench/index.m3u8 (HLS) or
     /// rtmp://127.0.0.1:1935/live/bench (RTMP play of stream "bench" in app "live")
     url: String,
     /// Number of concurrent readers (max 20000).
@@ -163,6 +218,8 @@ enum Failure {
     HttpParse,
     Chunked(ChunkedError),
     Flv(FlvError),
+    /// HTTP-TS readers: TS this tool cannot walk (lost sync, bad PSI or PES header).
+    Ts(TsError),
     /// Malformed RTMP, or the server refused the play ([`RtmpError::Rejected`]).
     Rtmp(RtmpError),
     /// The server closed (or ended the chunked body) before the run's end.
@@ -194,7 +251,75 @@ enum Phase {
     },
     /// An RTMP player, from C0C1 on.
     Rtmp(Box<RtmpPlay>),
+    /// An HLS client: its connection and state are in [`Reader::hls`].
+    Hls,
     Closed,
+}
+
+/// What a reader reads, chosen by the URL: `rtmp://` plays RTMP; an `http://` path ending
+/// in `.m3u8` makes an HLS client, in `.ts` an HTTP-TS reader, anything else HTTP-FLV.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Flv,
+    Ts,
+    Hls,
+    Rtmp,
+}
+
+impl Mode {
+    fn of(scheme: &Scheme) -> Self {
+        match scheme {
+            Scheme::Rtmp(_) => Mode::Rtmp,
+            Scheme::Http { path, .. } => {
+                let path = path.split('?').next().unwrap_or("");
+                if path.ends_with(".m3u8") {
+                    Mode::Hls
+                } else if path.ends_with(".ts") {
+                    Mode::Ts
+                } else {
+                    Mode::Flv
+                }
+            }
+        }
+    }
+}
+
+/// The walker of a live HTTP body: FLV tags or TS packets.
+#[derive(Debug)]
+enum BodyWalker {
+    Flv(FlvWalker),
+    Ts(Box<TsWalker>),
+}
+
+/// An HLS client's connection, which it reopens when the server closes it.
+#[derive(Debug)]
+enum HlsConn {
+    /// None open (none yet, or the server closed the last one).
+    Closed,
+    Connecting {
+        request: Vec<u8>,
+    },
+    Sending {
+        request: Vec<u8>,
+        sent_bytes: usize,
+    },
+    /// Request sent, response being read.
+    Receiving,
+    /// Open, between responses.
+    Idle,
+}
+
+/// An HLS reader: the sans-IO client and its socket's state.
+#[derive(Debug)]
+struct HlsReader {
+    client: HlsClient,
+    conn: HlsConn,
+    /// The instant the client asked to be polled at (a timer is queued for it).
+    wake_at: Option<Instant>,
+    /// TCP connections opened, and closed by the server between responses.
+    connects: u64,
+    server_closes: u64,
+    first_byte_at: Option<Instant>,
 }
 
 /// One reader's connection state and measurements.
@@ -202,7 +327,9 @@ enum Phase {
 struct Reader {
     phase: Phase,
     stream: Option<TcpStream>,
-    walker: FlvWalker,
+    body: BodyWalker,
+    /// HLS clients only.
+    hls: Option<Box<HlsReader>>,
     started_at: Option<Instant>,
     ended_at: Option<Instant>,
     first_byte_at: Option<Instant>,
@@ -221,11 +348,15 @@ struct Reader {
 }
 
 impl Reader {
-    fn new(limits: &LoadgenLimits) -> Self {
+    fn new(limits: &LoadgenLimits, mode: Mode) -> Self {
         Self {
             phase: Phase::NotStarted,
             stream: None,
-            walker: FlvWalker::new(limits.flv),
+            body: match mode {
+                Mode::Ts => BodyWalker::Ts(Box::new(TsWalker::new(limits.ts))),
+                Mode::Flv | Mode::Hls | Mode::Rtmp => BodyWalker::Flv(FlvWalker::new(limits.flv)),
+            },
+            hls: None,
             started_at: None,
             ended_at: None,
             first_byte_at: None,
@@ -278,8 +409,19 @@ impl Reader {
         }
     }
 
-    /// Feeds de-framed FLV bytes to the walker.
-    fn on_flv_bytes(
+    /// Whether the reader is receiving media at `now`: connected with media (HLS: it has
+    /// had a segment within 2 × the target duration).
+    fn is_receiving(&self, now: Instant) -> bool {
+        match &self.hls {
+            Some(h) => self.failure.is_none() && h.client.is_healthy(now),
+            None => self.stream.is_some() && self.status_ok && self.first_media.is_some(),
+        }
+    }
+
+    /// Feeds de-framed FLV or TS bytes to the walker. A TS video PES counts as a video tag
+    /// (its DTS, else PTS, as the tag's dts; its random_access_indicator as the keyframe
+    /// flag); PES without a timestamp are not counted.
+    fn on_media_bytes(
         &mut self,
         mut data: &[u8],
         now: Instant,
@@ -287,9 +429,35 @@ impl Reader {
     ) -> Result<(), Failure> {
         self.body_bytes += data.len() as u64;
         while !data.is_empty() {
-            let (used, event) = self.walker.next_event(data).map_err(Failure::Flv)?;
+            let (used, tag) = match &mut self.body {
+                BodyWalker::Flv(walker) => {
+                    let (used, event) = walker.next_event(data).map_err(Failure::Flv)?;
+                    let tag = match event {
+                        Some(FlvEvent::Tag(tag)) => Some(tag),
+                        _ => None,
+                    };
+                    (used, tag)
+                }
+                BodyWalker::Ts(walker) => {
+                    let (used, event) = walker.next_event(data).map_err(Failure::Ts)?;
+                    let tag = match event {
+                        Some(TsEvent::Pes(PesInfo {
+                            dts_ms: Some(dts_ms),
+                            random_access,
+                        })) => Some(TagInfo {
+                            kind: TagKind::Video,
+                            dts_ms,
+                            data_len_bytes: 0,
+                            video_keyframe: random_access,
+                            config: false,
+                        }),
+                        _ => None,
+                    };
+                    (used, tag)
+                }
+            };
             data = &data[used..];
-            if let Some(FlvEvent::Tag(tag)) = event {
+            if let Some(tag) = tag {
                 self.on_tag(tag, now, lag_hist);
             }
         }
@@ -308,12 +476,12 @@ impl Reader {
             return Ok(());
         };
         match framing {
-            Framing::UntilClose => self.on_flv_bytes(data, now, lag_hist),
+            Framing::UntilClose => self.on_media_bytes(data, now, lag_hist),
             Framing::Length { remaining_bytes } => {
                 let n = (*remaining_bytes).min(data.len() as u64) as usize;
                 *remaining_bytes -= n as u64;
                 let ended = *remaining_bytes == 0;
-                self.on_flv_bytes(&data[..n], now, lag_hist)?;
+                self.on_media_bytes(&data[..n], now, lag_hist)?;
                 if ended {
                     Err(Failure::EarlyEof)
                 } else {
@@ -331,7 +499,7 @@ impl Reader {
                     let (used, payload) = decoder.decode(data).map_err(Failure::Chunked)?;
                     let done = decoder.is_done();
                     data = &data[used..];
-                    self.on_flv_bytes(payload, now, lag_hist)?;
+                    self.on_media_bytes(payload, now, lag_hist)?;
                     if done {
                         return Err(Failure::EarlyEof);
                     }
@@ -443,6 +611,28 @@ impl LagHistograms {
 struct RunContext {
     lag_hist: LagHistograms,
     status_codes: BTreeMap<u16, u64>,
+    hls_run: HlsRunStats,
+}
+
+impl RunContext {
+    fn new(limits: &LoadgenLimits) -> Self {
+        Self {
+            lag_hist: LagHistograms::new(limits),
+            status_codes: BTreeMap::new(),
+            hls_run: HlsRunStats::default(),
+        }
+    }
+}
+
+/// HLS clients' wake-ups: (instant, reader index), earliest first. An entry whose instant is
+/// no longer its reader's `wake_at` is stale and skipped.
+type Timers = BinaryHeap<Reverse<(Instant, usize)>>;
+
+/// The wall clock in Unix milliseconds (HLS program dates are wall-clock times).
+fn wall_ms_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A minimal owned epoll instance. The only `unsafe` in the tool lives here and in
@@ -614,37 +804,275 @@ const EV_IN: u32 = libc::EPOLLIN as u32;
 const EV_OUT: u32 = libc::EPOLLOUT as u32;
 const EV_ERR: u32 = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
 
-/// Starts a non-blocking connect for reader `idx`.
-fn start_reader(reader: &mut Reader, idx: usize, target: &Target, epoll: &Epoll, now: Instant) {
+/// A non-blocking connect to the target, registered for reader `idx` (in and out: the
+/// connect's completion is the first EPOLLOUT).
+fn connect(target: &Target, epoll: &Epoll, idx: usize) -> io::Result<TcpStream> {
+    let socket = Socket::new(
+        Domain::for_address(target.addr),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    match socket.connect(&target.addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream: TcpStream = socket.into();
+    epoll.ctl(
+        libc::EPOLL_CTL_ADD,
+        stream.as_raw_fd(),
+        EV_IN | EV_OUT,
+        idx as u64,
+    )?;
+    Ok(stream)
+}
+
+/// Starts reader `idx`: a non-blocking connect, or for HLS the client's first playlist
+/// request (which connects).
+fn start_reader(reader: &mut Reader, idx: usize, now: Instant, io: &mut EventIo<'_>) {
     reader.started_at = Some(now);
-    let result = (|| -> io::Result<TcpStream> {
-        let socket = Socket::new(
-            Domain::for_address(target.addr),
-            Type::STREAM,
-            Some(Protocol::TCP),
-        )?;
-        socket.set_nonblocking(true)?;
-        socket.set_tcp_nodelay(true)?;
-        match socket.connect(&target.addr.into()) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return Err(e),
-        }
-        let stream: TcpStream = socket.into();
-        epoll.ctl(
-            libc::EPOLL_CTL_ADD,
-            stream.as_raw_fd(),
-            EV_IN | EV_OUT,
-            idx as u64,
-        )?;
-        Ok(stream)
-    })();
-    match result {
+    if let Scheme::Http { host_header, path } = &io.target.scheme
+        && io.mode == Mode::Hls
+    {
+        let mut client = HlsClient::new(io.limits.hls, host_header, path);
+        client.start_now(now);
+        reader.phase = Phase::Hls;
+        reader.hls = Some(Box::new(HlsReader {
+            client,
+            conn: HlsConn::Closed,
+            wake_at: None,
+            connects: 0,
+            server_closes: 0,
+            first_byte_at: None,
+        }));
+        return drive_hls(reader, idx, now, io);
+    }
+    match connect(io.target, io.epoll, idx) {
         Ok(stream) => {
             reader.stream = Some(stream);
             reader.phase = Phase::Connecting;
         }
         Err(e) => reader.fail(classify_connect_error(&e), now),
+    }
+}
+
+/// Lets an HLS client act when its connection is free: send its next request (on the idle
+/// connection, or a new one), or queue its wake-up.
+fn drive_hls(reader: &mut Reader, idx: usize, now: Instant, io: &mut EventIo<'_>) {
+    if reader.failure.is_some() {
+        return;
+    }
+    let Some(h) = reader.hls.as_deref_mut() else {
+        return;
+    };
+    if !matches!(h.conn, HlsConn::Closed | HlsConn::Idle) {
+        return;
+    }
+    let request = match h.client.poll(now) {
+        Poll::Busy => return,
+        Poll::Finished => {
+            h.wake_at = None;
+            h.conn = HlsConn::Closed;
+            reader.stream = None;
+            return;
+        }
+        Poll::WaitUntil(at) => {
+            if h.wake_at != Some(at) {
+                h.wake_at = Some(at);
+                io.timers.push(Reverse((at, idx)));
+            }
+            return;
+        }
+        Poll::Send(request) => request,
+    };
+    h.wake_at = None;
+    if let (HlsConn::Idle, Some(stream)) = (&h.conn, &reader.stream) {
+        let fd = stream.as_raw_fd();
+        if io
+            .epoll
+            .ctl(libc::EPOLL_CTL_MOD, fd, EV_IN | EV_OUT, idx as u64)
+            .is_ok()
+        {
+            h.conn = HlsConn::Sending {
+                request,
+                sent_bytes: 0,
+            };
+            return;
+        }
+        // Cannot use this connection: try a new one.
+        reader.stream = None;
+    }
+    match connect(io.target, io.epoll, idx) {
+        Ok(stream) => {
+            reader.stream = Some(stream);
+            h.conn = HlsConn::Connecting { request };
+            h.connects += 1;
+        }
+        Err(e) => {
+            h.conn = HlsConn::Closed;
+            reader.fail(classify_connect_error(&e), now);
+        }
+    }
+}
+
+/// What [`hls_io`] left to do.
+enum HlsStep {
+    /// Wait for the next event.
+    Wait,
+    /// The connect failed: the reader fails (the server is gone).
+    ConnectFailed(Failure),
+    /// Drop the connection; the client may go on (on a new one).
+    Drop,
+    /// A response completed on a connection that stays open.
+    Ready,
+}
+
+/// One epoll event of an HLS client's connection.
+fn hls_io(
+    h: &mut HlsReader,
+    stream: &mut TcpStream,
+    idx: usize,
+    flags: u32,
+    now: Instant,
+    io: &mut EventIo<'_>,
+    run: &mut HlsRunStats,
+) -> HlsStep {
+    if let HlsConn::Connecting { request } = &mut h.conn {
+        match stream.take_error() {
+            Ok(None) if flags & EV_ERR == 0 => {
+                if flags & EV_OUT == 0 {
+                    return HlsStep::Wait;
+                }
+                let request = std::mem::take(request);
+                h.conn = HlsConn::Sending {
+                    request,
+                    sent_bytes: 0,
+                };
+            }
+            Ok(None) => return HlsStep::ConnectFailed(Failure::ConnectOther),
+            Ok(Some(e)) | Err(e) => return HlsStep::ConnectFailed(classify_connect_error(&e)),
+        }
+    }
+    if let HlsConn::Sending {
+        request,
+        sent_bytes,
+    } = &mut h.conn
+    {
+        match stream.write(&request[*sent_bytes..]) {
+            Ok(n) => *sent_bytes += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) =>
+            {
+                return HlsStep::Wait;
+            }
+            Err(_) => {
+                h.client.handle_eof(false, now, wall_ms_now(), run);
+                return HlsStep::Drop;
+            }
+        }
+        if *sent_bytes < request.len() {
+            return HlsStep::Wait;
+        }
+        if io
+            .epoll
+            .ctl(libc::EPOLL_CTL_MOD, stream.as_raw_fd(), EV_IN, idx as u64)
+            .is_err()
+        {
+            h.client.handle_eof(false, now, wall_ms_now(), run);
+            return HlsStep::Drop;
+        }
+        h.conn = HlsConn::Receiving;
+        return HlsStep::Wait;
+    }
+    if flags & (EV_IN | EV_ERR) == 0 {
+        return HlsStep::Wait;
+    }
+    let idle = matches!(h.conn, HlsConn::Idle);
+    let n = match stream.read(io.buf) {
+        Ok(0) if idle => {
+            h.server_closes += 1;
+            return HlsStep::Drop;
+        }
+        Ok(0) => {
+            h.client.handle_eof(true, now, wall_ms_now(), run);
+            return HlsStep::Drop;
+        }
+        Ok(n) => n,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+            ) =>
+        {
+            return HlsStep::Wait;
+        }
+        Err(_) => {
+            if !idle {
+                h.client.handle_eof(false, now, wall_ms_now(), run);
+            }
+            return HlsStep::Drop;
+        }
+    };
+    h.first_byte_at.get_or_insert(now);
+    if idle {
+        // Bytes nobody asked for: count them and drop the connection.
+        h.client.stats.http_errors += 1;
+        return HlsStep::Drop;
+    }
+    match h.client.handle_bytes(&io.buf[..n], now, wall_ms_now(), run) {
+        Ok(None) => HlsStep::Wait,
+        Ok(Some(Completed::Reuse)) => {
+            h.conn = HlsConn::Idle;
+            HlsStep::Ready
+        }
+        Ok(Some(Completed::Close)) | Err(_) => HlsStep::Drop,
+    }
+}
+
+/// Drives an HLS reader after an epoll event on its connection.
+fn on_hls_event(
+    reader: &mut Reader,
+    idx: usize,
+    flags: u32,
+    now: Instant,
+    io: &mut EventIo<'_>,
+    ctx: &mut RunContext,
+) {
+    let (Some(h), Some(stream)) = (reader.hls.as_deref_mut(), reader.stream.as_mut()) else {
+        return;
+    };
+    let step = hls_io(h, stream, idx, flags, now, io, &mut ctx.hls_run);
+    match step {
+        HlsStep::Wait => return sync_hls(reader),
+        HlsStep::ConnectFailed(failure) => return reader.fail(failure, now),
+        HlsStep::Drop => {
+            h.conn = HlsConn::Closed;
+            reader.stream = None;
+        }
+        HlsStep::Ready => {}
+    }
+    sync_hls(reader);
+    drive_hls(reader, idx, now, io);
+}
+
+/// Copies an HLS client's progress into the reader's common fields: status 200 = a
+/// playlist was read; first media and first keyframe = the first segment completed (a
+/// segment starts with a keyframe); bytes = every response body byte.
+fn sync_hls(reader: &mut Reader) {
+    let Some(h) = &reader.hls else {
+        return;
+    };
+    reader.body_bytes = h.client.stats.body_bytes;
+    reader.status_ok = h.client.stats.playlists_ok > 0;
+    reader.first_byte_at = reader.first_byte_at.or(h.first_byte_at);
+    if let Some(at) = h.client.first_segment_at {
+        reader.first_media.get_or_insert((at, 0));
+        reader.first_keyframe_at.get_or_insert(at);
     }
 }
 
@@ -658,7 +1086,9 @@ fn classify_connect_error(e: &io::Error) -> Failure {
 
 /// What [`on_event`] needs besides the reader: fixed for the whole run.
 struct EventIo<'a> {
-    /// HTTP: the request every reader sends.
+    target: &'a Target,
+    mode: Mode,
+    /// HTTP-FLV and HTTP-TS: the request every reader sends.
     request: &'a [u8],
     /// RTMP: what to play.
     rtmp: Option<&'a RtmpUrl>,
@@ -666,6 +1096,8 @@ struct EventIo<'a> {
     /// Scratch space for one read, shared by all readers.
     buf: &'a mut [u8],
     limits: &'a LoadgenLimits,
+    /// HLS clients' wake-ups.
+    timers: &'a mut Timers,
 }
 
 /// Drives one reader after an epoll event.
@@ -677,6 +1109,9 @@ fn on_event(
     io: &mut EventIo<'_>,
     ctx: &mut RunContext,
 ) {
+    if reader.hls.is_some() {
+        return on_hls_event(reader, idx, flags, now, io, ctx);
+    }
     if matches!(reader.phase, Phase::Connecting) {
         let Some(stream) = &reader.stream else { return };
         match stream.take_error() {
@@ -814,6 +1249,8 @@ struct ErrorCounts {
     http_parse: u64,
     chunked_parse: u64,
     flv_parse: u64,
+    /// HTTP-TS: lost sync, bad PAT/PMT, bad video PES header.
+    ts_parse: u64,
     /// Malformed RTMP (chunk stream, control message or command reply).
     rtmp_parse: u64,
     /// The RTMP server answered `_error` or an `onStatus` of level "error".
@@ -839,10 +1276,7 @@ impl WindowMark {
         Self {
             at,
             bytes: readers.iter().map(|r| r.body_bytes).sum(),
-            open: readers
-                .iter()
-                .filter(|r| r.stream.is_some() && r.status_ok && r.first_media.is_some())
-                .count() as u64,
+            open: readers.iter().filter(|r| r.is_receiving(at)).count() as u64,
         }
     }
 }
@@ -891,6 +1325,102 @@ struct Report {
     http_status_codes: BTreeMap<u16, u64>,
     /// Present when `--window-from-s`/`--window-to-s` were given and both marks were taken.
     window: Option<WindowReport>,
+    /// HLS clients only (see `hls.rs` for the definitions).
+    hls: Option<HlsReport>,
+}
+
+/// What HLS clients did, summed over clients (counters) or over fetches (summaries).
+#[derive(Debug, Default, Serialize)]
+struct HlsReport {
+    /// Clients that completed at least one segment.
+    clients_with_segments: u64,
+    /// Clients that had a segment within 2 × target duration of the run's end.
+    clients_healthy_at_end: u64,
+    /// Clients with at least one stall, and stalls in all (a gap of more than 2 × target
+    /// duration without a segment completed; a client stalled at the run's end counts).
+    clients_stalled: u64,
+    stalls: u64,
+    playlists_ok: u64,
+    playlists_failed: u64,
+    playlist_parse_errors: u64,
+    status_304: u64,
+    status_404: u64,
+    segments_ok: u64,
+    segments_failed: u64,
+    /// Segments that left the playlist before the client fetched them.
+    segments_missed: u64,
+    segments_bad_uri: u64,
+    /// Segments without a program date (no lag sample): every nginx-rtmp segment.
+    segments_without_date: u64,
+    /// Framing errors, and connections broken or closed in the middle of a response.
+    http_errors: u64,
+    segment_bytes: u64,
+    /// TCP connections opened, and idle ones the server closed.
+    connects: u64,
+    server_closes: u64,
+    sequence_restarts: u64,
+    /// Largest EXT-X-TARGETDURATION seen, seconds.
+    target_duration_s_max: f64,
+    /// Request sent → last body byte of each segment fetched.
+    segment_download_ms: Option<Summary>,
+    /// Last body byte − (program date + duration), per segment with a program date that was
+    /// new in a reloaded playlist.
+    segment_lag_ms: Option<Summary>,
+    /// Status of every completed response.
+    status_codes: BTreeMap<u16, u64>,
+    /// Client start → its first playlist, and → its first segment.
+    first_playlist_ms: Option<Summary>,
+    first_segment_ms: Option<Summary>,
+}
+
+fn build_hls_report(readers: &[Reader], run: &HlsRunStats, run_end: Instant) -> Option<HlsReport> {
+    let mut r = HlsReport::default();
+    let mut any = false;
+    let mut first_playlists = Vec::new();
+    let mut first_segments = Vec::new();
+    for reader in readers {
+        let (Some(h), Some(started)) = (reader.hls.as_deref(), reader.started_at) else {
+            continue;
+        };
+        any = true;
+        let c = &h.client;
+        let s: HlsClientStats = c.stats;
+        r.clients_with_segments += u64::from(s.segments_ok > 0);
+        r.clients_healthy_at_end += u64::from(reader.failure.is_none() && c.is_healthy(run_end));
+        r.clients_stalled += u64::from(s.stalls > 0);
+        r.stalls += s.stalls;
+        r.playlists_ok += s.playlists_ok;
+        r.playlists_failed += s.playlists_failed;
+        r.playlist_parse_errors += s.playlist_parse_errors;
+        r.status_304 += s.status_304;
+        r.status_404 += s.status_404;
+        r.segments_ok += s.segments_ok;
+        r.segments_failed += s.segments_failed;
+        r.segments_missed += s.segments_missed;
+        r.segments_bad_uri += s.segments_bad_uri;
+        r.segments_without_date += s.segments_without_date;
+        r.http_errors += s.http_errors;
+        r.segment_bytes += s.segment_bytes;
+        r.sequence_restarts += s.sequence_restarts;
+        r.connects += h.connects;
+        r.server_closes += h.server_closes;
+        if let Some(at) = c.first_playlist_at {
+            first_playlists.push(ms_between(started, at));
+        }
+        if let Some(at) = c.first_segment_at {
+            first_segments.push(ms_between(started, at));
+        }
+    }
+    if !any {
+        return None;
+    }
+    r.target_duration_s_max = run.target_duration_ms_max as f64 / 1000.0;
+    r.status_codes = run.status_codes.clone();
+    r.segment_download_ms = summarize(&mut run.segment_download_ms.clone());
+    r.segment_lag_ms = summarize(&mut run.segment_lag_ms.clone());
+    r.first_playlist_ms = summarize(&mut first_playlists);
+    r.first_segment_ms = summarize(&mut first_segments);
+    Some(r)
 }
 
 fn ms_between(a: Instant, b: Instant) -> f64 {
@@ -945,6 +1475,7 @@ fn build_report(
             Some(Failure::HttpParse) => errors.http_parse += 1,
             Some(Failure::Chunked(_)) => errors.chunked_parse += 1,
             Some(Failure::Flv(_)) => errors.flv_parse += 1,
+            Some(Failure::Ts(_)) => errors.ts_parse += 1,
             Some(Failure::Rtmp(RtmpError::Rejected)) => errors.rtmp_rejected += 1,
             Some(Failure::Rtmp(_)) => errors.rtmp_parse += 1,
             Some(Failure::EarlyEof) => errors.early_eof += 1,
@@ -1018,6 +1549,7 @@ fn build_report(
         errors,
         http_status_codes: ctx.status_codes.clone(),
         window,
+        hls: build_hls_report(readers, &ctx.hls_run, run_end),
     }
 }
 
@@ -1067,13 +1599,14 @@ fn print_table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     let e = &r.errors;
     writeln!(
         out,
-        "errors: refused {} connect {} status {} http {} chunked {} flv {} rtmp {} rtmp-rejected {} early-eof {} io {} no-response {} no-media {}",
+        "errors: refused {} connect {} status {} http {} chunked {} flv {} ts {} rtmp {} rtmp-rejected {} early-eof {} io {} no-response {} no-media {}",
         e.connect_refused,
         e.connect_other,
         e.http_status,
         e.http_parse,
         e.chunked_parse,
         e.flv_parse,
+        e.ts_parse,
         e.rtmp_parse,
         e.rtmp_rejected,
         e.early_eof,
@@ -1083,6 +1616,54 @@ fn print_table(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     )?;
     if !r.http_status_codes.is_empty() {
         writeln!(out, "status codes: {:?}", r.http_status_codes)?;
+    }
+    if let Some(h) = &r.hls {
+        writeln!(
+            out,
+            "hls clients: with-segments {}  healthy-at-end {}  stalled {} (stalls {})  target {:.0} s",
+            h.clients_with_segments,
+            h.clients_healthy_at_end,
+            h.clients_stalled,
+            h.stalls,
+            h.target_duration_s_max
+        )?;
+        writeln!(
+            out,
+            "hls playlists: ok {} failed {} (parse {})  segments: ok {} failed {} missed {} bad-uri {}  304 {} 404 {}  http-errors {}  connects {} server-closes {}",
+            h.playlists_ok,
+            h.playlists_failed,
+            h.playlist_parse_errors,
+            h.segments_ok,
+            h.segments_failed,
+            h.segments_missed,
+            h.segments_bad_uri,
+            h.status_304,
+            h.status_404,
+            h.http_errors,
+            h.connects,
+            h.server_closes
+        )?;
+        writeln!(
+            out,
+            "segment download ms {}",
+            fmt_summary(&h.segment_download_ms)
+        )?;
+        writeln!(
+            out,
+            "segment lag ms      {}",
+            fmt_summary(&h.segment_lag_ms)
+        )?;
+        writeln!(
+            out,
+            "first playlist ms   {}",
+            fmt_summary(&h.first_playlist_ms)
+        )?;
+        writeln!(
+            out,
+            "first segment ms    {}",
+            fmt_summary(&h.first_segment_ms)
+        )?;
+        writeln!(out, "hls status codes: {:?}", h.status_codes)?;
     }
     if let Some(w) = &r.window {
         writeln!(
@@ -1145,20 +1726,24 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
         Scheme::Rtmp(url) => (Vec::new(), Some(url)),
     };
 
+    let mode = Mode::of(&target.scheme);
     let epoll = Epoll::new().map_err(|e| format!("epoll_create1: {e}"))?;
-    let mut readers: Vec<Reader> = (0..args.readers).map(|_| Reader::new(limits)).collect();
-    let mut ctx = RunContext {
-        lag_hist: LagHistograms::new(limits),
-        status_codes: BTreeMap::new(),
-    };
+    let mut readers: Vec<Reader> = (0..args.readers)
+        .map(|_| Reader::new(limits, mode))
+        .collect();
+    let mut ctx = RunContext::new(limits);
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; limits.epoll_batch];
     let mut buf = vec![0u8; limits.read_buf_bytes];
+    let mut timers = Timers::new();
     let mut io = EventIo {
+        target: &target,
+        mode,
         request: &request,
         rtmp: rtmp_url,
         epoll: &epoll,
         buf: &mut buf,
         limits,
+        timers: &mut timers,
     };
     let run_start = Instant::now();
     let run_end_at = run_start + Duration::from_secs(args.duration_s);
@@ -1193,14 +1778,24 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
             break;
         }
         while next_to_start < readers.len() && start_time_of(next_to_start) <= now {
-            start_reader(
-                &mut readers[next_to_start],
-                next_to_start,
-                &target,
-                &epoll,
-                now,
-            );
+            start_reader(&mut readers[next_to_start], next_to_start, now, &mut io);
             next_to_start += 1;
+        }
+        // HLS clients whose wait is over.
+        while let Some(&Reverse((at, idx))) = io.timers.peek() {
+            if at > now {
+                break;
+            }
+            io.timers.pop();
+            let Some(reader) = readers.get_mut(idx) else {
+                continue;
+            };
+            if let Some(h) = reader.hls.as_deref_mut()
+                && h.wake_at == Some(at)
+            {
+                h.wake_at = None;
+                drive_hls(reader, idx, now, &mut io);
+            }
         }
         if now >= next_progress {
             // Advance the deadline whether or not the line is printed: with `--quiet` it used
@@ -1230,6 +1825,9 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
         if next_to_start < readers.len() {
             wake_at = wake_at.min(start_time_of(next_to_start));
         }
+        if let Some(&Reverse((at, _))) = io.timers.peek() {
+            wake_at = wake_at.min(at);
+        }
         // Rounded up: a deadline 0.4 ms away must not become a 0 ms (busy) wait.
         let timeout_ms = wake_at
             .saturating_duration_since(now)
@@ -1250,6 +1848,12 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
         }
     }
     let run_end = Instant::now();
+    for reader in &mut readers {
+        if let Some(h) = reader.hls.as_deref_mut() {
+            h.client.finish(run_end);
+        }
+        sync_hls(reader);
+    }
     Ok(build_report(
         args, &readers, &ctx, run_start, run_end, marks,
     ))
@@ -1352,10 +1956,7 @@ mod tests {
     #[test]
     fn reader_parses_chunked_flv_response() {
         let limits = LoadgenLimits::default();
-        let mut ctx = RunContext {
-            lag_hist: LagHistograms::new(&limits),
-            status_codes: BTreeMap::new(),
-        };
+        let mut ctx = RunContext::new(&limits);
         let flv_bytes = flv::tests::sample_stream();
         let mut wire =
             b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -1365,7 +1966,7 @@ mod tests {
             wire.extend_from_slice(c);
             wire.extend_from_slice(b"\r\n");
         }
-        let mut r = Reader::new(&limits);
+        let mut r = Reader::new(&limits, Mode::Flv);
         r.phase = Phase::ReadingHead { head: Vec::new() };
         let now = Instant::now();
         for piece in wire.chunks(5) {
@@ -1398,27 +1999,83 @@ mod tests {
     }
 
     #[test]
+    fn mode_follows_the_url() {
+        let mode = |url: &str| Mode::of(&parse_target(url, false).unwrap().scheme);
+        assert_eq!(mode("http://127.0.0.1/live/x.flv"), Mode::Flv);
+        assert_eq!(mode("http://127.0.0.1/live/x.ts"), Mode::Ts);
+        assert_eq!(mode("http://127.0.0.1/live/x.ts?k=1"), Mode::Ts);
+        assert_eq!(mode("http://127.0.0.1/live/x/index.m3u8"), Mode::Hls);
+        assert_eq!(mode("http://127.0.0.1/hls/x.m3u8?a=b"), Mode::Hls);
+        assert_eq!(mode("rtmp://127.0.0.1/live/x.ts"), Mode::Rtmp);
+    }
+
+    /// HTTP-TS, chunked and close-delimited: video PES become video tags (lag, keyframes),
+    /// every body byte counts.
+    #[test]
+    fn reader_parses_ts_responses_chunked_and_until_close() {
+        let limits = LoadgenLimits::default();
+        let ts_bytes = ts::tests::sample_stream();
+        let mut chunked =
+            b"HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        for c in ts_bytes.chunks(100) {
+            chunked.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            chunked.extend_from_slice(c);
+            chunked.extend_from_slice(b"\r\n");
+        }
+        let mut plain = b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\n\r\n".to_vec();
+        plain.extend_from_slice(&ts_bytes);
+        for wire in [chunked, plain] {
+            let mut ctx = RunContext::new(&limits);
+            let mut r = Reader::new(&limits, Mode::Ts);
+            r.phase = Phase::ReadingHead { head: Vec::new() };
+            let now = Instant::now();
+            for piece in wire.chunks(61) {
+                let res = match r.phase {
+                    Phase::ReadingHead { .. } => r.on_head_bytes(piece, now, &limits, &mut ctx),
+                    _ => r.on_body_bytes(piece, now, &mut ctx.lag_hist),
+                };
+                res.unwrap();
+            }
+            assert!(r.status_ok);
+            assert_eq!(r.body_bytes, ts_bytes.len() as u64);
+            // Two video PES (keyframe at 40 ms, then 73 ms); audio is not counted.
+            assert_eq!(r.tags, 2);
+            assert_eq!(r.first_media.map(|(_, d)| d), Some(40));
+            assert_eq!(r.first_picture.map(|(_, k)| k), Some(true));
+            assert!(r.first_keyframe_at.is_some());
+            assert_eq!(r.last_lag_ms, Some(-33.0));
+        }
+        // Lost sync is the reader's failure.
+        let mut r = Reader::new(&limits, Mode::Ts);
+        let mut ctx = RunContext::new(&limits);
+        r.phase = Phase::ReadingHead { head: Vec::new() };
+        let now = Instant::now();
+        assert_eq!(
+            r.on_head_bytes(b"HTTP/1.0 200 OK\r\n\r\nnot ts", now, &limits, &mut ctx),
+            Err(Failure::Ts(TsError::SyncLost))
+        );
+    }
+
+    #[test]
     fn reader_reports_status_and_bad_head() {
         let limits = LoadgenLimits::default();
-        let mut ctx = RunContext {
-            lag_hist: LagHistograms::new(&limits),
-            status_codes: BTreeMap::new(),
-        };
+        let mut ctx = RunContext::new(&limits);
         let now = Instant::now();
-        let mut r = Reader::new(&limits);
+        let mut r = Reader::new(&limits, Mode::Flv);
         r.phase = Phase::ReadingHead { head: Vec::new() };
         assert_eq!(
             r.on_head_bytes(b"HTTP/1.1 404 Not Found\r\n\r\n", now, &limits, &mut ctx),
             Err(Failure::HttpStatus(404))
         );
         assert_eq!(ctx.status_codes.get(&404), Some(&1));
-        let mut r = Reader::new(&limits);
+        let mut r = Reader::new(&limits, Mode::Flv);
         r.phase = Phase::ReadingHead { head: Vec::new() };
         assert_eq!(
             r.on_head_bytes(b"HTTX/1.1 200\r\n\r\n", now, &limits, &mut ctx),
             Err(Failure::HttpParse)
         );
-        let mut r = Reader::new(&limits);
+        let mut r = Reader::new(&limits, Mode::Flv);
         r.phase = Phase::ReadingHead { head: Vec::new() };
         let mut big = b"HTTP/1.1 200 OK\r\nX-Pad: ".to_vec();
         big.resize(limits.max_response_head_bytes + 1, b'a');
