@@ -1888,6 +1888,28 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
+    /// A reader of `mode` that has sent its request, fed `wire` (head and body) in pieces of
+    /// `piece` bytes.
+    fn read_wire(
+        mode: Mode,
+        wire: &[u8],
+        piece: usize,
+        limits: &LoadgenLimits,
+        ctx: &mut RunContext,
+    ) -> Reader {
+        let mut r = Reader::new(limits, mode);
+        r.phase = Phase::ReadingHead { head: Vec::new() };
+        let now = Instant::now();
+        for piece in wire.chunks(piece) {
+            let res = match r.phase {
+                Phase::ReadingHead { .. } => r.on_head_bytes(piece, now, limits, ctx),
+                _ => r.on_body_bytes(piece, now, &mut ctx.lag_hist),
+            };
+            res.unwrap();
+        }
+        r
+    }
+
     #[test]
     fn target_must_be_loopback_unless_allowed() {
         let http = |t: &Target| match &t.scheme {
@@ -1966,16 +1988,7 @@ mod tests {
             wire.extend_from_slice(c);
             wire.extend_from_slice(b"\r\n");
         }
-        let mut r = Reader::new(&limits, Mode::Flv);
-        r.phase = Phase::ReadingHead { head: Vec::new() };
-        let now = Instant::now();
-        for piece in wire.chunks(5) {
-            let res = match r.phase {
-                Phase::ReadingHead { .. } => r.on_head_bytes(piece, now, &limits, &mut ctx),
-                _ => r.on_body_bytes(piece, now, &mut ctx.lag_hist),
-            };
-            res.unwrap();
-        }
+        let mut r = read_wire(Mode::Flv, &wire, 5, &limits, &mut ctx);
         assert!(r.status_ok);
         assert_eq!(r.body_bytes, flv_bytes.len() as u64);
         assert_eq!(r.tags, 6);
@@ -1993,7 +2006,7 @@ mod tests {
         assert_eq!(r.last_lag_ms, Some(-f64::from(0x0100_0050u32 - 40)));
         // The zero-size chunk ends the body: a live reader calls that an early end.
         assert_eq!(
-            r.on_body_bytes(b"0\r\n\r\n", now, &mut ctx.lag_hist),
+            r.on_body_bytes(b"0\r\n\r\n", Instant::now(), &mut ctx.lag_hist),
             Err(Failure::EarlyEof)
         );
     }
@@ -2027,16 +2040,7 @@ mod tests {
         plain.extend_from_slice(&ts_bytes);
         for wire in [chunked, plain] {
             let mut ctx = RunContext::new(&limits);
-            let mut r = Reader::new(&limits, Mode::Ts);
-            r.phase = Phase::ReadingHead { head: Vec::new() };
-            let now = Instant::now();
-            for piece in wire.chunks(61) {
-                let res = match r.phase {
-                    Phase::ReadingHead { .. } => r.on_head_bytes(piece, now, &limits, &mut ctx),
-                    _ => r.on_body_bytes(piece, now, &mut ctx.lag_hist),
-                };
-                res.unwrap();
-            }
+            let r = read_wire(Mode::Ts, &wire, 61, &limits, &mut ctx);
             assert!(r.status_ok);
             assert_eq!(r.body_bytes, ts_bytes.len() as u64);
             // Two video PES (keyframe at 40 ms, then 73 ms); audio is not counted.
