@@ -10,9 +10,11 @@
 //! - Extended timestamps (field `0xFFFFFF` + 4 bytes). On a type-3 chunk of a chunk stream
 //!   whose last type 0/1/2 header had one, clients disagree on whether to repeat it, so we
 //!   peek: if the next 4 bytes equal the stored extended value they are consumed, otherwise
-//!   they are payload (as ffmpeg's and SRS's readers do). A mismatch is seen as soon as the
-//!   first differing byte arrives, so a short final chunk never waits for bytes that may not
-//!   come.
+//!   they are payload (as ffmpeg's and SRS's readers do); a mismatch is seen as soon as the
+//!   first differing byte arrives. For continuation chunks (inside a message) the answer of
+//!   the connection's first one is kept (a client does not change its convention), so
+//!   payload that happens to start with the timestamp's bytes in a later chunk — or a short
+//!   final chunk that starts like them — is not mistaken for a repeat.
 //! - A chunk stream's first chunk must be type 0 or 1 (librtmp sends its first ping as type
 //!   1); type 0/1/2 inside a message is an error, not a silent restart.
 //! - A message buffer holds `[room before][payload][room after]`, so the payload is copied
@@ -132,6 +134,8 @@ pub struct ChunkDecoder {
     /// Type-3 chunks on an extended-timestamp chunk stream that repeated it / did not.
     extended_repeated: u64,
     extended_omitted: u64,
+    /// Whether this peer repeats the extended timestamp on type-3 chunks, once seen.
+    repeats_extended: Option<bool>,
 }
 
 impl ChunkDecoder {
@@ -148,6 +152,7 @@ impl ChunkDecoder {
             buffered: 0,
             extended_repeated: 0,
             extended_omitted: 0,
+            repeats_extended: None,
         }
     }
 
@@ -326,14 +331,24 @@ impl ChunkDecoder {
             if let Some(stream) = stream
                 && stream.extended
             {
-                let expected = stream.ts_field.to_be_bytes();
                 let available = bytes.get(header.len..).unwrap_or_default();
-                let k = available.len().min(4);
-                if available[..k] != expected[..k] {
-                    return Ok(Parse::Done(header));
-                }
-                if k < 4 {
-                    return Ok(Parse::Need);
+                // Only continuation chunks follow the learned convention: a type-3 chunk
+                // that starts a message carries the field in every client we know of.
+                let learned = self.repeats_extended.filter(|_| stream.partial.is_some());
+                match learned {
+                    Some(false) => return Ok(Parse::Done(header)),
+                    Some(true) if available.len() < 4 => return Ok(Parse::Need),
+                    Some(true) => {}
+                    None => {
+                        let expected = stream.ts_field.to_be_bytes();
+                        let k = available.len().min(4);
+                        if available[..k] != expected[..k] {
+                            return Ok(Parse::Done(header));
+                        }
+                        if k < 4 {
+                            return Ok(Parse::Need);
+                        }
+                    }
                 }
                 header.len += 4;
                 header.extended = true;
@@ -397,6 +412,9 @@ impl ChunkDecoder {
                 self.extended_repeated += 1;
             } else {
                 self.extended_omitted += 1;
+            }
+            if stream.partial.is_some() {
+                self.repeats_extended.get_or_insert(header.extended);
             }
         }
         if let Some(partial) = &stream.partial {

@@ -1011,6 +1011,29 @@ fn extended_timestamps_with_and_without_repetition() {
 }
 
 #[test]
+fn payload_that_looks_like_a_repeated_extended_timestamp_is_payload_once_the_peer_omits_it() {
+    // Found by the round-trip property test: a peer that omits the extended timestamp on
+    // continuation chunks, and a later chunk whose payload starts with the timestamp's bytes.
+    // The first continuation tells the convention; later ones are not peeked.
+    let mut e = ChunkEncoder::new();
+    e.set_repeat_extended(false);
+    let mut payload: Vec<u8> = (0..300).map(|i| (i % 251) as u8 | 0x80).collect();
+    payload[256..260].copy_from_slice(&0x0100_0000u32.to_be_bytes());
+    let mut bytes = Vec::new();
+    e.write_message(6, 9, 0x0100_0000, 1, &payload, &mut bytes);
+    for split in [1, 7, bytes.len()] {
+        let mut d = ChunkDecoder::new(RtmpLimits::default());
+        let mut got = Vec::new();
+        for piece in bytes.chunks(split) {
+            got.extend(decode_all(&mut d, piece).unwrap());
+        }
+        assert_eq!(got.len(), 1, "split {split}");
+        assert_eq!(got[0].payload(), &payload[..], "split {split}");
+        assert_eq!(d.buffered(), 0);
+    }
+}
+
+#[test]
 fn short_final_chunk_after_extended_timestamp_does_not_wait() {
     // 130 bytes at chunk size 128: the last chunk has 2 bytes and no repeated timestamp.
     let mut e = ChunkEncoder::new();
