@@ -54,6 +54,7 @@ pub struct Config {
     pub vod: VodConfig,
     pub live: LiveConfig,
     pub hls: HlsConfig,
+    pub auth: crate::app::auth::AuthConfig,
     pub runtime: RuntimeConfig,
     pub metrics: MetricsConfig,
 }
@@ -326,6 +327,7 @@ impl Default for Config {
             vod: VodConfig::default(),
             live: LiveConfig::default(),
             hls: HlsConfig::default(),
+            auth: crate::app::auth::AuthConfig::default(),
             runtime: RuntimeConfig::default(),
             metrics: MetricsConfig::default(),
         }
@@ -568,6 +570,9 @@ impl Config {
             3_600_000,
         )?;
         range("rtmp.idle_timeout_ms", r.idle_timeout_ms, 100, 86_400_000)?;
+        if let Err(problem) = crate::app::auth::Auth::new(&self.auth) {
+            return Err(err("auth", problem));
+        }
         let hls = &self.hls;
         range("hls.segment_target_ms", hls.segment_target_ms, 100, 60_000)?;
         range("hls.window_segments", hls.window_segments as u64, 2, 1000)?;

@@ -3,4 +3,5 @@
 //! bytes from [`api`]; they own the sockets and the sends.
 
 pub mod api;
+pub mod auth;
 pub mod router;

@@ -165,3 +165,12 @@ pub fn clear_status_flags(fd: &impl AsFd) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The address of a connected socket's peer (None if the kernel cannot say).
+pub fn peer_ip(fd: &OwnedFd) -> Option<std::net::IpAddr> {
+    socket2::SockRef::from(fd)
+        .peer_addr()
+        .ok()?
+        .as_socket()
+        .map(|a| a.ip())
+}

@@ -76,12 +76,14 @@ impl Worker {
             match snapshot {
                 Some(snapshot) if snapshot.has_segments() => {
                     let validator = head.if_none_match.as_deref();
-                    self.respond_playlist(key, validator, &snapshot, send_body);
+                    let query = head.query.as_deref();
+                    self.respond_playlist(key, validator, query, &snapshot, send_body);
                     return;
                 }
                 _ if live.is_some() => {
                     // Live, but the first segment is not cut yet: wait for it.
-                    self.park_hls(key, app, name, send_body, self.config.hls.playlist_wait_ms);
+                    let wait_ms = self.config.hls.playlist_wait_ms;
+                    self.park_hls(key, app, name, head.query.clone(), send_body, wait_ms);
                     return;
                 }
                 _ => {}
@@ -100,7 +102,7 @@ impl Worker {
         let wait_ms = self.config.live.play_wait_ms;
         if file == PLAYLIST && live.is_none() && wait_ms > 0 && self.drain_deadline_ms.is_none() {
             // Not published yet: wait for the stream as an HTTP-FLV play does.
-            self.park_hls(key, app, name, send_body, wait_ms);
+            self.park_hls(key, app, name, head.query.clone(), send_body, wait_ms);
             return;
         }
         let text: &[u8] = if file == PLAYLIST {
@@ -111,7 +113,15 @@ impl Worker {
         self.respond_simple(key, 404, TEXT_PLAIN, text, true, &[]);
     }
 
-    fn park_hls(&mut self, key: usize, app: &str, name: &str, send_body: bool, wait_ms: u64) {
+    fn park_hls(
+        &mut self,
+        key: usize,
+        app: &str,
+        name: &str,
+        query: Option<String>,
+        send_body: bool,
+        wait_ms: u64,
+    ) {
         if self.drain_deadline_ms.is_some() || wait_ms == 0 {
             self.respond_simple(key, 404, TEXT_PLAIN, b"no HLS segment yet\n", true, &[]);
             return;
@@ -120,6 +130,9 @@ impl Worker {
         self.conns[key].phase = Phase::WaitStream;
         self.arm_deadline(key, Deadline::Idle, wait_ms + 1000);
         self.park_reader(key, app, name, Wait::Hls { send_body }, until_ms);
+        if let Some(parked) = self.waiting.last_mut() {
+            parked.query = query;
+        }
     }
 
     /// Whether a parked playlist request can be answered now (a first segment, or the
@@ -137,12 +150,19 @@ impl Worker {
     }
 
     /// A parked playlist request's wait is over: answer it (the playlist, or 404).
-    pub(super) fn hls_wake(&mut self, key: usize, app: &str, name: &str, send_body: bool) {
+    pub(super) fn hls_wake(
+        &mut self,
+        key: usize,
+        app: &str,
+        name: &str,
+        query: Option<&str>,
+        send_body: bool,
+    ) {
         self.conns[key].phase = Phase::ReadHead;
         self.disarm_deadlines(key);
         match self.shared.registry.hls(app, name) {
             Some(snapshot) if snapshot.has_segments() => {
-                self.respond_playlist(key, None, &snapshot, send_body)
+                self.respond_playlist(key, None, query, &snapshot, send_body)
             }
             _ => match self.shared.hls_push.get(app, name, PLAYLIST) {
                 Some(object) => self.respond_pushed(key, None, PLAYLIST, object, send_body),
@@ -185,6 +205,7 @@ impl Worker {
         &mut self,
         key: usize,
         if_none_match: Option<&str>,
+        query: Option<&str>,
         snapshot: &HlsSnapshot,
         send_body: bool,
     ) {
@@ -200,7 +221,13 @@ impl Worker {
         // publish of the name will reuse its URL, so it is never cached for long either.
         let cache = format!("max-age={}", self.config.hls.playlist_max_age_s);
         let headers = [("Cache-Control", cache.as_str()), ("ETag", etag.as_str())];
-        let body = snapshot.playlist.clone();
+        // A player that came with credentials (a key, a signed URL) needs them on every
+        // segment request too: they are carried into the URIs (one small copy per such
+        // request; the shared playlist is sent as it is otherwise).
+        let body = match query {
+            Some(query) if !query.is_empty() => with_query(&snapshot.playlist, query),
+            _ => snapshot.playlist.clone(),
+        };
         self.respond_shared(key, 200, PLAYLIST_TYPE, body, send_body, &headers);
     }
 
@@ -409,6 +436,21 @@ impl Worker {
         // A refused body is not read: the connection closes after the answer.
         self.respond_simple(key, status, TEXT_PLAIN, text.as_bytes(), false, &[]);
     }
+}
+
+/// `playlist` with `?query` appended to every URI line.
+fn with_query(playlist: &[u8], query: &str) -> Bytes {
+    let text = String::from_utf8_lossy(playlist);
+    let mut out = String::with_capacity(text.len() + 16 * (query.len() + 1));
+    for line in text.lines() {
+        out.push_str(line);
+        if !line.is_empty() && !line.starts_with('#') {
+            out.push(if line.contains('?') { '&' } else { '?' });
+            out.push_str(query);
+        }
+        out.push('\n');
+    }
+    Bytes::from(out)
 }
 
 fn http_date(unix_ms: u64) -> String {

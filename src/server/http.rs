@@ -11,7 +11,8 @@ use super::conn::{Body, Deadline, MemoryBody, Phase};
 use super::loglimit::PeerLog;
 use super::worker::Worker;
 use crate::app::api;
-use crate::app::router::{Page, Route, route};
+use crate::app::auth::Action;
+use crate::app::router::{HlsMethod, Page, Route, route};
 use crate::config::SendPath;
 use crate::metrics::CloseReason;
 use crate::proto::http::{Parse, RequestHead, ResponseHead, parse_request};
@@ -108,16 +109,30 @@ impl Worker {
                 format,
                 send_body,
                 chunked,
-            } => self.start_reader(key, &app, &name, format, send_body, chunked),
+            } => {
+                if self.authorize(key, Action::Play, &app, &name, head.query.as_deref()) {
+                    self.start_reader(key, &app, &name, format, send_body, chunked)
+                }
+            }
             Route::LivePublish { app, name, format } => {
-                self.start_ingest(key, &head, &app, &name, format)
+                if self.authorize(key, Action::Publish, &app, &name, head.query.as_deref()) {
+                    self.start_ingest(key, &head, &app, &name, format)
+                }
             }
             Route::Hls {
                 app,
                 name,
                 file,
                 method,
-            } => self.serve_hls(key, &head, &app, &name, &file, method),
+            } => {
+                let action = match method {
+                    HlsMethod::Get | HlsMethod::Head => Action::Play,
+                    HlsMethod::Put | HlsMethod::Delete => Action::Publish,
+                };
+                if self.authorize(key, action, &app, &name, head.query.as_deref()) {
+                    self.serve_hls(key, &head, &app, &name, &file, method)
+                }
+            }
             Route::Preflight { methods } => self.respond_preflight(key, methods),
             Route::Page { page, send_body } => {
                 let body = self.page_body(page);
@@ -136,6 +151,32 @@ impl Worker {
                 self.respond_simple(key, status, TEXT_PLAIN, text.as_bytes(), keep, allow);
             }
         }
+    }
+
+    /// Whether the client may do `action` on `app/name` (`[auth]`); if not, it is answered
+    /// 401 or 403 with the reason (never the key or token), counted and logged.
+    fn authorize(
+        &mut self,
+        key: usize,
+        action: Action,
+        app: &str,
+        name: &str,
+        query: Option<&str>,
+    ) -> bool {
+        let client = sys::peer_ip(&self.conns[key].fd);
+        let now_s = crate::media::stream::unix_ms() / 1000;
+        let Err(refusal) = self
+            .shared
+            .auth
+            .check(action, app, name, query, client, now_s)
+        else {
+            return true;
+        };
+        metrics::counter!("uringcast_auth_refused_total", "protocol" => "http", "action" => action.as_str(), "reason" => refusal.reason).increment(1);
+        peer_log!(self, PeerLog::PublishRefused, info, worker = self.id, stream = %format!("{app}/{name}"), action = action.as_str(), reason = refusal.reason, "refused by auth");
+        let text = format!("{}\n", refusal.message);
+        self.respond_simple(key, refusal.status, TEXT_PLAIN, text.as_bytes(), false, &[]);
+        false
     }
 
     /// The bytes of one of the server's own pages.

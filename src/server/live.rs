@@ -39,6 +39,8 @@ pub(crate) struct WaitingReader {
     name: String,
     wait: Wait,
     until_ms: u64,
+    /// The request's query (HLS: carried into the segment URIs of the playlist answered).
+    pub query: Option<String>,
 }
 
 /// Who is waiting for a stream.
@@ -223,7 +225,7 @@ impl Worker {
         let conns = &self.conns;
         let shared = &self.shared;
         let registry = &shared.registry;
-        self.waiting.retain(|w| {
+        self.waiting.retain_mut(|w| {
             let parked = conns.get(w.key).is_some_and(|c| {
                 c.generation() == w.generation
                     && match w.wait {
@@ -239,12 +241,19 @@ impl Worker {
                 _ => registry.get(&w.app, &w.name).is_some(),
             };
             if found || now_ms >= w.until_ms {
-                ready.push((w.key, w.app.clone(), w.name.clone(), w.wait, found));
+                ready.push((
+                    w.key,
+                    w.app.clone(),
+                    w.name.clone(),
+                    w.wait,
+                    found,
+                    w.query.take(),
+                ));
                 return false;
             }
             true
         });
-        for (key, app, name, wait, found) in ready {
+        for (key, app, name, wait, found, query) in ready {
             match wait {
                 Wait::Http {
                     format,
@@ -265,7 +274,9 @@ impl Worker {
                         );
                     }
                 }
-                Wait::Hls { send_body } => self.hls_wake(key, &app, &name, send_body),
+                Wait::Hls { send_body } => {
+                    self.hls_wake(key, &app, &name, query.as_deref(), send_body)
+                }
                 Wait::Rtmp if found => self.rtmp_start_play(key, &app, &name),
                 Wait::Rtmp => self.rtmp_refuse_play(key),
             }
@@ -289,6 +300,7 @@ impl Worker {
             name: name.to_string(),
             wait,
             until_ms,
+            query: None,
         });
     }
 

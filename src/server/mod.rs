@@ -58,6 +58,8 @@ pub struct Shared {
     /// Time origin of every worker's millisecond clock.
     pub epoch: Instant,
     pub registry: Registry,
+    /// Who may publish and play (`[auth]`).
+    pub auth: crate::app::auth::Auth,
     /// HLS pushed by encoders with PUT.
     pub hls_push: crate::media::hls_push::PushStore,
     /// Each worker's mailbox (commands from other workers, rung with IORING_OP_MSG_RING).
@@ -141,6 +143,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 registry
             }
         },
+        auth: crate::app::auth::Auth::new(&config.auth).map_err(StartError)?,
         hls_push: crate::media::hls_push::PushStore::new(crate::media::hls_push::PushLimits {
             object_bytes_max: config.hls.push_object_bytes_max,
             stream_bytes_max: config.hls.push_stream_bytes_max,

@@ -23,6 +23,7 @@ use super::conn::{Body, Deadline, LiveReader, Phase};
 use super::live::Wait;
 use super::loglimit::PeerLog;
 use super::worker::Worker;
+use crate::app::auth::Action;
 use crate::app::router::valid_live_name;
 use crate::media::framing::{self, Framing, RTMP_STREAM_ID};
 use crate::media::stream::{PublishError, Publisher, RegistryError};
@@ -49,6 +50,8 @@ pub(crate) struct RtmpConn {
     pub session: ServerSession,
     /// The application named by `connect` (without its query).
     pub app: Option<String>,
+    /// The query of the `connect` app (`rtmp://host/app?key=...`), for `[auth]`.
+    pub app_query: Option<String>,
     /// Accepted publish: the stream it feeds and its message stream id.
     pub publish: Option<RtmpPublish>,
     /// The message stream id of an accepted play (its reader is the connection's body).
@@ -102,6 +105,7 @@ impl Worker {
         conn.rtmp = Some(Box::new(RtmpConn {
             session,
             app: None,
+            app_query: None,
             publish: None,
             play_stream_id: None,
             sending: None,
@@ -195,10 +199,11 @@ impl Worker {
                 break;
             };
             match event {
-                Event::Connect { app, .. } => {
+                Event::Connect { app, app_query, .. } => {
                     if valid_live_name(&app) && app != "vod" {
                         rtmp.session.accept_connect();
                         rtmp.app = Some(app);
+                        rtmp.app_query = app_query;
                     } else {
                         rtmp.session.reject_connect("invalid application name");
                         rtmp.close_when_sent = true;
@@ -206,11 +211,25 @@ impl Worker {
                     }
                 }
                 Event::Publish {
-                    stream_id, name, ..
-                } => self.rtmp_publish(key, stream_id, &name),
+                    stream_id,
+                    name,
+                    query,
+                    ..
+                } => {
+                    if self.rtmp_authorize(key, Action::Publish, stream_id, &name, query) {
+                        self.rtmp_publish(key, stream_id, &name)
+                    }
+                }
                 Event::Play {
-                    stream_id, name, ..
-                } => self.rtmp_play(key, stream_id, &name),
+                    stream_id,
+                    name,
+                    query,
+                    ..
+                } => {
+                    if self.rtmp_authorize(key, Action::Play, stream_id, &name, query) {
+                        self.rtmp_play(key, stream_id, &name)
+                    }
+                }
                 Event::Media(message) => match self.rtmp_media(key, message) {
                     Ok(Some(stream)) => published = Some(stream),
                     Ok(None) => {}
@@ -248,6 +267,49 @@ impl Worker {
         if let Some(stream) = published {
             self.notify_stream(&stream);
         }
+    }
+
+    /// `[auth]` for an RTMP publish or play: the key or signed URL rides on the stream name
+    /// (`stream?key=...`), or on the app (`rtmp://host/app?key=.../stream`). Refused:
+    /// NetStream.Publish.BadName or NetStream.Play.Failed, then the connection closes.
+    fn rtmp_authorize(
+        &mut self,
+        key: usize,
+        action: Action,
+        stream_id: u32,
+        name: &str,
+        query: Option<String>,
+    ) -> bool {
+        let client = sys::peer_ip(&self.conns[key].fd);
+        let Some(rtmp) = self.conns[key].rtmp.as_mut() else {
+            return false;
+        };
+        let Some(app) = rtmp.app.clone() else {
+            return true; // the session refuses commands before connect
+        };
+        let query = query.or_else(|| rtmp.app_query.clone());
+        let now_s = crate::media::stream::unix_ms() / 1000;
+        let Err(refusal) =
+            self.shared
+                .auth
+                .check(action, &app, name, query.as_deref(), client, now_s)
+        else {
+            return true;
+        };
+        let code = match action {
+            Action::Publish => PUBLISH_BAD_NAME,
+            Action::Play => PLAY_FAILED,
+        };
+        match action {
+            Action::Publish => rtmp
+                .session
+                .reject_publish(stream_id, code, &refusal.message),
+            Action::Play => rtmp.session.reject_play(stream_id, code, &refusal.message),
+        }
+        rtmp.close_when_sent = true;
+        metrics::counter!("uringcast_auth_refused_total", "protocol" => "rtmp", "action" => action.as_str(), "reason" => refusal.reason).increment(1);
+        peer_log!(self, PeerLog::PublishRefused, info, worker = self.id, stream = %format!("{app}/{name}"), action = action.as_str(), reason = refusal.reason, "rtmp refused by auth");
+        false
     }
 
     fn rtmp_publish(&mut self, key: usize, stream_id: u32, name: &str) {
