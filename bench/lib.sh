@@ -76,6 +76,26 @@ median() {
         }'
 }
 
+# nginx_http_settings DIR : the http-block settings every benchmark nginx shares (sendfile,
+# no access log, long keep-alive, temporary files under DIR/tmp).
+nginx_http_settings() {
+    local dir=$1
+    cat <<EOF
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 75s;
+    default_type application/octet-stream;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+EOF
+}
+
 # write_nginx_conf DIR PORT WORKERS MEDIA_DIR [EXTRA_HTTP] : a self-contained nginx.conf under
 # DIR that serves MEDIA_DIR at /vod/. Nothing outside DIR is read or written (no system config,
 # no modules: the Debian rtmp module is not loaded).
@@ -98,18 +118,7 @@ events {
     worker_connections 16384;
 }
 http {
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    access_log off;
-    keepalive_requests 10000000;
-    keepalive_timeout 75s;
-    default_type application/octet-stream;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
+$(nginx_http_settings "$dir")
     $extra
     server {
         listen 127.0.0.1:$port$reuseport;

@@ -614,18 +614,7 @@ start_server_nginx_rtmp() {
             hls_playlist_length 12s;"
         http_block="
 http {
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    access_log off;
-    keepalive_requests 100000;
-    keepalive_timeout 75s;
-    default_type application/octet-stream;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
+$(nginx_http_settings "$dir")
     server {
         listen 127.0.0.1:$PORT$reuseport;
         location /hls/ {
