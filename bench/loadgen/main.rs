@@ -962,12 +962,7 @@ fn hls_io(
     {
         match stream.write(&request[*sent_bytes..]) {
             Ok(n) => *sent_bytes += n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
+            Err(e) if retry_later(&e) => {
                 return HlsStep::Wait;
             }
             Err(_) => {
@@ -1003,12 +998,7 @@ fn hls_io(
             return HlsStep::Drop;
         }
         Ok(n) => n,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-            ) =>
-        {
+        Err(e) if retry_later(&e) => {
             return HlsStep::Wait;
         }
         Err(_) => {
@@ -1196,14 +1186,7 @@ fn on_rtmp_event(
         let n = match stream.read(io.buf) {
             Ok(0) => return reader.fail(Failure::EarlyEof, now),
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                ) =>
-            {
-                0
-            }
+            Err(e) if retry_later(&e) => 0,
             Err(_) => return reader.fail(Failure::Io, now),
         };
         if n > 0 {
@@ -1857,6 +1840,14 @@ fn run(args: &Args, limits: &LoadgenLimits) -> Result<Report, String> {
     Ok(build_report(
         args, &readers, &ctx, run_start, run_end, marks,
     ))
+}
+
+/// A non-blocking socket call that did nothing now and may be retried on the next event.
+fn retry_later(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }
 
 fn main() -> ExitCode {

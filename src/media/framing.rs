@@ -129,12 +129,9 @@ pub fn frame_ts(mut buf: Vec<u8>) -> TsFramed {
     }
     let end = buf.len();
     buf.extend_from_slice(&[0; TAILROOM]);
-    // A Vec becomes a BytesMut without copying.
-    let mut framed = frame(BytesMut::from(Bytes::from(buf)), HEADROOM..end);
-    // TS packets are no FLV tag, but never let a coincidence make RTMP pieces of them.
-    framed.rtmp_head = Bytes::new();
-    framed.rtmp_body = Bytes::new();
-    framed
+    // A Vec becomes a BytesMut without copying. TS packets start with the sync byte 0x47,
+    // which is no FLV tag type, so `frame` makes no RTMP pieces of them.
+    frame(BytesMut::from(Bytes::from(buf)), HEADROOM..end)
 }
 
 /// Frame a buffer laid out as `[HEADROOM][unit][TAILROOM]` (`unit` = the range of the unit in

@@ -1137,6 +1137,10 @@ mod tests {
         assert_eq!((ts[0], ts[1] & 0x1f, ts[2]), (0x47, 0, 0));
         assert_eq!(&ts[188..191], &[0x47, 0x50, 0x00]);
         let chunked = &first.ts.get().expect("muxed").chunked;
+        assert!(
+            first.ts.get().expect("muxed").rtmp_head.is_empty(),
+            "TS has no RTMP pieces"
+        );
         assert!(chunked.starts_with(format!("{:x}\r\n", ts.len()).as_bytes()));
         assert!(
             registry.memory().0 > flv_only,
