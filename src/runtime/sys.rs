@@ -168,9 +168,10 @@ pub fn clear_status_flags(fd: &impl AsFd) -> io::Result<()> {
 
 /// The address of a connected socket's peer (None if the kernel cannot say).
 pub fn peer_ip(fd: &OwnedFd) -> Option<std::net::IpAddr> {
-    socket2::SockRef::from(fd)
-        .peer_addr()
-        .ok()?
-        .as_socket()
-        .map(|a| a.ip())
+    peer_addr(fd).map(|a| a.ip())
+}
+
+/// The peer's address of a connected socket (None if it is not an inet socket or is gone).
+pub fn peer_addr(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
+    socket2::SockRef::from(fd).peer_addr().ok()?.as_socket()
 }

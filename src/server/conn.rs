@@ -278,6 +278,17 @@ pub(crate) struct Conn {
     pub timers: Timers<DEADLINES>,
     /// The RTMP session of a connection accepted on the RTMP listener.
     pub rtmp: Option<Box<super::rtmp::RtmpConn>>,
+    /// Process-wide connection id (`Shared::next_conn_id`): the session id the API lists and
+    /// kicks, and the one auth callbacks and logs name. Never reused while the process runs.
+    pub id: u64,
+    /// The client's address, read once at accept (None if the socket was already gone).
+    pub peer: Option<std::net::SocketAddr>,
+    /// When the connection was accepted (worker ms).
+    pub opened_ms: u64,
+    /// Bytes received from and sent to the peer (every receive and send completion of the
+    /// slot; worker-local, no atomics).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 impl Conn {
@@ -301,6 +312,11 @@ impl Conn {
             requests: 0,
             timers: Timers::default(),
             rtmp: None,
+            id: 0,
+            peer: None,
+            opened_ms: 0,
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 

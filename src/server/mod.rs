@@ -64,6 +64,8 @@ pub struct Shared {
     pub hls_push: crate::media::hls_push::PushStore,
     /// Each worker's mailbox (commands from other workers, rung with IORING_OP_MSG_RING).
     pub mailboxes: Vec<Mailbox<Command>>,
+    /// The next connection id ([`conn::Conn::id`]); ids start at 1.
+    pub next_conn_id: std::sync::atomic::AtomicU64,
 }
 
 /// Why the server could not start (exit code 1), as one line.
@@ -151,6 +153,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
             idle_ms: config.hls.push_idle_ms,
         }),
         mailboxes: (0..workers).map(|_| Mailbox::default()).collect(),
+        next_conn_id: std::sync::atomic::AtomicU64::new(1),
     });
     let cpus = sys::online_cpus();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();

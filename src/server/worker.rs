@@ -332,6 +332,13 @@ impl Worker {
                 if !conn.io.complete(&ud) {
                     return;
                 }
+                if result > 0 {
+                    match ud.op {
+                        Op::Recv => conn.bytes_in += result as u64,
+                        Op::Send | Op::SendMsg | Op::SpliceOut => conn.bytes_out += result as u64,
+                        _ => {}
+                    }
+                }
                 if conn.phase == Phase::Closing {
                     if fd.is_some() {
                         // An open that finished after its connection was closed (deadline,
@@ -511,7 +518,12 @@ impl Worker {
         sys::set_nodelay(&fd);
         let generation = self.next_generation;
         self.next_generation = next_generation(generation);
-        Conn::new(generation, fd, rbuf, phase)
+        let peer = sys::peer_addr(&fd);
+        let mut conn = Conn::new(generation, fd, rbuf, phase);
+        conn.id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
+        conn.peer = peer;
+        conn.opened_ms = self.now_ms();
+        conn
     }
 
     /// Arm the connection's `kind` timer `after_ms` from now. The request timers (idle,
