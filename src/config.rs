@@ -864,6 +864,31 @@ impl Config {
         }
     }
 
+    /// For a reload (SIGHUP): keep the running values of the keys that take effect only at
+    /// start (listeners, workers, the `[vod]`, `[hls]` and `[runtime]` sections: sockets,
+    /// threads, rings, pools and caches built once), and name those that changed, so the
+    /// caller can log that they need a restart. Everything else (auth and per-app policy,
+    /// HTTP, RTMP and live limits, lag settings, metrics labels) applies to new sessions.
+    pub fn keep_restart_only(&mut self, running: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        macro_rules! keep {
+            ($($field:ident).+, $name:literal) => {
+                if self.$($field).+ != running.$($field).+ {
+                    changed.push($name);
+                    self.$($field).+ = running.$($field).+.clone();
+                }
+            };
+        }
+        keep!(workers, "workers");
+        keep!(pin_workers, "pin_workers");
+        keep!(http.listen, "http.listen");
+        keep!(rtmp.listen, "rtmp.listen");
+        keep!(vod, "vod");
+        keep!(hls, "hls");
+        keep!(runtime, "runtime");
+        changed
+    }
+
     /// The effective configuration as TOML (for `--check-config`).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self)
@@ -1000,6 +1025,29 @@ mod tests {
         }
         let config = Config::from_toml("[runtime]\nlog_queue_lines = 64\n").unwrap();
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn reload_keeps_what_needs_a_restart() {
+        let running = Config::default();
+        let mut new = Config::from_toml(
+            "workers = 7\n[http]\nlisten = \"127.0.0.1:9\"\nsend_timeout_ms = 1234\n\
+             [vod]\nroot = \"/elsewhere\"\n[live]\nmax_lag_ms = 999\n\
+             [auth]\nplay = \"key\"\nkeys = [\"k\"]\n",
+        )
+        .unwrap();
+        let changed = new.keep_restart_only(&running);
+        assert_eq!(changed, ["workers", "http.listen", "vod"]);
+        assert_eq!(new.workers, running.workers);
+        assert_eq!(new.http.listen, running.http.listen);
+        assert_eq!(new.vod, running.vod);
+        // What applies at once is the new file's.
+        assert_eq!(new.http.send_timeout_ms, 1234);
+        assert_eq!(new.live.max_lag_ms, 999);
+        assert_eq!(new.auth.keys, ["k"]);
+        // Nothing changed: nothing to report.
+        let mut same = running.clone();
+        assert!(same.keep_restart_only(&running).is_empty());
     }
 
     #[test]

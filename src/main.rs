@@ -37,7 +37,8 @@ fn main() -> ExitCode {
     }
     // Log lines go to stderr from a writer thread, never from a worker (src/logging.rs).
     let log = uringcast::logging::init(config.runtime.log_queue_lines);
-    let result = uringcast::server::run(config);
+    // SIGHUP reads the same file with the same flags again.
+    let result = uringcast::server::run(config, || Config::load(&cli));
     // Write out the queued lines first, so the error below is the last line.
     drop(log);
     match result {

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::flv::ffmpeg_decode;
-use common::media::{clip_30s, wait_for_stream};
+use common::media::{assert_recording, clip_30s, wait_for_stream};
 use common::{Server, run_bounded};
 use uringcast::app::auth::{Action, sign};
 
@@ -199,6 +199,217 @@ fn rtmp_publish_and_play_follow_the_same_policy() {
         ) >= 1.0,
         "{text}"
     );
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}
+
+/// GStreamer's rtmp2sink publishes with `?key=` on the stream name; librtmp (rtmpdump) and
+/// GStreamer's rtmp2src play with a signed URL: RTMP peers that are not ffmpeg carry the
+/// credentials the same way and get the same refusals.
+#[test]
+fn librtmp_and_gstreamer_carry_keys_and_tokens() {
+    let server = Server::start(
+        "auth-librtmp",
+        &format!(
+            "[auth]\npublish = \"key\"\nkeys = [\"k-right\"]\nplay = \"signed\"\nsecrets = [\"{SECRET}\"]\n"
+        ),
+    );
+    let flv = common::media::av_flv();
+    let gst_publish = |query: &str| {
+        let pipeline = format!(
+            "filesrc location={} ! flvdemux name=d d.video ! queue ! h264parse ! flvmux name=m streamable=true ! rtmp2sink location={} d.audio ! queue ! aacparse ! m.",
+            flv.display(),
+            server.rtmp_url(&format!("/live/g?{query}")),
+        );
+        let mut cmd = Command::new("gst-launch-1.0");
+        cmd.arg("-q").args(pipeline.split_whitespace());
+        cmd
+    };
+    // A wrong key: rtmp2sink is told BadName and gives up at once.
+    let (ok, err) = run_bounded(&mut gst_publish("key=k-wrong"), Duration::from_secs(15));
+    assert_eq!(ok, Some(false), "rtmp2sink with a wrong key: {err}");
+    assert!(err.contains("NetStream.Publish.BadName"), "{err}");
+    // The right key publishes.
+    let mut publisher = gst_publish("key=k-right")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0");
+    wait_for_stream(&server, "g");
+
+    let token = signed(Action::Play, "g", now_s() + 120);
+    let expired = signed(Action::Play, "g", now_s() - 5);
+    for (query, allowed) in [("", false), (expired.as_str(), false), (&token, true)] {
+        let url = server.rtmp_url(&format!("/live/g?{query}"));
+        let by_rtmpdump = server.dir.join(format!("rtmpdump-{allowed}.flv"));
+        let (ok, err) = run_bounded(
+            Command::new("rtmpdump")
+                .args(["--live", "-q", "-r", &url, "-o"])
+                .arg(&by_rtmpdump),
+            Duration::from_secs(5),
+        );
+        let by_rtmp2src = server.dir.join(format!("rtmp2src-{allowed}.flv"));
+        let (ok2, err2) = run_bounded(
+            Command::new("gst-launch-1.0").arg("-q").args(
+                format!(
+                    "rtmp2src location={url} ! filesink location={}",
+                    by_rtmp2src.display()
+                )
+                .split_whitespace(),
+            ),
+            Duration::from_secs(5),
+        );
+        if allowed {
+            // Both record until they are stopped at the bound.
+            assert_recording(&by_rtmpdump, 2.0, "rtmpdump with a token");
+            assert_recording(&by_rtmp2src, 2.0, "rtmp2src with a token");
+        } else {
+            assert_eq!(
+                ok,
+                Some(false),
+                "rtmpdump played without a valid token: {err}"
+            );
+            assert_eq!(by_rtmpdump.metadata().map_or(0, |m| m.len()), 0);
+            assert_eq!(
+                ok2,
+                Some(false),
+                "rtmp2src played without a valid token: {err2}"
+            );
+            assert!(err2.contains("NetStream.Play.Failed"), "{err2}");
+        }
+    }
+    let text = server.metrics();
+    for (action, reason) in [
+        ("publish", "wrong_key"),
+        ("play", "no_token"),
+        ("play", "expired"),
+    ] {
+        let filters = [
+            "protocol=\"rtmp\"",
+            &format!("action=\"{action}\""),
+            &format!("reason=\"{reason}\""),
+        ];
+        assert!(
+            common::metric_sum(&text, "uringcast_auth_refused_total", &filters) >= 1.0,
+            "{action}/{reason} not counted:\n{text}"
+        );
+    }
+    assert!(!server.stderr().contains(SECRET) && !server.stderr().contains("k-wrong"));
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}
+
+/// SIGHUP reads the config file again: a key added to it and a secret added to the secret
+/// file work without a restart; a broken file is refused with one log line naming the key
+/// and the running policy stays; a key that needs a restart is logged as such.
+#[test]
+fn sighup_reloads_the_policy_and_refuses_a_broken_file() {
+    const NEW_SECRET: &str = "rotated-secret-abcdef0123";
+    let dir = common::scratch("auth-reload-secrets");
+    let secret_file = dir.join("secrets");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let policy = |keys: &str| {
+        format!(
+            "[auth]\npublish = \"key\"\nkeys = [{keys}]\nplay = \"signed\"\nsecret_file = \"{}\"\n",
+            secret_file.display()
+        )
+    };
+    let server = Server::start("auth-reload", &policy("\"k-old\""));
+    let config = server.dir.join("uringcast.toml");
+    let hup = |text: &str| {
+        std::fs::write(&config, format!("workers = 2\n{text}")).unwrap();
+        let status = Command::new("kill")
+            .args(["-HUP", &server.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    let flv = common::media::av_flv();
+    let mut n = 0;
+    let mut publish_status = |key: &str| {
+        n += 1;
+        let (_, out, _) = common::run_bounded_output(
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+                .arg("--data-binary")
+                .arg(format!("@{}", flv.display()))
+                .arg(server.url(&format!("/live/p{n}.flv?key={key}"))),
+            Duration::from_secs(10),
+        );
+        out.trim().parse::<u16>().unwrap_or(0)
+    };
+    let mut publisher = publish(&server.url("/live/s.flv?key=k-old"), "flv", 30);
+    wait_for_stream(&server, "s");
+    let play_status = |secret: &str| {
+        let expires = now_s() + 60;
+        let token = sign(secret.as_bytes(), Action::Play, "live", "s", expires);
+        server
+            .request(
+                "HEAD",
+                &format!("/live/s.flv?expires={expires}&token={token}"),
+                &[],
+            )
+            .status
+    };
+    assert_eq!(publish_status("k-new"), 403);
+    assert_eq!(play_status(NEW_SECRET), 403);
+    assert_eq!(play_status(SECRET), 200);
+
+    // A key in the file and a secret in the secret file, then SIGHUP.
+    std::fs::write(&secret_file, format!("{SECRET}\n{NEW_SECRET}\n")).unwrap();
+    hup(&policy("\"k-old\", \"k-new\""));
+    server.wait_metric(
+        "uringcast_config_reloads_total",
+        &["result=\"applied\""],
+        |v| v == 1.0,
+    );
+    assert!(
+        common::poll_until(common::in_ms(5_000), || publish_status("k-new") == 200),
+        "the reloaded key is not accepted"
+    );
+    assert_eq!(publish_status("k-old"), 200);
+    assert_eq!(publish_status("k-wrong"), 403);
+    assert_eq!(play_status(NEW_SECRET), 200);
+    assert_eq!(play_status(SECRET), 200);
+
+    // A broken file: refused, logged once with the key, nothing changes.
+    hup("[auth]\npublish = \"sometimes\"\n");
+    server.wait_metric(
+        "uringcast_config_reloads_total",
+        &["result=\"refused\""],
+        |v| v == 1.0,
+    );
+    let stderr = server.stderr();
+    let refused: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("configuration reload refused"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{stderr}");
+    assert!(refused[0].contains("auth.publish"), "{}", refused[0]);
+    assert_eq!(publish_status("k-new"), 200);
+    assert_eq!(play_status(NEW_SECRET), 200);
+
+    // A valid file that changes a start-only key: applied, the key named as needing a restart.
+    hup(&format!("pin_workers = false\n{}", policy("\"k-new\"")));
+    server.wait_metric(
+        "uringcast_config_reloads_total",
+        &["result=\"applied\""],
+        |v| v == 2.0,
+    );
+    assert!(
+        common::poll_until(common::in_ms(5_000), || publish_status("k-old") == 403),
+        "a key removed from the file still publishes"
+    );
+    let stderr = server.stderr();
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("needs a restart") && l.contains("pin_workers")),
+        "{stderr}"
+    );
+    // The publisher admitted under the old policy goes on.
+    assert_eq!(play_status(SECRET), 200);
     let _ = publisher.kill();
     let _ = publisher.wait();
 }

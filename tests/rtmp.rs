@@ -5,40 +5,15 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::flv::{ReadFlv, enhanced_video, ffmpeg_decode, read_flv};
-use common::media::{assert_recording, av_clip, wait_for_stream};
+use common::media::{assert_recording, av_clip, av_flv, wait_for_stream};
 use common::rtmp::{RtmpClient, encode_message};
 use common::{Server, poll_until, run_bounded};
 use uringcast::media::unit::UnitKind;
 use uringcast::proto::amf0::Amf0Value;
-
-/// The clip as FLV (for the GStreamer publishers, which take FLV from a file).
-fn av_flv() -> PathBuf {
-    static FLV: OnceLock<PathBuf> = OnceLock::new();
-    FLV.get_or_init(|| {
-        let mp4 = av_clip();
-        let out = mp4.with_extension("flv");
-        if !out.exists() {
-            let tmp = mp4.with_extension(format!("{}.tmp.flv", std::process::id()));
-            let status = Command::new("ffmpeg")
-                .args(["-v", "error", "-y", "-i"])
-                .arg(&mp4)
-                .args(["-c", "copy", "-f", "flv"])
-                .arg(&tmp)
-                .status()
-                .expect("ffmpeg");
-            assert!(status.success());
-            std::fs::rename(&tmp, &out).unwrap();
-        }
-        out
-    })
-    .clone()
-}
 
 /// `ffmpeg -re -i clip -c copy -f flv rtmp://...` for `seconds`.
 fn publish_rtmp(url: &str, seconds: f64) -> Child {

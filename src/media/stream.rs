@@ -825,12 +825,13 @@ pub enum RegistryError {
 
 /// All live streams. The lock is taken on publish, attach and API calls, never per tag.
 pub struct Registry {
-    config: LiveConfig,
+    /// `[live]`; replaced on a reload (SIGHUP), read by each publish and sweep.
+    config: ArcSwap<LiveConfig>,
     inner: Mutex<RegistryInner>,
     /// Bytes retained by every stream's rings (shared with the rings, which keep it exact).
     live_bytes: Arc<AtomicUsize>,
     /// `live.memory_max`, resolved (0 in the config = a quarter of physical memory).
-    memory_max: u64,
+    memory_max: AtomicU64,
     /// Live HLS settings (None: HLS off).
     hls: Option<Arc<HlsSettings>>,
 }
@@ -845,8 +846,8 @@ struct RegistryInner {
 impl Registry {
     pub fn new(config: LiveConfig) -> Registry {
         Registry {
-            memory_max: config.memory_max_bytes(),
-            config,
+            memory_max: AtomicU64::new(config.memory_max_bytes()),
+            config: ArcSwap::from_pointee(config),
             inner: Mutex::new(RegistryInner {
                 streams: HashMap::new(),
                 hls_ended: HashMap::new(),
@@ -855,6 +856,14 @@ impl Registry {
             live_bytes: Arc::new(AtomicUsize::new(0)),
             hls: None,
         }
+    }
+
+    /// Apply a reloaded `[live]` (SIGHUP): limits, ring sizes, grace and the memory budget
+    /// hold for streams published and admitted from now on; live streams keep their rings.
+    pub fn reconfigure(&self, config: LiveConfig) {
+        self.memory_max
+            .store(config.memory_max_bytes(), Ordering::Relaxed);
+        self.config.store(Arc::new(config));
     }
 
     /// Make live HLS for every stream published from now on.
@@ -881,7 +890,7 @@ impl Registry {
     pub fn memory(&self) -> (u64, u64) {
         (
             self.live_bytes.load(Ordering::Relaxed) as u64,
-            self.memory_max,
+            self.memory_max.load(Ordering::Relaxed),
         )
     }
 
@@ -914,13 +923,15 @@ impl Registry {
                 (stream, has_media)
             }
             _ => {
-                if inner.streams.len() >= self.config.streams_max {
+                if inner.streams.len() >= self.config.load().streams_max {
                     return Err(RegistryError::TooManyStreams);
                 }
                 // Admission: a new stream must fit in the budget at its soft ring size. Rings
                 // of live streams are bounded each by `ring_bytes_hard_max`.
                 let used = self.live_bytes.load(Ordering::Relaxed) as u64;
-                if used + self.config.ring_bytes as u64 > self.memory_max {
+                if used + self.config.load().ring_bytes as u64
+                    > self.memory_max.load(Ordering::Relaxed)
+                {
                     return Err(RegistryError::MemoryBudget);
                 }
                 let id = inner.next_id;
@@ -930,9 +941,9 @@ impl Registry {
                     app: app.to_string(),
                     name: name.to_string(),
                     flv: ChunkRing::new(
-                        self.config.ring_entries,
-                        self.config.ring_bytes,
-                        self.config.ring_bytes_hard_max,
+                        self.config.load().ring_entries,
+                        self.config.load().ring_bytes,
+                        self.config.load().ring_bytes_hard_max,
                         self.live_bytes.clone(),
                     ),
                     headers: ArcSwap::from_pointee(StreamHeaders::default()),
@@ -972,9 +983,9 @@ impl Registry {
             last_in: None,
             last_out: [None; 3],
             last_out_any: None,
-            gap_max_ms: i64::from(self.config.timestamp_gap_max_ms),
+            gap_max_ms: i64::from(self.config.load().timestamp_gap_max_ms),
             continue_at: None,
-            header_bytes_max: self.config.header_bytes_max,
+            header_bytes_max: self.config.load().header_bytes_max,
             last_video_dts_ms: None,
         };
         if previous_last {
@@ -994,7 +1005,7 @@ impl Registry {
     pub fn unpublish(&self, stream: &Stream, now_ms: u64) {
         stream.unpublished_at_ms.store(now_ms, Ordering::Release);
         stream.publishing.store(false, Ordering::Release);
-        if self.config.publisher_grace_ms == 0 {
+        if self.config.load().publisher_grace_ms == 0 {
             self.end(stream, now_ms);
         }
     }
@@ -1016,7 +1027,7 @@ impl Registry {
     /// End every stream whose publisher has been gone longer than the grace period.
     /// Returns the streams ended (their readers' workers must be woken).
     pub fn sweep(&self, now_ms: u64) -> Vec<Arc<Stream>> {
-        let grace = self.config.publisher_grace_ms;
+        let grace = self.config.load().publisher_grace_ms;
         let expired: Vec<Arc<Stream>> = self
             .lock()
             .streams

@@ -65,10 +65,20 @@ pub fn raise_nofile_limit() {
 /// SIGINT and SIGTERM, blocked in every thread and waited for by the main thread.
 pub struct Signals(libc::sigset_t);
 
+/// What a signal the main thread waits for asks of the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT or SIGTERM: drain and exit.
+    Terminate,
+    /// SIGHUP: read the configuration again.
+    Reload,
+}
+
 impl Signals {
     /// Ignore SIGPIPE (a peer that goes away must not kill the server; sends use MSG_NOSIGNAL,
     /// but splice and sendfile cannot) and block SIGINT/SIGTERM in this thread and every
-    /// thread started after this call, so the main thread alone receives them.
+    /// thread started after this call, so the main thread alone receives them (and SIGHUP,
+    /// which asks for a configuration reload).
     pub fn block() -> Signals {
         // SAFETY: signal/sigset functions operate on a local sigset_t; the caller blocks before
         // any worker thread exists, so every thread inherits the mask.
@@ -78,20 +88,25 @@ impl Signals {
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, libc::SIGINT);
             libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGHUP);
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             Signals(set)
         }
     }
 
-    /// Wait up to `timeout_ms` for SIGINT or SIGTERM; true when one arrived.
-    pub fn wait(&self, timeout_ms: u64) -> bool {
+    /// Wait up to `timeout_ms` for SIGINT, SIGTERM or SIGHUP.
+    pub fn wait(&self, timeout_ms: u64) -> Option<Signal> {
         let timeout = libc::timespec {
             tv_sec: (timeout_ms / 1000) as libc::time_t,
             tv_nsec: ((timeout_ms % 1000) * 1_000_000) as libc::c_long,
         };
         // SAFETY: the set and the timeout are valid for the call; no siginfo is requested.
         let sig = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &timeout) };
-        sig == libc::SIGINT || sig == libc::SIGTERM
+        match sig {
+            libc::SIGINT | libc::SIGTERM => Some(Signal::Terminate),
+            libc::SIGHUP => Some(Signal::Reload),
+            _ => None,
+        }
     }
 }
 

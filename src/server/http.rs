@@ -168,6 +168,7 @@ impl Worker {
         let Err(refusal) = self
             .shared
             .auth
+            .load()
             .check(action, app, name, query, client, now_s)
         else {
             return true;

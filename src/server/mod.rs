@@ -8,10 +8,11 @@ use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
@@ -53,13 +54,16 @@ pub enum Command {
 
 /// State every worker can see. Read-mostly; nothing here is locked on the data path.
 pub struct Shared {
-    pub config: Arc<Config>,
+    /// The running configuration: replaced as a whole by a reload (SIGHUP), after which
+    /// `config_generation` moves on and each worker picks the new one up on its next tick.
+    pub config: ArcSwap<Config>,
+    pub config_generation: AtomicU64,
     pub shutdown: AtomicBool,
     /// Time origin of every worker's millisecond clock.
     pub epoch: Instant,
     pub registry: Registry,
-    /// Who may publish and play (`[auth]`).
-    pub auth: crate::app::auth::Auth,
+    /// Who may publish and play (`[auth]`); replaced by a reload.
+    pub auth: ArcSwap<crate::app::auth::Auth>,
     /// HLS pushed by encoders with PUT.
     pub hls_push: crate::media::hls_push::PushStore,
     /// Each worker's mailbox (commands from other workers, rung with IORING_OP_MSG_RING).
@@ -79,7 +83,13 @@ impl std::fmt::Display for StartError {
 }
 
 /// Run until SIGINT/SIGTERM and a drain. Returns after every worker has stopped.
-pub fn run(config: Config) -> Result<(), StartError> {
+///
+/// `reload` reads the configuration again (the file and the flags, validated) when SIGHUP
+/// arrives; see [`reload`].
+pub fn run(
+    config: Config,
+    reload: impl Fn() -> Result<Config, crate::config::ConfigError>,
+) -> Result<(), StartError> {
     let config = Arc::new(config);
     std::fs::create_dir_all(&config.vod.root).map_err(|e| {
         StartError(format!(
@@ -116,7 +126,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
         )));
     }
     let shared = Arc::new(Shared {
-        config: config.clone(),
+        config: ArcSwap::new(config.clone()),
+        config_generation: AtomicU64::new(0),
         shutdown: AtomicBool::new(false),
         epoch: Instant::now(),
         registry: {
@@ -145,7 +156,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
                 registry
             }
         },
-        auth: crate::app::auth::Auth::new(&config.auth).map_err(StartError)?,
+        auth: ArcSwap::from_pointee(crate::app::auth::Auth::new(&config.auth).map_err(StartError)?),
         hls_push: crate::media::hls_push::PushStore::new(crate::media::hls_push::PushLimits {
             object_bytes_max: config.hls.push_object_bytes_max,
             stream_bytes_max: config.hls.push_stream_bytes_max,
@@ -215,7 +226,7 @@ pub fn run(config: Config) -> Result<(), StartError> {
     let _ = io::stdout().flush();
     tracing::info!(http = %http_bound, rtmp = %rtmp_shown, workers, media_root = %config.vod.root.display(), "uringcast started");
 
-    wait_for_signal(&signals, &shared);
+    wait_for_signal(&signals, &shared, &wakes, &reload);
     tracing::info!("shutting down: draining connections");
     stop(&shared, &wakes);
     for thread in threads {
@@ -257,11 +268,18 @@ pub fn bind_reuseport(addr: SocketAddr, count: usize) -> io::Result<(Vec<OwnedFd
     Ok((out, bound))
 }
 
-fn wait_for_signal(signals: &sys::Signals, shared: &Shared) {
-    let mut trim = MallocTrim::new(shared.config.runtime.malloc_trim_interval_ms);
+fn wait_for_signal(
+    signals: &sys::Signals,
+    shared: &Shared,
+    wakes: &[OwnedFd],
+    reload_config: &dyn Fn() -> Result<Config, crate::config::ConfigError>,
+) {
+    let mut trim = MallocTrim::new(shared.config.load().runtime.malloc_trim_interval_ms);
     loop {
-        if signals.wait(250) {
-            return;
+        match signals.wait(250) {
+            Some(sys::Signal::Terminate) => return,
+            Some(sys::Signal::Reload) => reload(shared, wakes, reload_config),
+            None => {}
         }
         crate::metrics::upkeep();
         // Streams whose publisher has been gone past the grace period end here; their
@@ -273,6 +291,51 @@ fn wait_for_signal(signals: &sys::Signals, shared: &Shared) {
         shared.hls_push.sweep(crate::media::stream::unix_ms());
         trim.tick(now_ms);
     }
+}
+
+/// SIGHUP (nginx's habit): read the configuration again and, if it is valid, make it the
+/// running one. Auth and per-app policy, HTTP, RTMP and live limits and lag settings apply to
+/// sessions that start from now on; keys that only take effect at start keep their running
+/// values and are logged as needing a restart. An invalid file (or secret file) is refused
+/// with one log line and changes nothing.
+fn reload(
+    shared: &Shared,
+    wakes: &[OwnedFd],
+    reload_config: &dyn Fn() -> Result<Config, crate::config::ConfigError>,
+) {
+    let running = shared.config.load_full();
+    let loaded = reload_config().and_then(|config| {
+        crate::app::auth::Auth::new(&config.auth)
+            .map(|auth| (config, auth))
+            .map_err(|problem| crate::config::ConfigError {
+                key: "auth".into(),
+                problem,
+            })
+    });
+    let (mut config, auth) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            metrics::counter!("uringcast_config_reloads_total", "result" => "refused").increment(1);
+            tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
+            return;
+        }
+    };
+    for key in config.keep_restart_only(&running) {
+        tracing::warn!(
+            key,
+            "configuration reload: this key changed but needs a restart; its running value stays"
+        );
+    }
+    shared.registry.reconfigure(config.live.clone());
+    shared.auth.store(Arc::new(auth));
+    shared.config.store(Arc::new(config));
+    shared.config_generation.fetch_add(1, Ordering::AcqRel);
+    // Workers look at the generation on every tick; the wake-up only makes it immediate.
+    for wake in wakes {
+        sys::eventfd_signal(wake.as_fd());
+    }
+    metrics::counter!("uringcast_config_reloads_total", "result" => "applied").increment(1);
+    tracing::info!("configuration reloaded");
 }
 
 /// Hands free heap memory back to the kernel now and then (`runtime.malloc_trim_interval_ms`).

@@ -292,6 +292,7 @@ impl Worker {
         let Err(refusal) =
             self.shared
                 .auth
+                .load()
                 .check(action, &app, name, query.as_deref(), client, now_s)
         else {
             return true;

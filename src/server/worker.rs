@@ -80,6 +80,8 @@ pub struct Worker {
     /// Re-arm a listener's multishot accept at this time (after an accept error).
     accept_retry_at_ms: [Option<u64>; 2],
     pub(super) drain_deadline_ms: Option<u64>,
+    /// The `Shared::config_generation` this worker's `config` is from.
+    config_generation: u64,
     /// This worker's fan-out state: local readers per stream id.
     pub(super) live: HashMap<u32, super::hub::Hub>,
     /// Reused by `pump_stream` for the list of readers it walks.
@@ -99,7 +101,7 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(spec: WorkerSpec, shared: Arc<Shared>) -> io::Result<Worker> {
-        let config = shared.config.clone();
+        let config = shared.config.load_full();
         let driver = Driver::new(DriverConfig {
             entries: config.runtime.ring_entries,
             iowq_max: [
@@ -154,6 +156,7 @@ impl Worker {
             accepting: true,
             accept_retry_at_ms: [None; 2],
             drain_deadline_ms: None,
+            config_generation: shared.config_generation.load(Ordering::Acquire),
             live: HashMap::new(),
             pump_scratch: Vec::new(),
             #[cfg(debug_assertions)]
@@ -279,6 +282,7 @@ impl Worker {
                 last_flush_ms = now_ms;
                 // A doorbell that failed or was lost delays commands by at most a tick.
                 self.drain_mailbox();
+                self.pick_up_reload();
                 // Bounded: a few fstat calls per tick, never a walk of the whole cache. The
                 // one file-system call left on the worker thread (see `FileCache::sweep`).
                 self.files
@@ -378,6 +382,23 @@ impl Worker {
         }
     }
 
+    /// A reload (SIGHUP) made a new configuration the running one: use it for what starts
+    /// from now on (requests, sessions, limits); what is in progress keeps its state.
+    fn pick_up_reload(&mut self) {
+        let generation = self.shared.config_generation.load(Ordering::Acquire);
+        if generation == self.config_generation {
+            return;
+        }
+        self.config_generation = generation;
+        self.config = self.shared.config.load_full();
+        self.limits = HttpLimits {
+            header_bytes_max: self.config.http.header_bytes_max,
+            request_line_bytes_max: self.config.http.request_line_bytes_max,
+            headers_max: self.config.http.headers_max,
+        };
+        tracing::debug!(worker = self.id, "configuration reloaded");
+    }
+
     /// Commands other workers posted to this worker's mailbox.
     fn drain_mailbox(&mut self) {
         let shared = self.shared.clone();
@@ -424,6 +445,7 @@ impl Worker {
         if self.shared.shutdown.load(Ordering::Acquire) {
             self.begin_drain();
         }
+        self.pick_up_reload();
         if result >= 0 && self.drain_deadline_ms.is_none() {
             self.arm_wake();
         }

@@ -149,3 +149,26 @@ pub fn assert_recording(file: &Path, min_seconds: f64, who: &str) {
         );
     }
 }
+
+/// The clip as FLV (for the GStreamer publishers, which take FLV from a file).
+pub fn av_flv() -> PathBuf {
+    static FLV: OnceLock<PathBuf> = OnceLock::new();
+    FLV.get_or_init(|| {
+        let mp4 = av_clip();
+        let out = mp4.with_extension("flv");
+        if !out.exists() {
+            let tmp = mp4.with_extension(format!("{}.tmp.flv", std::process::id()));
+            let status = Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-i"])
+                .arg(&mp4)
+                .args(["-c", "copy", "-f", "flv"])
+                .arg(&tmp)
+                .status()
+                .expect("ffmpeg");
+            assert!(status.success());
+            std::fs::rename(&tmp, &out).unwrap();
+        }
+        out
+    })
+    .clone()
+}
