@@ -413,3 +413,61 @@ fn sighup_reloads_the_policy_and_refuses_a_broken_file() {
     let _ = publisher.kill();
     let _ = publisher.wait();
 }
+
+/// HLS pushed with PUT under a play policy: the pushed playlist, asked for with a key, carries
+/// the key into its segment URIs (what is stored stays as pushed), so a player that was
+/// given one URL plays the whole stream; without the key everything is 401.
+#[test]
+fn a_pushed_playlist_carries_the_play_key_into_its_segments() {
+    let server = Server::start(
+        "auth-hls-push",
+        "[auth]\nplay = \"key\"\nkeys = [\"k-play\"]\n[hls]\npush_object_bytes_max = 2000000\npush_stream_bytes_max = 8000000\n",
+    );
+    let mut pusher = Command::new("ffmpeg")
+        .args(["-v", "error", "-re", "-i"])
+        .arg(clip_30s())
+        .args(["-t", "12", "-c", "copy", "-f", "hls", "-hls_time", "1"])
+        .args(["-hls_list_size", "4", "-method", "PUT"])
+        .arg(server.url("/live/hp/index.m3u8"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ffmpeg");
+    let mut playlist = String::new();
+    let listed = common::poll_until(common::in_ms(15_000), || {
+        let r = server.get("/live/hp/index.m3u8?key=k-play", &[]);
+        playlist = String::from_utf8_lossy(&r.body).into_owned();
+        r.status == 200 && playlist.matches("#EXTINF").count() >= 2
+    });
+    assert!(listed, "the pushed playlist never appeared: {playlist}");
+    let segments: Vec<&str> = playlist
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for uri in &segments {
+        assert!(uri.ends_with(".ts?key=k-play"), "{playlist}");
+        let r = server.get(&format!("/live/hp/{uri}"), &[]);
+        assert_eq!(r.status, 200, "{uri}");
+        assert_eq!(r.body.first(), Some(&0x47), "{uri}");
+        let bare = uri.split('?').next().unwrap();
+        assert_eq!(server.get(&format!("/live/hp/{bare}"), &[]).status, 401);
+    }
+    assert_eq!(server.get("/live/hp/index.m3u8", &[]).status, 401);
+    assert_eq!(
+        server.get("/live/hp/index.m3u8?key=k-wrong", &[]).status,
+        403
+    );
+    let (ok, err) = ffmpeg_decode(
+        &server.url("/live/hp/index.m3u8?key=k-play"),
+        "error",
+        Some(2.0),
+        Duration::from_secs(30),
+    );
+    assert!(
+        ok && err.trim().is_empty(),
+        "ffmpeg on the keyed playlist: {err}"
+    );
+    let _ = pusher.kill();
+    let _ = pusher.wait();
+}

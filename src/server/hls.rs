@@ -96,7 +96,9 @@ impl Worker {
             return;
         }
         if let Some(object) = self.shared.hls_push.get(app, name, file) {
-            self.respond_pushed(key, head.if_none_match.as_deref(), file, object, send_body);
+            let query = head.query.as_deref();
+            let validator = head.if_none_match.as_deref();
+            self.respond_pushed(key, validator, query, file, object, send_body);
             return;
         }
         let wait_ms = self.config.live.play_wait_ms;
@@ -165,7 +167,7 @@ impl Worker {
                 self.respond_playlist(key, None, query, &snapshot, send_body)
             }
             _ => match self.shared.hls_push.get(app, name, PLAYLIST) {
-                Some(object) => self.respond_pushed(key, None, PLAYLIST, object, send_body),
+                Some(object) => self.respond_pushed(key, None, query, PLAYLIST, object, send_body),
                 None => {
                     self.respond_simple(key, 404, TEXT_PLAIN, b"no HLS segment yet\n", true, &[])
                 }
@@ -174,10 +176,14 @@ impl Worker {
     }
 
     /// An object pushed with PUT: playlists change (short max-age), media objects do not.
+    /// A pushed object. A playlist asked for with a query (a key or a signed token) gets the
+    /// query carried into its relative URIs, so the player's next requests are authorised
+    /// the same way; the bytes stored stay as pushed.
     fn respond_pushed(
         &mut self,
         key: usize,
         if_none_match: Option<&str>,
+        query: Option<&str>,
         file: &str,
         object: PushedObject,
         send_body: bool,
@@ -198,7 +204,13 @@ impl Worker {
             ("Last-Modified", modified.as_str()),
         ];
         let content_type = object.content_type;
-        self.respond_shared(key, 200, content_type, object.bytes, send_body, &headers);
+        let body = match query {
+            Some(query) if !query.is_empty() && file.ends_with(".m3u8") => {
+                with_query(&object.bytes, query)
+            }
+            _ => object.bytes,
+        };
+        self.respond_shared(key, 200, content_type, body, send_body, &headers);
     }
 
     fn respond_playlist(
@@ -438,19 +450,39 @@ impl Worker {
     }
 }
 
-/// `playlist` with `?query` appended to every URI line.
+/// `playlist` with `?query` appended to every relative URI: the URI lines (segments,
+/// variant playlists) and the `URI="..."` attributes of tags (EXT-X-MAP of fMP4 HLS,
+/// EXT-X-MEDIA renditions, EXT-X-KEY). Absolute URIs, which point elsewhere, never get the
+/// query: a token is not handed to another host.
 fn with_query(playlist: &[u8], query: &str) -> Bytes {
     let text = String::from_utf8_lossy(playlist);
     let mut out = String::with_capacity(text.len() + 16 * (query.len() + 1));
     for line in text.lines() {
-        out.push_str(line);
         if !line.is_empty() && !line.starts_with('#') {
-            out.push(if line.contains('?') { '&' } else { '?' });
-            out.push_str(query);
+            push_uri(&mut out, line, query);
+        } else if let Some(at) = line.find("URI=\"") {
+            let start = at + "URI=\"".len();
+            let rest = &line[start..];
+            let end = rest.find('"').map_or(line.len(), |e| start + e);
+            out.push_str(&line[..start]);
+            push_uri(&mut out, &line[start..end], query);
+            out.push_str(&line[end..]);
+        } else {
+            out.push_str(line);
         }
         out.push('\n');
     }
     Bytes::from(out)
+}
+
+/// `uri`, with `query` appended when it is relative.
+fn push_uri(out: &mut String, uri: &str, query: &str) {
+    out.push_str(uri);
+    let absolute = uri.starts_with("//") || uri.contains("://");
+    if !absolute && !uri.is_empty() {
+        out.push(if uri.contains('?') { '&' } else { '?' });
+        out.push_str(query);
+    }
 }
 
 fn http_date(unix_ms: u64) -> String {
@@ -463,4 +495,37 @@ fn etag_matches(header: &str, etag: &str) -> bool {
         .split(',')
         .map(str::trim)
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_goes_into_relative_uris_only() {
+        let pushed = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-MAP:URI=\"init.mp4\"\n\
+                      #EXT-X-KEY:METHOD=AES-128,URI=\"https://keys.example/k\",IV=0x1\n\
+                      #EXTINF:2.000,\nseg1.m4s\n#EXTINF:2.000,\nseg2.m4s?v=2\n\n\
+                      #EXTINF:2.000,\nhttp://cdn.example/seg3.m4s\n//cdn.example/seg4.m4s\n";
+        let out = with_query(pushed.as_bytes(), "key=K");
+        let out = std::str::from_utf8(&out).unwrap();
+        let expected = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-MAP:URI=\"init.mp4?key=K\"\n\
+                        #EXT-X-KEY:METHOD=AES-128,URI=\"https://keys.example/k\",IV=0x1\n\
+                        #EXTINF:2.000,\nseg1.m4s?key=K\n#EXTINF:2.000,\nseg2.m4s?v=2&key=K\n\n\
+                        #EXTINF:2.000,\nhttp://cdn.example/seg3.m4s\n//cdn.example/seg4.m4s\n";
+        assert_eq!(out, expected);
+        // A master playlist: variant lines and rendition URIs.
+        let master = "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"en/index.m3u8\"\n\
+                      #EXT-X-STREAM-INF:BANDWIDTH=800000,AUDIO=\"a\"\nlow/index.m3u8\n";
+        let out = with_query(master.as_bytes(), "expires=1&token=ab");
+        let out = std::str::from_utf8(&out).unwrap();
+        assert!(
+            out.contains("URI=\"en/index.m3u8?expires=1&token=ab\""),
+            "{out}"
+        );
+        assert!(
+            out.contains("\nlow/index.m3u8?expires=1&token=ab\n"),
+            "{out}"
+        );
+    }
 }
