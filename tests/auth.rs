@@ -471,3 +471,45 @@ fn a_pushed_playlist_carries_the_play_key_into_its_segments() {
     let _ = pusher.kill();
     let _ = pusher.wait();
 }
+
+/// A stream whose publisher has gone is kept for `live.publisher_grace_ms` so the encoder can
+/// come back; only a publisher that passes the same check may take it over meanwhile.
+#[test]
+fn a_stream_in_its_grace_period_is_taken_over_only_with_credentials() {
+    let server = Server::start(
+        "auth-grace",
+        "[auth]\npublish = \"key\"\nkeys = [\"k-right\"]\n[live]\npublisher_grace_ms = 30000\n",
+    );
+    let flv = common::media::av_flv();
+    let post = |key: &str| {
+        let (_, out, _) = common::run_bounded_output(
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+                .arg("--data-binary")
+                .arg(format!("@{}", flv.display()))
+                .arg(server.url(&format!("/live/g.flv?key={key}"))),
+            Duration::from_secs(10),
+        );
+        out.trim().to_string()
+    };
+    // The body ends at once: the stream is in its grace period.
+    assert_eq!(post("k-right"), "200");
+    let publishes = || {
+        let body = server.get("/api/v1/streams", &[]).body;
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        json["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "g"))
+            .map(|s| s["publishes"].as_u64().unwrap_or(0))
+    };
+    assert_eq!(publishes(), Some(1));
+    assert_eq!(post("k-wrong"), "403");
+    assert_eq!(post(""), "403");
+    assert_eq!(
+        publishes(),
+        Some(1),
+        "a refused publisher touched the stream"
+    );
+    assert_eq!(post("k-right"), "200");
+    assert_eq!(publishes(), Some(2));
+}
