@@ -260,6 +260,9 @@ pub struct LiveConfig {
     /// every stream's ring plus `ring_bytes` for the new one would exceed it. 0 = a quarter of
     /// the machine's physical memory.
     pub memory_max: u64,
+    /// The window of a stream's ingest QoS figures (bitrate, fps, GOP min/avg/max, arrival
+    /// jitter p50/p99) in the API and /metrics.
+    pub qos_window_ms: u64,
 }
 
 impl LiveConfig {
@@ -433,6 +436,7 @@ impl Default for LiveConfig {
             send_coalesce_ms: 100,
             send_coalesce_bytes: 128 << 10,
             memory_max: 0,
+            qos_window_ms: 30_000,
         }
     }
 }
@@ -769,6 +773,7 @@ impl Config {
             (1 << 24) - 1,
         )?;
         range("live.send_coalesce_ms", l.send_coalesce_ms, 0, 2_000)?;
+        range("live.qos_window_ms", l.qos_window_ms, 1_000, 600_000)?;
         range(
             "live.send_coalesce_bytes",
             l.send_coalesce_bytes as u64,

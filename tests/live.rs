@@ -549,6 +549,36 @@ fn a_slow_reader_hurts_nobody_and_is_skipped_then_dropped() {
         1.0,
         "{metrics}"
     );
+    // The skips as frames: what the slow reader jumped over, against what was sent; its late
+    // sends are in the lag histogram, above the lag limit.
+    let skipped = metric_sum(
+        &metrics,
+        "uringcast_stream_frames_skipped_total",
+        &["live/slow"],
+    );
+    let sent = metric_sum(
+        &metrics,
+        "uringcast_stream_frames_sent_total",
+        &["live/slow"],
+    );
+    assert!(skipped >= 3.0 && sent > skipped, "{metrics}");
+    let ratio = metric_sum(
+        &metrics,
+        "uringcast_stream_frame_drop_ratio",
+        &["live/slow"],
+    );
+    assert!(
+        (ratio - skipped / (sent + skipped)).abs() < 0.01 && ratio > 0.0,
+        "{metrics}"
+    );
+    let lag = |le: &str| {
+        metric_sum(
+            &metrics,
+            "uringcast_stream_reader_lag_seconds_bucket",
+            &["live/slow", &format!("le=\"{le}\"")],
+        )
+    };
+    assert!(lag("+Inf") - lag("1") >= 1.0, "no lag above 1 s: {metrics}");
     // The publisher kept real time: its stream advanced ~as much media as wall time passed.
     let api = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
     let video_frames: f64 = api

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::media::qos::{BOUNDS, FIRST_BYTE_BUCKETS_MS, LAG_BUCKETS_MS, LocalHistogram};
 use crate::media::stream::Registry;
 
 /// The plain status page at `/`: the live streams. It does no filesystem work (it runs on
@@ -81,6 +82,29 @@ struct StreamFigures {
     skips: u64,
     slow_reader_disconnects: u64,
     ring_bytes: usize,
+    /// Ingest QoS over `qos_window_ms` (see `media::qos`).
+    qos_window_ms: u64,
+    gop_min_ms: Option<u64>,
+    gop_avg_ms: Option<u64>,
+    gop_max_ms: Option<u64>,
+    jitter_p50_ms: Option<u64>,
+    jitter_p99_ms: Option<u64>,
+    sequence_header_changes: u64,
+    /// Delivery: frames sent to readers and skipped by lagging readers, and the ratio
+    /// skipped / (sent + skipped).
+    frames_sent: u64,
+    frames_skipped: u64,
+    frame_drop_ratio: f64,
+    /// Quantiles of the readers' lag and first-byte histograms (a bucket's upper bound; the
+    /// top bucket reports its lower bound).
+    reader_lag_p50_ms: Option<u64>,
+    reader_lag_p99_ms: Option<u64>,
+    first_byte_p50_ms: Option<u64>,
+    first_byte_p99_ms: Option<u64>,
+    #[serde(skip)]
+    reader_lag: LocalHistogram,
+    #[serde(skip)]
+    first_byte: LocalHistogram,
 }
 
 #[derive(serde::Serialize)]
@@ -98,6 +122,14 @@ fn stream_figures(s: &crate::media::stream::Stream, now_ms: u64) -> StreamFigure
     let video_frames = s.stats.video_frames.load(Relaxed);
     let measured_fps =
         (media_ms > 0 && video_frames > 1).then(|| video_frames as f64 * 1000.0 / media_ms as f64);
+    let qos = s.qos.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let frames_sent = s.stats.frames_sent.load(Relaxed);
+    let frames_skipped = s.stats.frames_skipped.load(Relaxed);
+    let reader_lag = s.reader_lag.read();
+    let first_byte = s.first_byte.read();
+    let quantile = |h: &LocalHistogram, bounds: &[u64; BOUNDS], q: f64| {
+        h.quantile(bounds, q).map(|v| v.min(bounds[BOUNDS - 1]))
+    };
     StreamFigures {
         app: s.app.clone(),
         name: s.name.clone(),
@@ -106,8 +138,13 @@ fn stream_figures(s: &crate::media::stream::Stream, now_ms: u64) -> StreamFigure
         audio_codec: codec_name(info.audio_codec),
         width: info.width,
         height: info.height,
-        fps: info.fps.or(measured_fps),
-        ingest_bitrate_kbps: (bytes_in * 8).checked_div(media_ms).unwrap_or(0),
+        // Measured over the window; the declared rate (onMetaData) until there is a window.
+        fps: qos.fps.or(info.fps).or(measured_fps),
+        ingest_bitrate_kbps: if qos.bitrate_kbps > 0 {
+            qos.bitrate_kbps
+        } else {
+            (bytes_in * 8).checked_div(media_ms).unwrap_or(0)
+        },
         gop_interval_ms: s.stats.gop_interval_ms.load(Relaxed),
         uptime_ms: now_ms.saturating_sub(s.started_at_ms),
         publishes: info.publishes,
@@ -125,6 +162,26 @@ fn stream_figures(s: &crate::media::stream::Stream, now_ms: u64) -> StreamFigure
         skips: s.stats.skips.load(Relaxed),
         slow_reader_disconnects: s.stats.slow_disconnects.load(Relaxed),
         ring_bytes: s.flv.retained_bytes(),
+        qos_window_ms: qos.window_ms,
+        gop_min_ms: qos.gop_min_ms,
+        gop_avg_ms: qos.gop_avg_ms,
+        gop_max_ms: qos.gop_max_ms,
+        jitter_p50_ms: qos.jitter_p50_ms,
+        jitter_p99_ms: qos.jitter_p99_ms,
+        sequence_header_changes: qos.sequence_header_changes,
+        frames_sent,
+        frames_skipped,
+        frame_drop_ratio: if frames_sent + frames_skipped == 0 {
+            0.0
+        } else {
+            frames_skipped as f64 / (frames_sent + frames_skipped) as f64
+        },
+        reader_lag_p50_ms: quantile(&reader_lag, &LAG_BUCKETS_MS, 0.5),
+        reader_lag_p99_ms: quantile(&reader_lag, &LAG_BUCKETS_MS, 0.99),
+        first_byte_p50_ms: quantile(&first_byte, &FIRST_BYTE_BUCKETS_MS, 0.5),
+        first_byte_p99_ms: quantile(&first_byte, &FIRST_BYTE_BUCKETS_MS, 0.99),
+        reader_lag,
+        first_byte,
     }
 }
 
@@ -199,6 +256,60 @@ const STREAM_SERIES: &[Series] = &[
         |f| f.timestamp_corrections as f64,
     ),
     (
+        "uringcast_stream_frames_sent_total",
+        "counter",
+        "Frames (ring entries) sent to readers.",
+        |f| f.frames_sent as f64,
+    ),
+    (
+        "uringcast_stream_frames_skipped_total",
+        "counter",
+        "Frames lagging readers skipped (moved to the latest keyframe).",
+        |f| f.frames_skipped as f64,
+    ),
+    (
+        "uringcast_stream_frame_drop_ratio",
+        "gauge",
+        "Frames skipped by lagging readers / (sent + skipped), since the stream started.",
+        |f| f.frame_drop_ratio,
+    ),
+    (
+        "uringcast_stream_sequence_header_changes_total",
+        "counter",
+        "Sequence headers that differed from the previous one (encoder restarts, settings).",
+        |f| f.sequence_header_changes as f64,
+    ),
+    (
+        "uringcast_stream_gop_min_ms",
+        "gauge",
+        "Shortest keyframe interval in the QoS window (0: fewer than two keyframes).",
+        |f| f.gop_min_ms.unwrap_or(0) as f64,
+    ),
+    (
+        "uringcast_stream_gop_avg_ms",
+        "gauge",
+        "Average keyframe interval in the QoS window.",
+        |f| f.gop_avg_ms.unwrap_or(0) as f64,
+    ),
+    (
+        "uringcast_stream_gop_max_ms",
+        "gauge",
+        "Longest keyframe interval in the QoS window.",
+        |f| f.gop_max_ms.unwrap_or(0) as f64,
+    ),
+    (
+        "uringcast_stream_jitter_p50_ms",
+        "gauge",
+        "Median arrival jitter (arrival time against media time) in the QoS window.",
+        |f| f.jitter_p50_ms.unwrap_or(0) as f64,
+    ),
+    (
+        "uringcast_stream_jitter_p99_ms",
+        "gauge",
+        "99th percentile arrival jitter in the QoS window.",
+        |f| f.jitter_p99_ms.unwrap_or(0) as f64,
+    ),
+    (
         "uringcast_stream_ring_bytes",
         "gauge",
         "Bytes retained in the stream's chunk ring.",
@@ -207,7 +318,7 @@ const STREAM_SERIES: &[Series] = &[
     (
         "uringcast_stream_ingest_bitrate_kbps",
         "gauge",
-        "Average ingest bitrate since the stream started.",
+        "Ingest bitrate over the QoS window.",
         |f| f.ingest_bitrate_kbps as f64,
     ),
     (
@@ -219,7 +330,7 @@ const STREAM_SERIES: &[Series] = &[
     (
         "uringcast_stream_fps",
         "gauge",
-        "Frame rate (onMetaData, else measured).",
+        "Frame rate measured over the QoS window (onMetaData's until then).",
         |f| f.fps.unwrap_or(0.0),
     ),
     (
@@ -290,6 +401,38 @@ pub fn stream_metrics(registry: &Registry, labels: bool, now_ms: u64, out: &mut 
             let _ = writeln!(out, "{name}{{protocol=\"{protocol}\"}} {total}");
         }
     }
+    for (name, help, bounds, histogram) in [
+        (
+            "uringcast_stream_reader_lag_seconds",
+            "Readers' lag behind the newest frame after each completed send.",
+            &LAG_BUCKETS_MS,
+            (|f: &StreamFigures| &f.reader_lag) as fn(&StreamFigures) -> &LocalHistogram,
+        ),
+        (
+            "uringcast_stream_first_byte_seconds",
+            "Time from a reader's connection to its first media bytes out.",
+            &FIRST_BYTE_BUCKETS_MS,
+            |f| &f.first_byte,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        if labels {
+            for f in &figures {
+                let label = format!("stream=\"{}/{}\",", f.app, f.name);
+                write_histogram(out, name, &label, bounds, histogram(f));
+            }
+        } else {
+            let mut total = LocalHistogram::default();
+            for f in &figures {
+                let h = histogram(f);
+                for (t, c) in total.counts.iter_mut().zip(h.counts) {
+                    *t += c;
+                }
+                total.sum_ms += h.sum_ms;
+            }
+            write_histogram(out, name, "", bounds, &total);
+        }
+    }
     let _ = writeln!(
         out,
         "# HELP uringcast_streams Live streams.\n# TYPE uringcast_streams gauge\nuringcast_streams {}",
@@ -303,4 +446,31 @@ pub fn stream_metrics(registry: &Registry, labels: bool, now_ms: u64, out: &mut 
          # HELP uringcast_live_memory_max_bytes The live memory budget (live.memory_max).\n\
          # TYPE uringcast_live_memory_max_bytes gauge\nuringcast_live_memory_max_bytes {max}"
     );
+}
+
+/// One Prometheus histogram's series (`label` is empty or ends with a comma).
+fn write_histogram(
+    out: &mut String,
+    name: &str,
+    label: &str,
+    bounds: &[u64; BOUNDS],
+    h: &LocalHistogram,
+) {
+    let mut cumulative = 0;
+    for (i, count) in h.counts.iter().enumerate() {
+        cumulative += count;
+        let le = match bounds.get(i) {
+            Some(ms) => format!("{}", *ms as f64 / 1000.0),
+            None => "+Inf".to_string(),
+        };
+        let _ = writeln!(out, "{name}_bucket{{{label}le=\"{le}\"}} {cumulative}");
+    }
+    let label = label.trim_end_matches(',');
+    let braces = if label.is_empty() {
+        String::new()
+    } else {
+        format!("{{{label}}}")
+    };
+    let _ = writeln!(out, "{name}_sum{braces} {}", h.sum_ms as f64 / 1000.0);
+    let _ = writeln!(out, "{name}_count{braces} {cumulative}");
 }

@@ -3,6 +3,7 @@
 pub mod framing;
 pub mod hls;
 pub mod hls_push;
+pub mod qos;
 pub mod ring;
 pub mod stream;
 pub mod unit;

@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use crossbeam_utils::CachePadded;
 
 use super::framing;
+use super::qos::{Histogram, IngestQos, QosSnapshot};
 use super::ring::{AppendError, ChunkRing};
 use super::unit::{Codec, MediaUnit, UnitKind};
 use crate::config::LiveConfig;
@@ -108,6 +109,10 @@ pub struct StreamStats {
     pub last_pts_ms: AtomicU64,
     /// The latest video frame interval (for placing a republish one frame after the old end).
     pub frame_interval_ms: AtomicU64,
+    /// Entries (frames) sent to readers, and skipped by lagging readers: the frame-drop rate
+    /// is skipped / (sent + skipped). Added to from the workers' hubs once per tick.
+    pub frames_sent: CachePadded<AtomicU64>,
+    pub frames_skipped: CachePadded<AtomicU64>,
 }
 
 /// Descriptive facts that change rarely (codec, size), behind a mutex read only by the API.
@@ -130,6 +135,12 @@ pub struct StreamInfo {
 /// while their reader count (`StreamStats::readers_*`) is above zero, and rebuilt from the next
 /// keyframe when a first reader of that format arrives.
 pub struct Stream {
+    /// The ingest QoS figures of the current publish (see [`crate::media::qos`]).
+    pub qos: Mutex<QosSnapshot>,
+    /// Readers' lag behind the newest entry after each completed send.
+    pub reader_lag: Histogram,
+    /// Time from a reader's connection to its first media bytes out.
+    pub first_byte: Histogram,
     pub id: u32,
     pub app: String,
     pub name: String,
@@ -365,6 +376,20 @@ pub struct Publisher {
     /// Largest sequence header or metadata body accepted (`live.header_bytes_max`).
     header_bytes_max: usize,
     last_video_dts_ms: Option<u64>,
+    /// Ingest QoS over `live.qos_window_ms`, published to `Stream::qos` once a second.
+    qos: IngestQos,
+    /// The arrival clock of the QoS figures (monotonic) and when they were last published.
+    clock: std::time::Instant,
+    /// None until the first frame's figures are published.
+    qos_published_ms: Option<u64>,
+}
+
+impl Drop for Publisher {
+    /// The last figures of a publish stay readable after it (a burst that arrived within a
+    /// second would otherwise never show).
+    fn drop(&mut self) {
+        self.publish_qos(self.clock.elapsed().as_millis() as u64);
+    }
 }
 
 /// Why a publish ended with an error.
@@ -476,6 +501,9 @@ impl Publisher {
         } else {
             self.rebase(unit.kind, unit.dts_ms)
         };
+        if unit.kind != UnitKind::Script && !unit.config {
+            self.observe_qos(unit, dts_ms);
+        }
         let stream = &self.stream;
         let mut entry = None;
         stream
@@ -504,6 +532,7 @@ impl Publisher {
                 // first: it needs the unit's tag buffer to itself, and the headers then share
                 // its body.
                 entry = Some(flv_entry(unit, dts_ms));
+                self.qos.on_config(unit.kind == UnitKind::Video, &unit.body);
                 let mut headers = (**stream.headers.load()).clone();
                 let mut info = stream.info.lock().unwrap_or_else(|p| p.into_inner());
                 if unit.kind == UnitKind::Video {
@@ -575,6 +604,28 @@ impl Publisher {
             })?;
         self.produce_ts(seq, unit, dts_ms);
         Ok(())
+    }
+
+    /// Count a media frame in the ingest QoS, and publish the figures once a second.
+    fn observe_qos(&mut self, unit: &MediaUnit, dts_ms: u64) {
+        let now_ms = self.clock.elapsed().as_millis() as u64;
+        let video = unit.kind == UnitKind::Video;
+        self.qos.on_frame(
+            now_ms,
+            dts_ms,
+            unit.body.len(),
+            video,
+            video && unit.keyframe,
+        );
+        if self.qos_published_ms.is_none_or(|at| now_ms >= at + 1000) {
+            self.publish_qos(now_ms);
+        }
+    }
+
+    fn publish_qos(&mut self, now_ms: u64) {
+        self.qos_published_ms = Some(now_ms);
+        let snapshot = self.qos.snapshot(now_ms);
+        *self.stream.qos.lock().unwrap_or_else(|p| p.into_inner()) = snapshot;
     }
 
     /// Mux the entry just appended (`seq`, from `unit` at `dts_ms`) into MPEG-TS while some
@@ -956,6 +1007,9 @@ impl Registry {
                     reader_workers: CachePadded::new(AtomicU64::new(0)),
                     wake_pending: CachePadded::new(AtomicU64::new(0)),
                     stats: StreamStats::default(),
+                    qos: Mutex::new(QosSnapshot::default()),
+                    reader_lag: Histogram::default(),
+                    first_byte: Histogram::default(),
                     info: Mutex::new(StreamInfo::default()),
                     ts: Mutex::new(TsState::default()),
                     ts_psi: Stream::new_ts_psi(),
@@ -987,7 +1041,24 @@ impl Registry {
             continue_at: None,
             header_bytes_max: self.config.load().header_bytes_max,
             last_video_dts_ms: None,
+            qos: IngestQos::new(self.config.load().qos_window_ms),
+            clock: std::time::Instant::now(),
+            qos_published_ms: None,
         };
+        {
+            let headers = publisher.stream.headers.load();
+            let changes = publisher
+                .stream
+                .qos
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .sequence_header_changes;
+            publisher.qos.continue_from(
+                headers.video_config.clone(),
+                headers.audio_config.clone(),
+                changes,
+            );
+        }
         if previous_last {
             // Continue after everything the old publisher presented (its B-frames present
             // after its last dts) plus one frame, so players reading across the seam see

@@ -16,6 +16,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::media::qos::LocalHistogram;
 use crate::media::ring::{Entry, Position};
 use crate::media::stream::Stream;
 
@@ -43,6 +44,12 @@ pub(crate) struct Hub {
     /// Bytes sent to this worker's readers since the stream's figures were last updated
     /// (worker-local, added to the stream's shared counter once per tick).
     pub bytes_out: u64,
+    /// Frames (entries) sent and skipped, and the readers' lag and first-byte times, since
+    /// the last flush (worker-local, like `bytes_out`).
+    pub frames_sent: u64,
+    pub frames_skipped: u64,
+    pub lag: LocalHistogram,
+    pub first_byte: LocalHistogram,
 }
 
 impl Hub {
@@ -58,6 +65,10 @@ impl Hub {
             released_head: head,
             unsent_bytes: 0,
             bytes_out: 0,
+            frames_sent: 0,
+            frames_skipped: 0,
+            lag: LocalHistogram::default(),
+            first_byte: LocalHistogram::default(),
             readers: Vec::new(),
             stream,
         }

@@ -18,6 +18,7 @@ use super::hub::Hub;
 use super::worker::Worker;
 use crate::app::router::LiveFormat;
 use crate::media::framing::Framing;
+use crate::media::qos::{FIRST_BYTE_BUCKETS_MS, LAG_BUCKETS_MS};
 use crate::media::ring::Position;
 use crate::media::stream::Stream;
 use crate::metrics::CloseReason;
@@ -161,12 +162,22 @@ impl Worker {
     /// Once per tick: the hubs' worker-local byte counts go to the streams' shared figures.
     pub(super) fn live_flush_stats(&mut self) {
         for hub in self.live.values_mut() {
-            if hub.bytes_out > 0 {
-                hub.stream
-                    .stats
-                    .bytes_out
-                    .fetch_add(hub.bytes_out, Ordering::Relaxed);
-                hub.bytes_out = 0;
+            let stats = &hub.stream.stats;
+            for (local, shared) in [
+                (&mut hub.bytes_out, &stats.bytes_out),
+                (&mut hub.frames_sent, &stats.frames_sent),
+                (&mut hub.frames_skipped, &stats.frames_skipped),
+            ] {
+                if *local > 0 {
+                    shared.fetch_add(*local, Ordering::Relaxed);
+                    *local = 0;
+                }
+            }
+            if !hub.lag.is_empty() {
+                hub.stream.reader_lag.absorb(&mut hub.lag);
+            }
+            if !hub.first_byte.is_empty() {
+                hub.stream.first_byte.absorb(&mut hub.first_byte);
             }
         }
     }
@@ -473,6 +484,7 @@ impl Worker {
                     reader.skips += 1;
                     reader.last_skip_ms = now_ms;
                     hub.stream.stats.skips.fetch_add(1, Ordering::Relaxed);
+                    hub.frames_skipped += start - cursor;
                     self.stats.live_skips += 1;
                     if reader.skips > max_skips {
                         hub.stream
@@ -614,6 +626,7 @@ impl Worker {
         }
         let sent = result as usize;
         self.progress(key, sent as u64);
+        let now_ms = self.now_ms();
         let max_lag_ms = self.config.live.max_lag_ms;
         let max_lag_bytes = self.config.live.max_lag_bytes as u64;
         let conn = &mut self.conns[key];
@@ -657,13 +670,24 @@ impl Worker {
         }
         let cursor = reader.cursor.map(|c| c + reader.batch_entries as u64);
         reader.cursor = cursor;
+        hub.frames_sent += reader.batch_entries as u64;
         reader.batch_entries = 0;
+        // The reader's lag: how far the newest entry is ahead of the last one it now has.
+        if let Some(c) = cursor
+            && let (Some(last), Some(newest)) = (hub.get(c.wrapping_sub(1)), hub.newest())
+        {
+            let lag_ms = newest.dts_ms.saturating_sub(last.dts_ms);
+            hub.lag.observe(&LAG_BUCKETS_MS, lag_ms);
+        }
         if reader.end_requested {
             // Shut down mid-batch: the body's end goes now.
             self.reader_next(key);
             return;
         }
         if reader.preamble.take().is_some() {
+            let first_byte_ms = now_ms.saturating_sub(conn.opened_ms);
+            hub.first_byte
+                .observe(&FIRST_BYTE_BUCKETS_MS, first_byte_ms);
             // The first batch (a whole GOP for a joiner) is out: give back what it needed.
             reader.batch.shrink_to(READER_IOVS_KEEP);
             conn.wbuf = Vec::new();
