@@ -9,6 +9,8 @@
 #    and, with the machine's Node.js (>= 20) and npm, `npm ci` in tests/browser (playwright-core
 #    and the players; nothing downloads a browser). The npm step is skipped when node_modules
 #    already matches package-lock.json.
+#    promtool comes from Debian's prometheus package, downloaded and unpacked under
+#    target/tools (never installed: no daemon).
 # 2. cargo fmt --check, cargo clippy --all-targets -D warnings.
 # 3. cargo test --bench http_parse (criterion in test mode), then cargo test: unit and property tests (parsers, ring, timer, config), the stable runs of
 #    the fuzz entry points, and the integration tests that start the real binary on
@@ -52,6 +54,24 @@ if ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.uringcas
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     cp tests/browser/package-lock.json tests/browser/node_modules/.uringcast-lock
 fi
+
+# promtool (Prometheus' rule and exposition checker, for tests/ops.rs): Debian's prometheus
+# package unpacked under target/tools, not installed, so no daemon or user is set up.
+PROMTOOL_DIR=target/tools/prometheus
+if ! command -v promtool >/dev/null 2>&1 && [ ! -x "$PROMTOOL_DIR/usr/bin/promtool" ]; then
+    echo "scripts/test.sh: fetching promtool (Debian's prometheus package, unpacked only)"
+    mkdir -p "$PROMTOOL_DIR"
+    if ! (cd "$PROMTOOL_DIR" && apt-get download prometheus >/dev/null 2>&1); then
+        # A fresh machine may have no package lists yet.
+        [ "$(id -u)" -eq 0 ] && apt-get update -qq
+        (cd "$PROMTOOL_DIR" && apt-get download prometheus >/dev/null)
+    fi
+    (cd "$PROMTOOL_DIR" && dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb)
+fi
+if [ -z "${PROMTOOL:-}" ]; then
+    PROMTOOL=$(command -v promtool 2>/dev/null || echo "$PWD/$PROMTOOL_DIR/usr/bin/promtool")
+fi
+export PROMTOOL
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings

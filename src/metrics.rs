@@ -19,8 +19,111 @@ pub fn install() -> &'static PrometheusHandle {
         // A second recorder can only come from a test harness that installed one already;
         // the handle still renders ours.
         let _ = metrics::set_global_recorder(recorder);
+        describe();
         handle
     })
+}
+
+/// HELP text of every process-wide series (the per-stream series carry theirs in
+/// `app::api`): `promtool check metrics` in the tests holds every series to it.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge};
+    for (name, help) in [
+        (
+            "uringcast_bytes_sent_total",
+            "Bytes sent to clients (responses, files and live media), per worker.",
+        ),
+        (
+            "uringcast_connections_accepted_total",
+            "HTTP connections accepted, per worker.",
+        ),
+        (
+            "uringcast_rtmp_connections_accepted_total",
+            "RTMP connections accepted, per worker.",
+        ),
+        (
+            "uringcast_connections_refused_total",
+            "Connections closed at accept: http.connections_max_per_worker reached.",
+        ),
+        (
+            "uringcast_connections_closed_total",
+            "Connections closed, by reason.",
+        ),
+        (
+            "uringcast_http_requests_total",
+            "HTTP requests answered, by status class.",
+        ),
+        (
+            "uringcast_deadline_expired_total",
+            "Connections closed by a deadline (idle, header, send, linger).",
+        ),
+        (
+            "uringcast_vod_file_cache_lookups_total",
+            "Open-file cache lookups for on-demand files, by result.",
+        ),
+        (
+            "uringcast_vod_ring_ops_total",
+            "Opens and stats of on-demand files done through the ring.",
+        ),
+        (
+            "uringcast_vod_opens_abandoned_total",
+            "File opens that completed after their connection had closed.",
+        ),
+        (
+            "uringcast_vod_uncached_chunks_total",
+            "File chunks sent that were not in the page cache (splice instead of sendfile).",
+        ),
+        (
+            "uringcast_sends_submitted_total",
+            "Send operations submitted to the ring, per worker.",
+        ),
+        (
+            "uringcast_splices_submitted_total",
+            "Splice operations submitted to the ring, per worker.",
+        ),
+        (
+            "uringcast_sendfile_calls_total",
+            "sendfile(2) calls for on-demand files, per worker.",
+        ),
+        (
+            "uringcast_live_skips_total",
+            "Live readers moved to the latest keyframe for lagging, per worker.",
+        ),
+        (
+            "uringcast_live_wake_failures_total",
+            "Cross-worker doorbells (MSG_RING) that failed; the next tick delivers.",
+        ),
+        (
+            "uringcast_live_wake_missed_total",
+            "Streams whose news reached a worker by its tick rather than a doorbell.",
+        ),
+        (
+            LOG_LINES_DROPPED,
+            "Log lines dropped because the log queue was full (runtime.log_queue_lines).",
+        ),
+        (
+            "uringcast_auth_refused_total",
+            "Publishes and plays refused by [auth], by protocol, action and reason.",
+        ),
+        (
+            "uringcast_config_reloads_total",
+            "Configuration reloads (SIGHUP), applied or refused.",
+        ),
+        (
+            "uringcast_rtmp_errors_total",
+            "RTMP connections closed for breaking the protocol or a limit, by reason.",
+        ),
+        (
+            "uringcast_rtmp_refused_total",
+            "RTMP connects, publishes and plays refused, by status code.",
+        ),
+    ] {
+        describe_counter!(name, help);
+    }
+    describe_gauge!(
+        "uringcast_connections_active",
+        "Connections open now, per worker."
+    );
 }
 
 /// Render the Prometheus text exposition.

@@ -401,7 +401,7 @@ fn publish_and_many_readers_decode_from_a_keyframe() {
     );
     for series in [
         "uringcast_stream_fps{stream=\"live/cam1\"} 25",
-        "uringcast_stream_gop_interval_ms{stream=\"live/cam1\"} 1000",
+        "uringcast_stream_gop_interval_seconds{stream=\"live/cam1\"} 1",
         "uringcast_stream_publishing{stream=\"live/cam1\"} 1",
         "uringcast_stream_readers{stream=\"live/cam1\",protocol=\"flv\"}",
     ] {

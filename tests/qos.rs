@@ -98,8 +98,8 @@ fn ingest_and_delivery_figures_match_what_was_sent() {
         &["live/q", "le=\"+Inf\""],
     );
     assert_eq!(inf, 2.0, "{text}");
-    let gop = metric_sum(&text, "uringcast_stream_gop_avg_ms", &["live/q"]);
-    assert!((950.0..=1050.0).contains(&gop), "{text}");
+    let gop = metric_sum(&text, "uringcast_stream_gop_avg_seconds", &["live/q"]);
+    assert!((0.95..=1.05).contains(&gop), "{text}");
     assert!(
         metric_sum(
             &text,
