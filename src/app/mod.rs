@@ -2,6 +2,7 @@
 //! The server's sessions ask [`router::route`] where a request goes and build the answer's
 //! bytes from [`api`]; they own the sockets and the sends.
 
+pub mod access_log;
 pub mod api;
 pub mod auth;
 pub mod router;

@@ -92,6 +92,10 @@ pub struct RequestHead {
     pub if_match: Option<String>,
     pub if_unmodified_since: Option<String>,
     pub origin: Option<String>,
+    /// `User-Agent` and `Referer`, for the access log only (invalid UTF-8 is replaced, never
+    /// an error: a log field must not fail a request).
+    pub user_agent: Option<String>,
+    pub referer: Option<String>,
     /// Bytes of the head including leading empty lines and the final CRLFCRLF: advance the
     /// receive buffer by this much.
     pub head_len: usize,
@@ -215,6 +219,8 @@ fn build_head(req: &httparse::Request<'_, '_>, head_len: usize) -> Result<Reques
         if_match: None,
         if_unmodified_since: None,
         origin: None,
+        user_agent: None,
+        referer: None,
         head_len,
     };
 
@@ -269,6 +275,12 @@ fn build_head(req: &httparse::Request<'_, '_>, head_len: usize) -> Result<Reques
             set_first(&mut head.if_range, value)?;
         } else if name.eq_ignore_ascii_case("origin") {
             set_first(&mut head.origin, value)?;
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            head.user_agent
+                .get_or_insert_with(|| String::from_utf8_lossy(value).into_owned());
+        } else if name.eq_ignore_ascii_case("referer") {
+            head.referer
+                .get_or_insert_with(|| String::from_utf8_lossy(value).into_owned());
         }
     }
 
@@ -545,6 +557,11 @@ mod tests {
         );
         assert_eq!(head.origin.as_deref(), Some("https://player.example"));
         assert_eq!(head.head_len, TYPICAL.len());
+        let head = complete(
+            b"GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: curl/8 \xff\r\nReferer: https://r.example/\r\nUser-Agent: second\r\n\r\n",
+        );
+        assert_eq!(head.user_agent.as_deref(), Some("curl/8 \u{fffd}"));
+        assert_eq!(head.referer.as_deref(), Some("https://r.example/"));
     }
 
     #[test]
