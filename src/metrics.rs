@@ -56,10 +56,12 @@ pub enum CloseReason {
     Shutdown,
     /// A live reader fell too far behind too often.
     SlowReader,
+    /// Ended through the admin API (`DELETE /api/v1/sessions/{id}` or `/api/v1/streams/...`).
+    Kicked,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 8] = [
         CloseReason::Peer,
         CloseReason::Done,
         CloseReason::ProtocolError,
@@ -67,6 +69,7 @@ impl CloseReason {
         CloseReason::IoError,
         CloseReason::Shutdown,
         CloseReason::SlowReader,
+        CloseReason::Kicked,
     ];
 
     /// The reason for a failed socket operation: the peer's doing (reset, gone) or ours.
@@ -97,6 +100,7 @@ impl CloseReason {
             CloseReason::IoError => "io_error",
             CloseReason::Shutdown => "shutdown",
             CloseReason::SlowReader => "slow_reader",
+            CloseReason::Kicked => "kicked",
         }
     }
 }

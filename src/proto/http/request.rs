@@ -92,6 +92,8 @@ pub struct RequestHead {
     pub if_match: Option<String>,
     pub if_unmodified_since: Option<String>,
     pub origin: Option<String>,
+    /// The `Authorization` field (the admin API's bearer token).
+    pub authorization: Option<String>,
     /// Bytes of the head including leading empty lines and the final CRLFCRLF: advance the
     /// receive buffer by this much.
     pub head_len: usize,
@@ -215,6 +217,7 @@ fn build_head(req: &httparse::Request<'_, '_>, head_len: usize) -> Result<Reques
         if_match: None,
         if_unmodified_since: None,
         origin: None,
+        authorization: None,
         head_len,
     };
 
@@ -269,6 +272,8 @@ fn build_head(req: &httparse::Request<'_, '_>, head_len: usize) -> Result<Reques
             set_first(&mut head.if_range, value)?;
         } else if name.eq_ignore_ascii_case("origin") {
             set_first(&mut head.origin, value)?;
+        } else if name.eq_ignore_ascii_case("authorization") {
+            set_first(&mut head.authorization, value)?;
         }
     }
 
