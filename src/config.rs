@@ -1075,10 +1075,9 @@ mod tests {
             let config = Config::from_toml(toml).unwrap();
             assert_eq!(config.validate().unwrap_err().key, key, "{toml}");
         }
-        let config = Config::from_toml(
-            "[admin]\nlisten = \"\"\nallow = []\ntoken = \"0123456789abcdef\"\n",
-        )
-        .unwrap();
+        let config =
+            Config::from_toml("[admin]\nlisten = \"\"\nallow = []\ntoken = \"0123456789abcdef\"\n")
+                .unwrap();
         config.validate().unwrap();
         assert_eq!(config.admin_listen_addr().unwrap(), None);
         let cli = Cli {

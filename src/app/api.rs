@@ -32,7 +32,9 @@ impl AdminAccess {
         for net in &config.allow {
             let parsed = net.parse::<IpNet>().map_err(|e| ConfigError {
                 key: "admin.allow".into(),
-                problem: format!("`{net}` is not a network in CIDR notation such as 10.0.0.0/8 ({e})"),
+                problem: format!(
+                    "`{net}` is not a network in CIDR notation such as 10.0.0.0/8 ({e})"
+                ),
             })?;
             allow.push(parsed);
         }
@@ -457,8 +459,14 @@ mod tests {
         let refusal = t.check(Some(loopback), None).unwrap_err();
         assert_eq!(refusal.status, 401);
         assert!(refusal.message.contains("admin.token") && refusal.message.contains("admin.allow"));
-        assert_eq!(t.check(Some(loopback), Some(&format!("Bearer {token}"))), Ok(()));
-        assert_eq!(t.check(Some(outside), Some(&format!("bearer  {token} "))), Ok(()));
+        assert_eq!(
+            t.check(Some(loopback), Some(&format!("Bearer {token}"))),
+            Ok(())
+        );
+        assert_eq!(
+            t.check(Some(outside), Some(&format!("bearer  {token} "))),
+            Ok(())
+        );
         for wrong in [
             "Bearer 0123456789abcdef-secreT",
             "Bearer 0123456789abcdef",
@@ -512,6 +520,9 @@ mod tests {
         assert_eq!(s["bytes_in"], 10);
         assert_eq!(s["bytes_out"], 20);
         assert_eq!(s["age_s"], 3);
-        assert_eq!(not_found_json("session"), "{\"error\":\"no such session\"}\n");
+        assert_eq!(
+            not_found_json("session"),
+            "{\"error\":\"no such session\"}\n"
+        );
     }
 }

@@ -130,7 +130,9 @@ impl Route {
     /// status page (`/metrics` and `/healthz` are open).
     pub fn restricted(&self) -> bool {
         match self {
-            Route::Page { page, .. } => matches!(page, Page::Streams | Page::Sessions | Page::Status),
+            Route::Page { page, .. } => {
+                matches!(page, Page::Streams | Page::Sessions | Page::Status)
+            }
             Route::Kick(_) => true,
             _ => false,
         }
@@ -667,12 +669,7 @@ mod tests {
             }
         ));
         // DELETE only where it names something.
-        for path in [
-            "/api/v1/sessions",
-            "/api/v1/streams",
-            "/metrics",
-            "/",
-        ] {
+        for path in ["/api/v1/sessions", "/api/v1/streams", "/metrics", "/"] {
             assert!(
                 matches!(
                     h(&format!("DELETE {path} HTTP/1.1\r\nHost: x\r\n\r\n")),

@@ -52,7 +52,11 @@ pub enum Command {
     StreamNews(u32),
     /// The admin API ends a session of yours: close the connection in slot `key` if it is
     /// still that generation and that id.
-    Kick { key: usize, generation: u32, id: u64 },
+    Kick {
+        key: usize,
+        generation: u32,
+        id: u64,
+    },
 }
 
 /// State every worker can see. Read-mostly; nothing here is locked on the data path.

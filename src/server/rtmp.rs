@@ -347,7 +347,10 @@ impl Worker {
                     });
                 }
                 self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
-                let (protocol, role) = (super::sessions::Protocol::Rtmp, super::sessions::Role::Publish);
+                let (protocol, role) = (
+                    super::sessions::Protocol::Rtmp,
+                    super::sessions::Role::Publish,
+                );
                 self.session_start(key, protocol, role, &stream);
                 return;
             }

@@ -400,7 +400,11 @@ impl Worker {
         };
         mailbox.drain(|command| match command {
             Command::StreamNews(stream_id) => self.on_stream_news(stream_id),
-            Command::Kick { key, generation, id } => self.on_kick(key, generation, id),
+            Command::Kick {
+                key,
+                generation,
+                id,
+            } => self.on_kick(key, generation, id),
         });
     }
 
