@@ -25,7 +25,7 @@ trap cleanup EXIT
 mkdir -p "$WORK/media"
 head -c 65536 /dev/urandom > "$WORK/media/64k.bin"
 PORT=$(free_port)
-"$BIN" --http-listen "127.0.0.1:$PORT" --media-root "$WORK/media" >"$WORK/log" 2>&1 &
+"$BIN" --http-listen "127.0.0.1:$PORT" --admin-listen 127.0.0.1:0 --media-root "$WORK/media" >"$WORK/log" 2>&1 &
 PID=$!
 wait_http "http://127.0.0.1:$PORT/vod/64k.bin" 10
 wrk -t2 -c64 -d$((DURATION + 2))s "http://127.0.0.1:$PORT/vod/64k.bin" >"$WORK/wrk.txt" &

@@ -544,6 +544,8 @@ start_server_uringcast() { # PATH
     local bin=$1 line rtmp_addr
     PORT=$(free_port)
     RTMP_PORT=""
+    # /metrics: on the admin listener in builds that have one, else on the HTTP port.
+    ADMIN_PORT=$PORT
     : >"$WORK/server.out"
     if [ "$bin" = standin ]; then
         ensure_clip
@@ -558,11 +560,15 @@ start_server_uringcast() { # PATH
             RTMP_PORT=$(free_port)
             rtmp_args=(--rtmp-listen "127.0.0.1:$RTMP_PORT")
         fi
+        if "$bin" --help 2>/dev/null | grep -q -- --admin-listen; then
+            ADMIN_PORT=$(free_port)
+            rtmp_args+=(--admin-listen "127.0.0.1:$ADMIN_PORT")
+        fi
         "$bin" --config "$CONFIG" --http-listen "127.0.0.1:$PORT" "${rtmp_args[@]}" \
             --media-root "$WORK/media" --workers "$WORKERS" >"$WORK/server.out" 2>"$WORK/server.log" &
         SERVER_PID=$!
         if [ "$UC_RTMP" = 1 ]; then
-            # "uringcast listening http=ADDR rtmp=ADDR workers=N": the RTMP listener is up once
+            # "uringcast listening http=ADDR rtmp=ADDR admin=ADDR workers=N": the RTMP listener is up once
             # it is printed; the address printed is the one to use.
             line=$(first_stdout_line "$WORK/server.out" "$SERVER_PID" 10) || {
                 cat "$WORK/server.out" "$WORK/server.log" >&2
@@ -833,7 +839,7 @@ run_one() {
         uringcast)
             start_server_uringcast "$path"
             settings=$UC_SETTINGS
-            METRICS_URL="http://127.0.0.1:$PORT/metrics"
+            METRICS_URL="http://127.0.0.1:$ADMIN_PORT/metrics"
             if [ "$path" = standin ]; then
                 METRICS_URL="" # the stand-in plays the clip by itself and has no /metrics
             else

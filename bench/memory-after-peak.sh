@@ -92,11 +92,17 @@ stream_count() {
 run_one() {
     local label=$1 bin=$2 env_args=$3 round=$4
     [ -x "$bin" ] || { echo "no binary at $bin" >&2; exit 2; }
-    local port i pid peak=0 rss idle
+    local port api_port i pid peak=0 rss idle admin_args=()
     port=$(free_port)
+    api_port=$port
+    # Builds with an admin listener serve the API there only (older ones on the HTTP port).
+    if "$bin" --help 2>/dev/null | grep -q -- --admin-listen; then
+        api_port=$(free_port)
+        admin_args=(--admin-listen "127.0.0.1:$api_port")
+    fi
     mkdir -p "$WORK/media"
     # shellcheck disable=SC2086 # env_args is a list of NAME=VALUE words on purpose
-    env $env_args "$bin" --http-listen "127.0.0.1:$port" --media-root "$WORK/media" \
+    env $env_args "$bin" --http-listen "127.0.0.1:$port" "${admin_args[@]}" --media-root "$WORK/media" \
         --workers "$WORKERS" >"$WORK/server-$label-$round.log" 2>&1 &
     SERVER_PID=$!
     wait_http "http://127.0.0.1:$port/healthz" 10 || { cat "$WORK/server-$label-$round.log" >&2; exit 1; }
@@ -111,7 +117,7 @@ run_one() {
     done
     # All streams up (at most 15 s), then the readers, spread over the streams.
     for _ in $(seq 1 150); do
-        [ "$(stream_count "$port")" -ge "$PUBLISHERS" ] && break
+        [ "$(stream_count "$api_port")" -ge "$PUBLISHERS" ] && break
         sleep 0.1
     done
     local per_stream=$((READERS / PUBLISHERS)) extra=$((READERS % PUBLISHERS)) n
@@ -142,7 +148,7 @@ run_one() {
         done
     done
     local left
-    left=$(stream_count "$port")
+    left=$(stream_count "$api_port")
     stop_pid "$SERVER_PID"
     SERVER_PID=""
     echo "$label $round $((idle / 1024)) $((peak / 1024)) ${out[*]} $left"

@@ -23,11 +23,13 @@ trap cleanup EXIT
 mkdir -p "$WORK/media"
 echo hello > "$WORK/media/a.txt"
 PORT=$(free_port)
-"$BIN" --http-listen "127.0.0.1:$PORT" --media-root "$WORK/media" --workers "$WORKERS" >"$WORK/log" 2>&1 &
+ADMIN_PORT=$(free_port)
+"$BIN" --http-listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN_PORT" --media-root "$WORK/media" \
+    --workers "$WORKERS" >"$WORK/log" 2>&1 &
 PID=$!
 wait_http "http://127.0.0.1:$PORT/vod/a.txt" 10
 accepted() {
-    curl -s "http://127.0.0.1:$PORT/metrics" |
+    curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" |
         awk -F'[{}" ]+' '/^uringcast_connections_accepted_total\{/ { print $3, $NF }' | sort
 }
 for round in $(seq 1 "$ROUNDS"); do

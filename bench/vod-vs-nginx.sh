@@ -113,6 +113,10 @@ if [ "$URINGCAST_BIN" = nginx ]; then
 else
     UC_CONFIG_ARGS=()
     if [ -n "${URINGCAST_CONFIG:-}" ]; then UC_CONFIG_ARGS=(--config "$URINGCAST_CONFIG"); fi
+    # Builds with an admin listener: on an ephemeral port, not the default :8081.
+    if "$URINGCAST_BIN" --help 2>/dev/null | grep -q -- --admin-listen; then
+        UC_CONFIG_ARGS+=(--admin-listen 127.0.0.1:0)
+    fi
     "$URINGCAST_BIN" "${UC_CONFIG_ARGS[@]}" --http-listen "127.0.0.1:$UC_PORT" --media-root "$MEDIA" \
         --workers "$WORKERS" >"$WORK/uringcast.log" 2>&1 &
     UC_PID=$!

@@ -30,6 +30,10 @@ pub struct Cli {
     /// RTMP listen address, e.g. 0.0.0.0:1935 (port 0 picks a free port; "" disables RTMP).
     #[arg(long, value_name = "ADDR:PORT")]
     pub rtmp_listen: Option<String>,
+    /// Admin listen address (/metrics, /api, status page), e.g. 127.0.0.1:8081 (port 0 picks
+    /// a free port; "" disables it).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub admin_listen: Option<String>,
     /// Directory served under /vod/ (created if missing).
     #[arg(long, value_name = "DIR")]
     pub media_root: Option<PathBuf>,
@@ -55,9 +59,29 @@ pub struct Config {
     pub live: LiveConfig,
     pub hls: HlsConfig,
     pub auth: crate::app::auth::AuthConfig,
+    pub admin: AdminConfig,
     pub runtime: RuntimeConfig,
     pub metrics: MetricsConfig,
 }
+
+/// `[admin]`: the operator's listener. `/metrics` and `/healthz` are open there; the API
+/// (`/api/...`) and the status page (`/`) answer clients in `allow`, or any client that sends
+/// `Authorization: Bearer TOKEN`. None of it is served on the public HTTP listener (which
+/// keeps `/healthz` for load balancers).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Admin listen address ("" disables it); every worker listens there (SO_REUSEPORT).
+    pub listen: String,
+    /// Networks (CIDR, e.g. "10.0.0.0/8", "::1/128") whose clients may use the API and the
+    /// status page without a token.
+    pub allow: Vec<String>,
+    /// A bearer token accepted from any address (at least 16 bytes); unset = none.
+    pub token: Option<String>,
+}
+
+/// Shortest `admin.token` accepted.
+pub const ADMIN_TOKEN_BYTES_MIN: usize = 16;
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -331,6 +355,7 @@ impl Default for Config {
             live: LiveConfig::default(),
             hls: HlsConfig::default(),
             auth: crate::app::auth::AuthConfig::default(),
+            admin: AdminConfig::default(),
             runtime: RuntimeConfig::default(),
             metrics: MetricsConfig::default(),
         }
@@ -459,6 +484,16 @@ impl Default for RuntimeConfig {
     }
 }
 
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "0.0.0.0:8081".into(),
+            allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
+            token: None,
+        }
+    }
+}
+
 impl Default for MetricsConfig {
     fn default() -> Self {
         MetricsConfig {
@@ -521,6 +556,9 @@ impl Config {
         if let Some(listen) = &cli.rtmp_listen {
             config.rtmp.listen = listen.clone();
         }
+        if let Some(listen) = &cli.admin_listen {
+            config.admin.listen = listen.clone();
+        }
         if let Some(root) = &cli.media_root {
             config.vod.root = root.clone();
         }
@@ -535,6 +573,8 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.http_listen_addr()?;
         self.rtmp_listen_addr()?;
+        self.admin_listen_addr()?;
+        crate::app::api::AdminAccess::new(&self.admin)?;
         let r = &self.rtmp;
         range(
             "rtmp.chunk_size_max",
@@ -848,6 +888,23 @@ impl Config {
             })
     }
 
+    /// The admin listen address, parsed; None when the admin listener is disabled.
+    pub fn admin_listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.admin.listen.is_empty() {
+            return Ok(None);
+        }
+        self.admin
+            .listen
+            .parse::<SocketAddr>()
+            .map(Some)
+            .map_err(|e| {
+                err(
+                    "admin.listen",
+                    format!("`{}` is not ADDR:PORT ({e})", self.admin.listen),
+                )
+            })
+    }
+
     /// The HTTP listen address, parsed.
     pub fn http_listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         self.http.listen.parse::<SocketAddr>().map_err(|e| {
@@ -873,7 +930,8 @@ impl Config {
     /// start (listeners, workers, the `[vod]`, `[hls]` and `[runtime]` sections: sockets,
     /// threads, rings, pools and caches built once), and name those that changed, so the
     /// caller can log that they need a restart. Everything else (auth and per-app policy,
-    /// HTTP, RTMP and live limits, lag settings, metrics labels) applies to new sessions.
+    /// the admin API's `allow` and `token`, HTTP, RTMP and live limits, lag settings,
+    /// metrics labels) applies to new sessions and requests.
     pub fn keep_restart_only(&mut self, running: &Config) -> Vec<&'static str> {
         let mut changed = Vec::new();
         macro_rules! keep {
@@ -888,6 +946,7 @@ impl Config {
         keep!(pin_workers, "pin_workers");
         keep!(http.listen, "http.listen");
         keep!(rtmp.listen, "rtmp.listen");
+        keep!(admin.listen, "admin.listen");
         keep!(vod, "vod");
         keep!(hls, "hls");
         keep!(runtime, "runtime");
@@ -1053,6 +1112,34 @@ mod tests {
         // Nothing changed: nothing to report.
         let mut same = running.clone();
         assert!(same.keep_restart_only(&running).is_empty());
+    }
+
+    #[test]
+    fn admin_keys_have_defaults_and_are_validated() {
+        let config = Config::default();
+        assert_eq!(config.admin.listen, "0.0.0.0:8081");
+        assert_eq!(config.admin.allow, ["127.0.0.0/8", "::1/128"]);
+        assert_eq!(config.admin.token, None);
+        assert!(config.to_toml().contains("[admin]"));
+        for (toml, key) in [
+            ("[admin]\nlisten = \"nope\"\n", "admin.listen"),
+            ("[admin]\nallow = [\"10.0.0.0/33\"]\n", "admin.allow"),
+            ("[admin]\nallow = [\"localhost\"]\n", "admin.allow"),
+            ("[admin]\ntoken = \"short\"\n", "admin.token"),
+        ] {
+            let config = Config::from_toml(toml).unwrap();
+            assert_eq!(config.validate().unwrap_err().key, key, "{toml}");
+        }
+        let config =
+            Config::from_toml("[admin]\nlisten = \"\"\nallow = []\ntoken = \"0123456789abcdef\"\n")
+                .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.admin_listen_addr().unwrap(), None);
+        let cli = Cli {
+            admin_listen: Some("127.0.0.1:0".into()),
+            ..Cli::default()
+        };
+        assert_eq!(Config::load(&cli).unwrap().admin.listen, "127.0.0.1:0");
     }
 
     #[test]

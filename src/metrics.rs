@@ -106,6 +106,14 @@ fn describe() {
             "Publishes and plays refused by [auth], by protocol, action and reason.",
         ),
         (
+            "uringcast_admin_refused_total",
+            "Admin API and status page requests refused (not in admin.allow, no or wrong token).",
+        ),
+        (
+            "uringcast_sessions_kicked_total",
+            "Sessions ended through the admin API, by role.",
+        ),
+        (
             "uringcast_config_reloads_total",
             "Configuration reloads (SIGHUP), applied or refused.",
         ),
@@ -159,10 +167,12 @@ pub enum CloseReason {
     Shutdown,
     /// A live reader fell too far behind too often.
     SlowReader,
+    /// Ended through the admin API (`DELETE /api/v1/sessions/{id}` or `/api/v1/streams/...`).
+    Kicked,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 8] = [
         CloseReason::Peer,
         CloseReason::Done,
         CloseReason::ProtocolError,
@@ -170,6 +180,7 @@ impl CloseReason {
         CloseReason::IoError,
         CloseReason::Shutdown,
         CloseReason::SlowReader,
+        CloseReason::Kicked,
     ];
 
     /// The reason for a failed socket operation: the peer's doing (reset, gone) or ours.
@@ -200,6 +211,7 @@ impl CloseReason {
             CloseReason::IoError => "io_error",
             CloseReason::Shutdown => "shutdown",
             CloseReason::SlowReader => "slow_reader",
+            CloseReason::Kicked => "kicked",
         }
     }
 }

@@ -495,7 +495,7 @@ fn a_stream_in_its_grace_period_is_taken_over_only_with_credentials() {
     // The body ends at once: the stream is in its grace period.
     assert_eq!(post("k-right"), "200");
     let publishes = || {
-        let body = server.get("/api/v1/streams", &[]).body;
+        let body = server.admin_get("/api/v1/streams", &[]).body;
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         json["streams"]
             .as_array()

@@ -53,7 +53,7 @@ fn vod_prefix_always_means_files_even_for_flv() {
     let r = server.get("/vod/evil.flv", &[]);
     assert_eq!(r.status, 404);
     assert_eq!(r.body, b"not found\n");
-    let streams = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
+    let streams = String::from_utf8(server.admin_get("/api/v1/streams", &[]).body).unwrap();
     assert!(!streams.contains("evil"), "{streams}");
 }
 
@@ -442,7 +442,7 @@ fn status_page_lists_no_files_and_no_paths() {
         std::fs::write(media.join("secret-name.mp4"), b"x").unwrap();
         std::fs::create_dir_all(media.join("private-dir")).unwrap();
     });
-    let r = server.get("/", &[]);
+    let r = server.admin_get("/", &[]);
     assert_eq!(r.status, 200);
     let page = String::from_utf8(r.body).unwrap();
     assert!(page.contains("Live streams"), "{page}");
@@ -465,7 +465,7 @@ fn lines_a_peer_can_trigger_are_logged_at_a_bounded_rate() {
         .unwrap();
     assert!(
         eventually(Duration::from_secs(5), || String::from_utf8_lossy(
-            &server.get("/api/v1/streams", &[]).body
+            &server.admin_get("/api/v1/streams", &[]).body
         )
         .contains("flood")),
         "the publish did not start"

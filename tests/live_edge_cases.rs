@@ -30,7 +30,7 @@ fn wait_until(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
 }
 
 fn streams_json(server: &Server) -> String {
-    String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap()
+    String::from_utf8(server.admin_get("/api/v1/streams", &[]).body).unwrap()
 }
 
 fn is_live(server: &Server, name: &str) -> bool {

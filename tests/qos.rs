@@ -25,7 +25,7 @@ fn publish(server: &Server, input: &[&str], path: &str) -> Child {
 }
 
 fn stream(server: &Server, name: &str) -> serde_json::Value {
-    let body = server.get("/api/v1/streams", &[]).body;
+    let body = server.admin_get("/api/v1/streams", &[]).body;
     let json: serde_json::Value = serde_json::from_slice(&body).expect("streams JSON");
     json["streams"]
         .as_array()

@@ -59,7 +59,7 @@ fn ffmpeg_publishes_rtmp_and_ffmpeg_plays_it_over_rtmp_and_http_flv() {
     assert!(ok && err.trim().is_empty(), "http-flv decode: {err}");
     assert_recording(&recording, 5.0, "ffmpeg over rtmp");
     // The query never reaches the stream's name; the API counts the RTMP readers.
-    let api = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
+    let api = String::from_utf8(server.admin_get("/api/v1/streams", &[]).body).unwrap();
     assert!(api.contains("\"name\":\"s\""), "{api}");
     assert!(api.contains("\"video_codec\":\"h264\""), "{api}");
     let status = publisher.wait().unwrap();
@@ -270,11 +270,11 @@ fn hevc_av1_and_vp9_over_enhanced_rtmp_play_back_byte_exact_over_rtmp_and_http_f
             publisher.write_message(6, 9, n as u32 * 40, 1, f).unwrap();
         }
         let api_ok = poll_until(Instant::now() + Duration::from_secs(5), || {
-            String::from_utf8(server.get("/api/v1/streams", &[]).body)
+            String::from_utf8(server.admin_get("/api/v1/streams", &[]).body)
                 .unwrap()
                 .contains(&format!("\"video_codec\":\"{codec}\",\"video_frames\":15"))
         });
-        let api = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
+        let api = String::from_utf8(server.admin_get("/api/v1/streams", &[]).body).unwrap();
         assert!(api_ok, "{codec}: {api}");
         // An RTMP player gets the sequence start, then the GOP cache (frames 10..15),
         // byte-exact.
@@ -484,7 +484,7 @@ fn a_captured_ffmpeg_9_hevc_publish_replays_and_plays_back_byte_exact() {
     });
     std::io::Write::write_all(&mut s, &capture).unwrap();
     let api_ok = poll_until(Instant::now() + Duration::from_secs(5), || {
-        String::from_utf8(server.get("/api/v1/streams", &[]).body)
+        String::from_utf8(server.admin_get("/api/v1/streams", &[]).body)
             .unwrap()
             .contains("\"video_codec\":\"hevc\"")
     });

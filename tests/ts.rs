@@ -150,7 +150,7 @@ fn an_http_ts_publish_plays_over_flv_rtmp_and_ts() {
     // The API knows the codecs from the configurations built from in-band data.
     let mut api = String::new();
     let known = common::poll_until(common::in_ms(5000), || {
-        api = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
+        api = String::from_utf8(server.admin_get("/api/v1/streams", &[]).body).unwrap();
         api.contains("\"video_codec\":\"h264\"") && api.contains("\"audio_codec\":\"aac\"")
     });
     assert!(known, "{api}");
@@ -227,7 +227,7 @@ fn an_audio_only_stream_plays_as_http_ts_and_hls() {
         .expect("ffmpeg");
     // Audio only: no keyframe to wait for, the first audio frames will do.
     let live = common::poll_until(common::in_ms(10_000), || {
-        let api = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
+        let api = String::from_utf8(server.admin_get("/api/v1/streams", &[]).body).unwrap();
         api.contains("\"name\":\"a\"") && !api.contains("\"audio_frames\":0")
     });
     assert!(live, "{}", server.stderr());

@@ -575,7 +575,7 @@ fn health_metrics_status_page_and_graceful_shutdown() {
         None,
         "no CORS on the server's own endpoints"
     );
-    let page = String::from_utf8(server.get("/", &[]).body).unwrap();
+    let page = String::from_utf8(server.admin_get("/", &[]).body).unwrap();
     // The status page lists live streams only: no files (tests/http.rs has the details).
     assert!(
         page.contains("Live streams") && !page.contains("big.bin"),
@@ -687,6 +687,8 @@ fn connection_flood_past_the_fd_limit_does_not_spin_or_kill_the_server() {
             "--http-listen",
             "127.0.0.1:0",
             "--rtmp-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
             "127.0.0.1:0",
             "--workers",
             "2",

@@ -66,9 +66,9 @@ impl Record<'_> {
         let client = self
             .client
             .map_or_else(|| "-".to_string(), |a| a.ip().to_string());
-        let _ = write!(
+        let _ = writeln!(
             line,
-            "{client} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" {}.{:03} {} {} {}\n",
+            "{client} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" {}.{:03} {} {} {}",
             clf_time(self.time_unix_ms),
             escape(self.method),
             escape(self.path),
@@ -193,7 +193,10 @@ mod tests {
         r.path = "/a\"b";
         let line = r.line(Format::Combined);
         assert_eq!(line.matches('\n').count(), 1, "{line}");
-        assert!(line.contains("\"evil\\x22 200 9 \\x22x\\x0Afake line\\x5C\""), "{line}");
+        assert!(
+            line.contains("\"evil\\x22 200 9 \\x22x\\x0Afake line\\x5C\""),
+            "{line}"
+        );
         assert!(line.contains("\"GET /a\\x22b HTTP/1.1\""), "{line}");
         // JSON escapes by itself.
         let v: serde_json::Value = serde_json::from_str(&r.line(Format::Json)).unwrap();

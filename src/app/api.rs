@@ -2,18 +2,135 @@
 //! built from the registry; no fds, no I/O.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 
 use crate::media::qos::{BOUNDS, FIRST_BYTE_BUCKETS_MS, LAG_BUCKETS_MS, LocalHistogram};
+use ipnet::IpNet;
+use subtle::ConstantTimeEq;
+
+use crate::config::{ADMIN_TOKEN_BYTES_MIN, AdminConfig, ConfigError};
 use crate::media::stream::Registry;
 
-/// The plain status page at `/`: the live streams. It does no filesystem work (it runs on
+/// Who may use the admin API and the status page (`[admin]`): clients whose address is in
+/// `admin.allow`, and any client with `Authorization: Bearer {admin.token}`.
+pub struct AdminAccess {
+    allow: Vec<IpNet>,
+    token: Option<Vec<u8>>,
+}
+
+/// Why an admin request is refused: the status (401 asks for the token with
+/// `WWW-Authenticate: Bearer`) and a message naming the keys to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminRefusal {
+    pub status: u16,
+    pub message: &'static str,
+}
+
+impl AdminAccess {
+    /// From `[admin]`; the error names the bad key.
+    pub fn new(config: &AdminConfig) -> Result<AdminAccess, ConfigError> {
+        let mut allow = Vec::with_capacity(config.allow.len());
+        for net in &config.allow {
+            let parsed = net.parse::<IpNet>().map_err(|e| ConfigError {
+                key: "admin.allow".into(),
+                problem: format!(
+                    "`{net}` is not a network in CIDR notation such as 10.0.0.0/8 ({e})"
+                ),
+            })?;
+            allow.push(parsed);
+        }
+        if let Some(token) = &config.token
+            && token.len() < ADMIN_TOKEN_BYTES_MIN
+        {
+            return Err(ConfigError {
+                key: "admin.token".into(),
+                problem: format!(
+                    "the token has {} bytes; at least {ADMIN_TOKEN_BYTES_MIN} are needed",
+                    token.len()
+                ),
+            });
+        }
+        Ok(AdminAccess {
+            allow,
+            token: config.token.as_ref().map(|t| t.as_bytes().to_vec()),
+        })
+    }
+
+    /// Whether a client at `client` that sent `authorization` may use the API.
+    pub fn check(
+        &self,
+        client: Option<IpAddr>,
+        authorization: Option<&str>,
+    ) -> Result<(), AdminRefusal> {
+        let bearer = authorization.and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().as_bytes())
+        });
+        if let (Some(expected), Some(sent)) = (&self.token, bearer)
+            && bool::from(expected.as_slice().ct_eq(sent))
+        {
+            return Ok(());
+        }
+        // A v4 client of a dual-stack listener shows as ::ffff:a.b.c.d.
+        if let Some(ip) = client.map(|ip| ip.to_canonical())
+            && self.allow.iter().any(|net| net.contains(&ip))
+        {
+            return Ok(());
+        }
+        if self.token.is_some() && authorization.is_none() {
+            return Err(AdminRefusal {
+                status: 401,
+                message: "the admin API needs a bearer token (admin.token) or a client address in admin.allow",
+            });
+        }
+        Err(AdminRefusal {
+            status: 403,
+            message: "client address not in admin.allow and no valid bearer token (admin.token)",
+        })
+    }
+}
+
+/// One live session as `/api/v1/sessions` lists it.
+#[derive(serde::Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct SessionView {
+    pub id: u64,
+    /// "http-flv", "http-ts" or "rtmp".
+    pub protocol: &'static str,
+    /// "publish" or "play".
+    pub role: &'static str,
+    /// The client's address and port.
+    pub client: Option<String>,
+    /// `app/name` (never the query: keys and tokens stay out).
+    pub stream: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub age_s: u64,
+}
+
+/// `/api/v1/sessions`.
+pub fn sessions_json(sessions: &[SessionView]) -> String {
+    let mut text = serde_json::json!({ "sessions": sessions }).to_string();
+    text.push('\n');
+    text
+}
+
+/// The 404 of a `DELETE` that names nothing.
+pub fn not_found_json(what: &str) -> String {
+    let mut text = serde_json::json!({ "error": format!("no such {what}") }).to_string();
+    text.push('\n');
+    text
+}
+
+/// The plain status page at `/` of the admin listener: the live streams. It does no filesystem work (it runs on
 /// a worker thread, for any client) and shows no filesystem path; files are listed nowhere
 /// (a console with access control is a separate piece of work).
 pub fn status_page(registry: &Registry) -> String {
     let mut page = String::with_capacity(2048);
     page.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>uringcast</title></head><body>\n");
     let _ = writeln!(page, "<h1>uringcast {}</h1>", env!("CARGO_PKG_VERSION"));
-    page.push_str("<p><a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a> · <a href=\"/api/v1/streams\">/api/v1/streams</a> · files under <code>/vod/</code></p>\n");
+    page.push_str("<p><a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a> · <a href=\"/api/v1/streams\">/api/v1/streams</a> · <a href=\"/api/v1/sessions\">/api/v1/sessions</a> · media (on the public listener) under <code>/vod/</code> and <code>/{app}/{stream}.flv</code></p>\n");
     page.push_str("<h2>Live streams</h2><ul>\n");
     let streams = registry.list();
     if streams.is_empty() {
@@ -24,7 +141,7 @@ pub fn status_page(registry: &Registry) -> String {
         // app and name are [A-Za-z0-9_-] (see parse_live_path): safe in HTML and URLs.
         let _ = writeln!(
             page,
-            "<li><a href=\"/{app}/{name}.flv\">/{app}/{name}.flv</a> ({state}, {readers} readers)</li>",
+            "<li><code>/{app}/{name}.flv</code> ({state}, {readers} readers)</li>",
             app = s.app,
             name = s.name,
             state = if s.publishing.load(Relaxed) {
@@ -473,4 +590,109 @@ fn write_histogram(
     };
     let _ = writeln!(out, "{name}_sum{braces} {}", h.sum_ms as f64 / 1000.0);
     let _ = writeln!(out, "{name}_count{braces} {cumulative}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(allow: &[&str], token: Option<&str>) -> AdminAccess {
+        AdminAccess::new(&AdminConfig {
+            listen: String::new(),
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            token: token.map(str::to_string),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn admin_access_by_network_or_bearer_token() {
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let outside: IpAddr = "192.0.2.7".parse().unwrap();
+        let a = access(&["127.0.0.0/8", "::1/128"], None);
+        assert_eq!(a.check(Some(loopback), None), Ok(()));
+        assert_eq!(a.check(Some(mapped), None), Ok(()));
+        assert_eq!(a.check(Some("::1".parse().unwrap()), None), Ok(()));
+        assert_eq!(a.check(Some(outside), None).unwrap_err().status, 403);
+        assert_eq!(a.check(None, None).unwrap_err().status, 403);
+        // No token configured: a bearer token opens nothing.
+        assert_eq!(
+            a.check(Some(outside), Some("Bearer anything-at-all-here"))
+                .unwrap_err()
+                .status,
+            403
+        );
+
+        let token = "0123456789abcdef-secret";
+        let t = access(&["10.0.0.0/8"], Some(token));
+        let refusal = t.check(Some(loopback), None).unwrap_err();
+        assert_eq!(refusal.status, 401);
+        assert!(refusal.message.contains("admin.token") && refusal.message.contains("admin.allow"));
+        assert_eq!(
+            t.check(Some(loopback), Some(&format!("Bearer {token}"))),
+            Ok(())
+        );
+        assert_eq!(
+            t.check(Some(outside), Some(&format!("bearer  {token} "))),
+            Ok(())
+        );
+        for wrong in [
+            "Bearer 0123456789abcdef-secreT",
+            "Bearer 0123456789abcdef",
+            "Basic dXNlcjpwYXNz",
+            "Bearer",
+            "",
+        ] {
+            let refusal = t.check(Some(loopback), Some(wrong)).unwrap_err();
+            assert_eq!(refusal.status, 403, "{wrong:?}");
+            assert!(refusal.message.contains("admin.allow"));
+        }
+        assert_eq!(t.check(Some("10.1.2.3".parse().unwrap()), None), Ok(()));
+    }
+
+    #[test]
+    fn admin_config_errors_name_the_key() {
+        let bad = |allow: &[&str], token: Option<&str>| {
+            AdminAccess::new(&AdminConfig {
+                listen: String::new(),
+                allow: allow.iter().map(|s| s.to_string()).collect(),
+                token: token.map(str::to_string),
+            })
+            .err()
+            .map(|e| e.key)
+        };
+        assert_eq!(bad(&["10.0.0.0/8"], None), None);
+        assert_eq!(bad(&["10.0.0.0"], None).as_deref(), Some("admin.allow"));
+        assert_eq!(bad(&["fe80::/129"], None).as_deref(), Some("admin.allow"));
+        assert_eq!(bad(&[], Some("too-short")).as_deref(), Some("admin.token"));
+    }
+
+    #[test]
+    fn sessions_json_lists_the_fields() {
+        let text = sessions_json(&[SessionView {
+            id: 7,
+            protocol: "rtmp",
+            role: "publish",
+            client: Some("127.0.0.1:5000".into()),
+            stream: "live/cam".into(),
+            bytes_in: 10,
+            bytes_out: 20,
+            age_s: 3,
+        }]);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let s = &v["sessions"][0];
+        assert_eq!(s["id"], 7);
+        assert_eq!(s["protocol"], "rtmp");
+        assert_eq!(s["role"], "publish");
+        assert_eq!(s["client"], "127.0.0.1:5000");
+        assert_eq!(s["stream"], "live/cam");
+        assert_eq!(s["bytes_in"], 10);
+        assert_eq!(s["bytes_out"], 20);
+        assert_eq!(s["age_s"], 3);
+        assert_eq!(
+            not_found_json("session"),
+            "{\"error\":\"no such session\"}\n"
+        );
+    }
 }

@@ -1,4 +1,9 @@
-//! Routing: a parsed request head → what to do with it. No fds, no state beyond the head.
+//! Routing: a parsed request head and the listener it came in on → what to do with it. No
+//! fds, no state beyond the head.
+//!
+//! The public listener serves media (and `/healthz`, for load balancers); the admin listener
+//! serves the operator's pages and API and no media. Which admin pages need the client to be
+//! allowed (`admin.allow` or `admin.token`) is [`Route::restricted`].
 
 use crate::proto::http::{Method, RequestHead, Version};
 
@@ -9,6 +14,20 @@ pub const LIVE_METHODS: &str = "GET, HEAD, OPTIONS, POST, PUT";
 pub const HLS_METHODS: &str = "GET, HEAD, OPTIONS, PUT, DELETE";
 /// Methods of the server's own pages.
 pub const PAGE_METHODS: &str = "GET, HEAD";
+/// Methods of an API path that names one session or stream.
+pub const KICK_METHODS: &str = "DELETE";
+
+/// The listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// `http.listen`: media, and `/healthz`.
+    Public,
+    /// `admin.listen`: `/metrics`, `/healthz`, the API and the status page.
+    Admin,
+}
+
+/// Body of the 404 for an operator page asked for on the public listener.
+pub const NOT_HERE: &str = "not found (the operator pages are served on the admin listener)\n";
 
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +61,8 @@ pub enum Route {
     Preflight { methods: &'static str },
     /// One of the server's own pages; `send_body` false for HEAD.
     Page { page: Page, send_body: bool },
+    /// `DELETE` of a session or a stream on the admin API.
+    Kick(Kick),
     /// An answer without a body of ours: status, text, whether the connection may stay open,
     /// and the `Allow` header for 405/501.
     Refuse {
@@ -70,6 +91,15 @@ pub enum HlsMethod {
     Delete,
 }
 
+/// What a `DELETE` on the admin API ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kick {
+    /// `/api/v1/sessions/{id}`: one publisher or reader.
+    Session(u64),
+    /// `/api/v1/streams/{app}/{stream}`: the stream's publisher, and the stream at once.
+    Stream { app: String, name: String },
+}
+
 /// The server's own pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
@@ -77,6 +107,8 @@ pub enum Page {
     Health,
     /// `/api/v1/streams`: JSON.
     Streams,
+    /// `/api/v1/sessions`: JSON.
+    Sessions,
     /// `/metrics`: Prometheus text.
     Metrics,
     /// `/`: HTML status page.
@@ -86,9 +118,23 @@ pub enum Page {
 impl Page {
     pub fn content_type(self) -> &'static str {
         match self {
-            Page::Health | Page::Streams => "application/json",
+            Page::Health | Page::Streams | Page::Sessions => "application/json",
             Page::Metrics => "text/plain; version=0.0.4; charset=utf-8",
             Page::Status => "text/html; charset=utf-8",
+        }
+    }
+}
+
+impl Route {
+    /// Whether the client must be allowed by `admin.allow` or `admin.token`: the API and the
+    /// status page (`/metrics` and `/healthz` are open).
+    pub fn restricted(&self) -> bool {
+        match self {
+            Route::Page { page, .. } => {
+                matches!(page, Page::Streams | Page::Sessions | Page::Status)
+            }
+            Route::Kick(_) => true,
+            _ => false,
         }
     }
 }
@@ -168,8 +214,79 @@ fn not_allowed(method: Method, allow: &'static str) -> Route {
     }
 }
 
-/// Route one request head.
-pub fn route(head: &RequestHead) -> Route {
+fn not_found(text: &'static str) -> Route {
+    Route::Refuse {
+        status: 404,
+        text,
+        keep: true,
+        allow: None,
+    }
+}
+
+/// Route one request head that came in on `listener`.
+pub fn route(head: &RequestHead, listener: Listener) -> Route {
+    match listener {
+        Listener::Public => route_public(head),
+        Listener::Admin => route_admin(head),
+    }
+}
+
+/// The admin listener: the operator's pages and API; media paths are not found here.
+fn route_admin(head: &RequestHead) -> Route {
+    let path = head.path.as_str();
+    if head.content_length.unwrap_or(0) > 0 || head.chunked {
+        return Route::Refuse {
+            status: 400,
+            text: "request body not accepted here\n",
+            keep: false,
+            allow: None,
+        };
+    }
+    if is_media_path(path) {
+        return not_found("not found (media is served on the public listener)\n");
+    }
+    if let Some(kick) = parse_kick_path(path) {
+        return match head.method {
+            Method::Delete => Route::Kick(kick),
+            other => not_allowed(other, KICK_METHODS),
+        };
+    }
+    let page = match path {
+        "/healthz" => Page::Health,
+        "/api/v1/streams" => Page::Streams,
+        "/api/v1/sessions" => Page::Sessions,
+        "/metrics" => Page::Metrics,
+        "/" => Page::Status,
+        _ => return not_found("not found\n"),
+    };
+    if !matches!(head.method, Method::Get | Method::Head) {
+        return not_allowed(head.method, PAGE_METHODS);
+    }
+    Route::Page {
+        page,
+        send_body: head.method == Method::Get,
+    }
+}
+
+/// `/api/v1/sessions/{id}` or `/api/v1/streams/{app}/{stream}`.
+fn parse_kick_path(path: &str) -> Option<Kick> {
+    if let Some(id) = path.strip_prefix("/api/v1/sessions/") {
+        // Digits only: `+1` or ` 1` name nothing.
+        if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        return id.parse().ok().map(Kick::Session);
+    }
+    let rest = path.strip_prefix("/api/v1/streams/")?;
+    let (app, name) = rest.split_once('/')?;
+    (valid_live_name(app) && valid_live_name(name)).then(|| Kick::Stream {
+        app: app.to_string(),
+        name: name.to_string(),
+    })
+}
+
+/// The public listener: media, and `/healthz` (load balancers probe it here).
+fn route_public(head: &RequestHead) -> Route {
     let path = head.path.as_str();
     // `/vod/` is routed first: it always means files (an FLV file at the top of the media root
     // included), whatever a live path would look like.
@@ -256,23 +373,14 @@ pub fn route(head: &RequestHead) -> Route {
     if !get_or_head {
         return not_allowed(head.method, PAGE_METHODS);
     }
-    let page = match path {
-        "/healthz" => Page::Health,
-        "/api/v1/streams" => Page::Streams,
-        "/metrics" => Page::Metrics,
-        "/" => Page::Status,
-        _ => {
-            return Route::Refuse {
-                status: 404,
-                text: "not found\n",
-                keep: true,
-                allow: None,
-            };
-        }
-    };
-    Route::Page {
-        page,
-        send_body: head.method == Method::Get,
+    match path {
+        "/healthz" => Route::Page {
+            page: Page::Health,
+            send_body: head.method == Method::Get,
+        },
+        "/" | "/metrics" | "/api" => not_found(NOT_HERE),
+        _ if path.starts_with("/api/") => not_found(NOT_HERE),
+        _ => not_found("not found\n"),
     }
 }
 
@@ -348,7 +456,7 @@ mod tests {
 
     #[test]
     fn requests_go_where_they_should() {
-        let h = |t: &str| route(&head(t));
+        let h = |t: &str| route(&head(t), Listener::Public);
         assert_eq!(
             h("GET /vod/a/b.mp4 HTTP/1.1\r\nHost: x\r\n\r\n"),
             Route::Vod {
@@ -425,9 +533,9 @@ mod tests {
             }
         );
         assert_eq!(
-            h("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            h("HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
             Route::Page {
-                page: Page::Metrics,
+                page: Page::Health,
                 send_body: false
             }
         );
@@ -462,6 +570,138 @@ mod tests {
         assert!(matches!(
             h("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"),
             Route::Refuse { status: 404, .. }
+        ));
+    }
+
+    #[test]
+    fn the_public_listener_hides_the_operator_pages() {
+        let h = |t: &str| route(&head(t), Listener::Public);
+        for path in [
+            "/metrics",
+            "/api/v1/streams",
+            "/api/v1/sessions",
+            "/api/v1/sessions/1",
+            "/",
+        ] {
+            assert_eq!(
+                h(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")),
+                Route::Refuse {
+                    status: 404,
+                    text: NOT_HERE,
+                    keep: true,
+                    allow: None
+                },
+                "{path}"
+            );
+        }
+        assert!(matches!(
+            h("DELETE /api/v1/sessions/1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Refuse { status: 405, .. }
+        ));
+        assert_eq!(
+            h("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Page {
+                page: Page::Health,
+                send_body: true
+            }
+        );
+    }
+
+    #[test]
+    fn the_admin_listener_serves_pages_and_kicks_and_no_media() {
+        let h = |t: &str| route(&head(t), Listener::Admin);
+        for (path, page, restricted) in [
+            ("/metrics", Page::Metrics, false),
+            ("/healthz", Page::Health, false),
+            ("/api/v1/streams", Page::Streams, true),
+            ("/api/v1/sessions", Page::Sessions, true),
+            ("/", Page::Status, true),
+        ] {
+            let r = h(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+            assert_eq!(
+                r,
+                Route::Page {
+                    page,
+                    send_body: true
+                },
+                "{path}"
+            );
+            assert_eq!(r.restricted(), restricted, "{path}");
+        }
+        assert_eq!(
+            h("HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Page {
+                page: Page::Metrics,
+                send_body: false
+            }
+        );
+        for media in [
+            "GET /vod/a.mp4",
+            "GET /live/cam.flv",
+            "POST /live/cam.flv",
+            "GET /live/cam/index.m3u8",
+            "OPTIONS /live/cam.flv",
+        ] {
+            assert!(
+                matches!(
+                    h(&format!("{media} HTTP/1.1\r\nHost: x\r\n\r\n")),
+                    Route::Refuse { status: 404, .. }
+                ),
+                "{media}"
+            );
+        }
+        let kick = h("DELETE /api/v1/sessions/42 HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(kick, Route::Kick(Kick::Session(42)));
+        assert!(kick.restricted());
+        assert_eq!(
+            h("DELETE /api/v1/streams/live/cam-1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Kick(Kick::Stream {
+                app: "live".into(),
+                name: "cam-1".into()
+            })
+        );
+        assert!(matches!(
+            h("GET /api/v1/sessions/42 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Refuse {
+                status: 405,
+                allow: Some(KICK_METHODS),
+                ..
+            }
+        ));
+        // DELETE only where it names something.
+        for path in ["/api/v1/sessions", "/api/v1/streams", "/metrics", "/"] {
+            assert!(
+                matches!(
+                    h(&format!("DELETE {path} HTTP/1.1\r\nHost: x\r\n\r\n")),
+                    Route::Refuse {
+                        status: 405,
+                        allow: Some(PAGE_METHODS),
+                        ..
+                    }
+                ),
+                "{path}"
+            );
+        }
+        for bad in [
+            "/api/v1/sessions/",
+            "/api/v1/sessions/+1",
+            "/api/v1/sessions/1x",
+            "/api/v1/sessions/99999999999999999999999",
+            "/api/v1/streams/live",
+            "/api/v1/streams/live/a.b",
+            "/api/v1/streams/live/cam/x",
+        ] {
+            assert!(
+                matches!(
+                    h(&format!("DELETE {bad} HTTP/1.1\r\nHost: x\r\n\r\n")),
+                    Route::Refuse { status: 404, .. }
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            h("DELETE /api/v1/sessions/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"),
+            Route::Refuse { status: 400, .. }
         ));
     }
 }

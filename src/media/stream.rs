@@ -1081,6 +1081,12 @@ impl Registry {
         }
     }
 
+    /// End the stream now, without waiting for the grace period (the admin API): its
+    /// readers finish as when the grace period runs out, and the name is free at once.
+    pub fn end_now(&self, stream: &Stream, now_ms: u64) {
+        self.end(stream, now_ms);
+    }
+
     fn end(&self, stream: &Stream, now_ms: u64) {
         // Outside the registry lock: the publisher's unit lock is taken in there.
         let last_hls = stream.end_hls();

@@ -289,6 +289,11 @@ pub(crate) struct Conn {
     /// slot; worker-local, no atomics).
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Accepted on the admin listener: routed to the operator's pages, never to media.
+    pub admin: bool,
+    /// The live session (publish or play) this connection is, as the API lists it
+    /// ([`super::sessions`]); None for anything else.
+    pub session: Option<Arc<super::sessions::Session>>,
 }
 
 impl Conn {
@@ -317,6 +322,8 @@ impl Conn {
             opened_ms: 0,
             bytes_in: 0,
             bytes_out: 0,
+            admin: false,
+            session: None,
         }
     }
 

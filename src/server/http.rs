@@ -12,7 +12,7 @@ use super::loglimit::PeerLog;
 use super::worker::Worker;
 use crate::app::api;
 use crate::app::auth::Action;
-use crate::app::router::{HlsMethod, Page, Route, route};
+use crate::app::router::{HlsMethod, Listener, Page, Route, route};
 use crate::config::SendPath;
 use crate::metrics::CloseReason;
 use crate::proto::http::{Parse, RequestHead, ResponseHead, parse_request};
@@ -97,10 +97,18 @@ impl Worker {
         conn.keep_alive = head.keep_alive
             && conn.requests < self.config.http.keepalive_requests_max
             && self.drain_deadline_ms.is_none();
-        let route = route(&head);
+        let listener = if conn.admin {
+            Listener::Admin
+        } else {
+            Listener::Public
+        };
+        let route = route(&head, listener);
         // Every answer on a media path, errors included, carries the CORS headers: a browser
         // player must be able to read a 404 or a 409 to tell its user what went wrong.
-        conn.media = crate::app::router::is_media_path(&head.path);
+        conn.media = listener == Listener::Public && crate::app::router::is_media_path(&head.path);
+        if route.restricted() && !self.admin_allowed(key, &head) {
+            return;
+        }
         match route {
             Route::Vod { path } => self.serve_vod(key, head, path),
             Route::LivePlay {
@@ -134,6 +142,7 @@ impl Worker {
                 }
             }
             Route::Preflight { methods } => self.respond_preflight(key, methods),
+            Route::Kick(kick) => self.respond_kick(key, &kick),
             Route::Page { page, send_body } => {
                 let body = self.page_body(page);
                 self.respond_body(key, 200, page.content_type(), body, send_body);
@@ -191,6 +200,7 @@ impl Worker {
                 self.shared.epoch.elapsed().as_secs()
             ),
             Page::Streams => api::streams_json(registry, now_ms),
+            Page::Sessions => self.sessions_json(),
             Page::Metrics => {
                 let mut body = crate::metrics::render();
                 api::stream_metrics(

@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use super::conn::{Body, Deadline, Demuxer, Ingest, Phase, RequestBody};
 use super::http::TEXT_PLAIN;
 use super::loglimit::PeerLog;
+use super::sessions::{Protocol, Role};
 use super::worker::Worker;
 use crate::app::router::LiveFormat;
 use crate::media::framing;
@@ -106,6 +107,7 @@ impl Worker {
             )),
         };
         peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %publisher.stream.key(), format = ?format, "publish started (http)");
+        let stream = publisher.stream.clone();
         let ingest = Ingest {
             publisher,
             demuxer,
@@ -114,6 +116,11 @@ impl Worker {
             units: 0,
         };
         let leftover = self.begin_request_body(key, head, Body::Ingest(Box::new(ingest)));
+        let protocol = match format {
+            LiveFormat::Flv => Protocol::HttpFlv,
+            LiveFormat::Ts => Protocol::HttpTs,
+        };
+        self.session_start(key, protocol, Role::Publish, &stream);
         if leftover > 0 && !self.ingest_bytes(key, leftover) {
             return;
         }
@@ -228,6 +235,7 @@ impl Worker {
         self.shared.registry.unpublish(&stream, now_ms);
         let busy = conn.busy();
         conn.phase = Phase::ReadHead;
+        self.session_end(key);
         self.notify_stream(&stream);
         match &error {
             Some(reason) => {

@@ -404,6 +404,8 @@ impl Worker {
             })
             .readers
             .push((key, generation));
+        let protocol = super::sessions::Protocol::of_reader(framing);
+        self.session_start(key, protocol, super::sessions::Role::Play, stream);
     }
 
     /// Send the reader what lies between its cursor and the hub's head (a joiner first gets

@@ -40,6 +40,7 @@ mod live;
 mod loglimit;
 mod record;
 mod rtmp;
+mod sessions;
 mod vod;
 pub mod worker;
 
@@ -50,6 +51,13 @@ use worker::{Worker, WorkerSpec};
 pub enum Command {
     /// The stream with this id has new entries (or ended): pull them into your hub.
     StreamNews(u32),
+    /// The admin API ends a session of yours: close the connection in slot `key` if it is
+    /// still that generation and that id.
+    Kick {
+        key: usize,
+        generation: u32,
+        id: u64,
+    },
 }
 
 /// State every worker can see. Read-mostly; nothing here is locked on the data path.
@@ -70,6 +78,10 @@ pub struct Shared {
     pub mailboxes: Vec<Mailbox<Command>>,
     /// The next connection id ([`conn::Conn::id`]); ids start at 1.
     pub next_conn_id: std::sync::atomic::AtomicU64,
+    /// Every live publisher and reader, for the admin API.
+    pub sessions: sessions::Sessions,
+    /// Who may use the admin API (`[admin]`).
+    pub admin: ArcSwap<crate::app::api::AdminAccess>,
 }
 
 /// Why the server could not start (exit code 1), as one line.
@@ -114,6 +126,17 @@ pub fn run(
         Some(addr) => {
             let (fds, bound) = bind_reuseport(addr, workers)
                 .map_err(|e| StartError(format!("cannot listen on rtmp {addr}: {e}")))?;
+            (fds.into_iter().map(Some).collect(), Some(bound))
+        }
+        None => ((0..workers).map(|_| None).collect::<Vec<_>>(), None),
+    };
+    let (mut admin_listeners, admin_bound) = match config
+        .admin_listen_addr()
+        .map_err(|e| StartError(e.to_string()))?
+    {
+        Some(addr) => {
+            let (fds, bound) = bind_reuseport(addr, workers)
+                .map_err(|e| StartError(format!("cannot listen on admin {addr}: {e}")))?;
             (fds.into_iter().map(Some).collect(), Some(bound))
         }
         None => ((0..workers).map(|_| None).collect::<Vec<_>>(), None),
@@ -165,6 +188,11 @@ pub fn run(
         }),
         mailboxes: (0..workers).map(|_| Mailbox::default()).collect(),
         next_conn_id: std::sync::atomic::AtomicU64::new(1),
+        sessions: sessions::Sessions::default(),
+        admin: ArcSwap::from_pointee(
+            crate::app::api::AdminAccess::new(&config.admin)
+                .map_err(|e| StartError(e.to_string()))?,
+        ),
     });
     let cpus = sys::online_cpus();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
@@ -186,6 +214,7 @@ pub fn run(
             cpu,
             http_listener,
             rtmp_listener: rtmp_listeners.get_mut(id).and_then(Option::take),
+            admin_listener: admin_listeners.get_mut(id).and_then(Option::take),
             wake,
         };
         let shared = shared.clone();
@@ -222,9 +251,12 @@ pub fn run(
         }
     }
     let rtmp_shown = rtmp_bound.map_or_else(|| "off".to_string(), |a| a.to_string());
-    println!("uringcast listening http={http_bound} rtmp={rtmp_shown} workers={workers}");
+    let admin_shown = admin_bound.map_or_else(|| "off".to_string(), |a| a.to_string());
+    println!(
+        "uringcast listening http={http_bound} rtmp={rtmp_shown} admin={admin_shown} workers={workers}"
+    );
     let _ = io::stdout().flush();
-    tracing::info!(http = %http_bound, rtmp = %rtmp_shown, workers, media_root = %config.vod.root.display(), "uringcast started");
+    tracing::info!(http = %http_bound, rtmp = %rtmp_shown, admin = %admin_shown, workers, media_root = %config.vod.root.display(), "uringcast started");
 
     wait_for_signal(&signals, &shared, &wakes, &reload);
     tracing::info!("shutting down: draining connections");
@@ -305,14 +337,16 @@ fn reload(
 ) {
     let running = shared.config.load_full();
     let loaded = reload_config().and_then(|config| {
-        crate::app::auth::Auth::new(&config.auth)
-            .map(|auth| (config, auth))
-            .map_err(|problem| crate::config::ConfigError {
+        let auth = crate::app::auth::Auth::new(&config.auth).map_err(|problem| {
+            crate::config::ConfigError {
                 key: "auth".into(),
                 problem,
-            })
+            }
+        })?;
+        let admin = crate::app::api::AdminAccess::new(&config.admin)?;
+        Ok((config, auth, admin))
     });
-    let (mut config, auth) = match loaded {
+    let (mut config, auth, admin) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => {
             metrics::counter!("uringcast_config_reloads_total", "result" => "refused").increment(1);
@@ -328,6 +362,7 @@ fn reload(
     }
     shared.registry.reconfigure(config.live.clone());
     shared.auth.store(Arc::new(auth));
+    shared.admin.store(Arc::new(admin));
     shared.config.store(Arc::new(config));
     shared.config_generation.fetch_add(1, Ordering::AcqRel);
     // Workers look at the generation on every tick; the wake-up only makes it immediate.

@@ -337,6 +337,7 @@ impl Worker {
         let refusal = match self.shared.registry.publish(&app, name, now_ms) {
             Ok(publisher) => {
                 peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %publisher.stream.key(), "publish started (rtmp)");
+                let stream = publisher.stream.clone();
                 let rtmp = self.conns[key].rtmp.as_mut();
                 if let Some(rtmp) = rtmp {
                     rtmp.session.accept_publish(stream_id);
@@ -347,6 +348,11 @@ impl Worker {
                     });
                 }
                 self.arm_deadline(key, Deadline::Idle, self.config.live.publish_timeout_ms);
+                let (protocol, role) = (
+                    super::sessions::Protocol::Rtmp,
+                    super::sessions::Role::Publish,
+                );
+                self.session_start(key, protocol, role, &stream);
                 return;
             }
             Err(RegistryError::AlreadyPublishing) => "stream is already being published",
@@ -430,11 +436,13 @@ impl Worker {
         match end {
             PublishEnd::Requested => {
                 rtmp.session.end_publish(publish.stream_id);
+                self.session_end(key);
                 self.notify_stream(&stream);
                 peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %stream.key(), units = publish.units, "publish ended (rtmp)");
                 self.arm_deadline(key, Deadline::Idle, self.config.rtmp.idle_timeout_ms);
             }
             PublishEnd::Error(reason) => {
+                self.session_end(key);
                 self.notify_stream(&stream);
                 metrics::counter!("uringcast_rtmp_errors_total", "reason" => "media").increment(1);
                 peer_log!(self, PeerLog::Publish, warn, worker = self.id, stream = %stream.key(), %reason, units = publish.units, "rtmp publish ended with an error");

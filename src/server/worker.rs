@@ -35,6 +35,8 @@ pub struct WorkerSpec {
     pub http_listener: OwnedFd,
     /// The RTMP listener (None: RTMP disabled).
     pub rtmp_listener: Option<OwnedFd>,
+    /// The admin listener (None: disabled).
+    pub admin_listener: Option<OwnedFd>,
     /// eventfd written by the main thread (shutdown) — read through the ring.
     pub wake: OwnedFd,
 }
@@ -50,6 +52,8 @@ const ACCEPT_RETRY_MS: u64 = 100;
 const LISTENER_HTTP: u32 = 0;
 /// Index of the RTMP listener.
 const LISTENER_RTMP: u32 = 1;
+/// Index of the admin listener.
+const LISTENER_ADMIN: u32 = 2;
 
 pub struct Worker {
     pub(super) id: usize,
@@ -59,6 +63,7 @@ pub struct Worker {
     pub(super) limits: HttpLimits,
     http_listener: OwnedFd,
     rtmp_listener: Option<OwnedFd>,
+    admin_listener: Option<OwnedFd>,
     wake: OwnedFd,
     /// The eventfd read lands here; boxed so its address is stable while the read is in flight.
     wake_buf: Box<u64>,
@@ -78,7 +83,7 @@ pub struct Worker {
     epoch: Instant,
     accepting: bool,
     /// Re-arm a listener's multishot accept at this time (after an accept error).
-    accept_retry_at_ms: [Option<u64>; 2],
+    accept_retry_at_ms: [Option<u64>; 3],
     pub(super) drain_deadline_ms: Option<u64>,
     /// The `Shared::config_generation` this worker's `config` is from.
     config_generation: u64,
@@ -133,6 +138,7 @@ impl Worker {
             },
             http_listener: spec.http_listener,
             rtmp_listener: spec.rtmp_listener,
+            admin_listener: spec.admin_listener,
             wake: spec.wake,
             wake_buf: Box::new(0),
             conns: Slab::with_capacity(config.http.connections_max_per_worker.min(4096)),
@@ -154,7 +160,7 @@ impl Worker {
             completions: Vec::with_capacity(1024),
             epoch,
             accepting: true,
-            accept_retry_at_ms: [None; 2],
+            accept_retry_at_ms: [None; 3],
             drain_deadline_ms: None,
             config_generation: shared.config_generation.load(Ordering::Acquire),
             live: HashMap::new(),
@@ -231,6 +237,10 @@ impl Worker {
                 Some(fd) => fd.as_raw_fd(),
                 None => return,
             },
+            LISTENER_ADMIN => match &self.admin_listener {
+                Some(fd) => fd.as_raw_fd(),
+                None => return,
+            },
             _ => self.http_listener.as_raw_fd(),
         };
         let entry = ops::accept_multi(fd);
@@ -255,6 +265,7 @@ impl Worker {
     pub fn run(mut self) -> io::Result<()> {
         self.arm_accept(LISTENER_HTTP);
         self.arm_accept(LISTENER_RTMP);
+        self.arm_accept(LISTENER_ADMIN);
         self.arm_wake();
         let tick_ms = self.config.runtime.tick_ms;
         let mut last_flush_ms = 0u64;
@@ -269,7 +280,7 @@ impl Worker {
             let now_ms = self.now_ms();
             self.expire(now_ms);
             self.live_tick(now_ms);
-            for listener in [LISTENER_HTTP, LISTENER_RTMP] {
+            for listener in [LISTENER_HTTP, LISTENER_RTMP, LISTENER_ADMIN] {
                 let retry = &mut self.accept_retry_at_ms[listener as usize];
                 if retry.is_some_and(|at| now_ms >= at) {
                     *retry = None;
@@ -342,6 +353,9 @@ impl Worker {
                         Op::Send | Op::SendMsg | Op::SpliceOut => conn.bytes_out += result as u64,
                         _ => {}
                     }
+                    if let Some(session) = &conn.session {
+                        session.set_bytes(conn.bytes_in, conn.bytes_out);
+                    }
                 }
                 if conn.phase == Phase::Closing {
                     if fd.is_some() {
@@ -407,6 +421,11 @@ impl Worker {
         };
         mailbox.drain(|command| match command {
             Command::StreamNews(stream_id) => self.on_stream_news(stream_id),
+            Command::Kick {
+                key,
+                generation,
+                id,
+            } => self.on_kick(key, generation, id),
         });
     }
 
@@ -464,6 +483,9 @@ impl Worker {
         if let Some(listener) = &self.rtmp_listener {
             sys::shutdown(listener, false);
         }
+        if let Some(listener) = &self.admin_listener {
+            sys::shutdown(listener, false);
+        }
         // Idle keep-alive connections and publishers (whose bodies never end) close now; live
         // viewers get the end of their body (the last chunk) after the batch in flight; a
         // response in progress gets the drain period to finish.
@@ -507,7 +529,7 @@ impl Worker {
                 if listener == LISTENER_RTMP {
                     self.open_rtmp_conn(fd);
                 } else {
-                    self.open_conn(fd);
+                    self.open_conn(fd, listener == LISTENER_ADMIN);
                 }
             }
         } else if result != -libc::ECANCELED && self.accepting {
@@ -525,9 +547,11 @@ impl Worker {
         }
     }
 
-    fn open_conn(&mut self, fd: OwnedFd) {
+    /// A new HTTP connection (`admin`: accepted on the admin listener).
+    fn open_conn(&mut self, fd: OwnedFd, admin: bool) {
         let rbuf = vec![0u8; self.config.http.header_bytes_max].into_boxed_slice();
         let mut conn = self.new_conn(fd, rbuf, Phase::ReadHead);
+        conn.admin = admin;
         conn.wbuf = Vec::with_capacity(512);
         conn.keep_alive = true;
         let key = self.conns.insert(conn);
@@ -650,6 +674,7 @@ impl Worker {
 
     /// Free the slot: nothing is in flight for it any more.
     fn release(&mut self, key: usize) {
+        self.session_end(key);
         // A pipe of a connection closed mid-body may hold bytes we never accounted for (its
         // completions were skipped while closing), so it is closed, not pooled. Dropping the
         // connection closes its socket, its pipe and its reference to the file.

@@ -57,10 +57,10 @@ pub fn clip_30s() -> PathBuf {
 
 pub fn wait_for_stream(server: &Server, name: &str) {
     let ok = poll_until(Instant::now() + Duration::from_secs(15), || {
-        let body = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
+        let body = String::from_utf8(server.admin_get("/api/v1/streams", &[]).body).unwrap();
         body.contains(&format!("\"name\":\"{name}\"")) && !body.contains("\"keyframes\":0")
     });
-    let body = String::from_utf8(server.get("/api/v1/streams", &[]).body).unwrap();
+    let body = String::from_utf8(server.admin_get("/api/v1/streams", &[]).body).unwrap();
     assert!(
         ok,
         "stream {name} never appeared: {body}\n{}",

@@ -20,6 +20,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The RTMP listener (every test server has one, on its own ephemeral port).
     pub rtmp_addr: SocketAddr,
+    /// The admin listener (`/metrics`, `/api/...`, the status page; its own ephemeral port).
+    pub admin_addr: SocketAddr,
     pub dir: PathBuf,
     pub media: PathBuf,
     pub stderr_path: PathBuf,
@@ -109,6 +111,8 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--rtmp-listen")
             .arg("127.0.0.1:0")
+            .arg("--admin-listen")
+            .arg("127.0.0.1:0")
             .arg("--media-root")
             .arg(&media)
             .env("RUST_LOG", "info")
@@ -132,12 +136,19 @@ impl Server {
             .unwrap_or_else(|| panic!("no rtmp= in {line:?}"))
             .parse()
             .unwrap();
+        let admin_addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("admin="))
+            .unwrap_or_else(|| panic!("no admin= in {line:?}"))
+            .parse()
+            .unwrap();
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Server {
             child,
             addr,
             rtmp_addr,
+            admin_addr,
             dir,
             media,
             stderr_path,
@@ -153,8 +164,22 @@ impl Server {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// `http://127.0.0.1:PORT{path}` on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin_addr, path)
+    }
+
     pub fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).unwrap();
+        Self::connect_to(self.addr)
+    }
+
+    /// A connection to the admin listener.
+    pub fn connect_admin(&self) -> TcpStream {
+        Self::connect_to(self.admin_addr)
+    }
+
+    fn connect_to(addr: SocketAddr) -> TcpStream {
+        let s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         s.set_nodelay(true).unwrap();
         s
@@ -172,12 +197,29 @@ impl Server {
     }
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut s = self.connect();
+        Self::exchange(&mut s, method, path, headers)
+    }
+
+    /// GET on the admin listener.
+    pub fn admin_get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.admin_request("GET", path, headers)
+    }
+
+    /// A request on the admin listener.
+    pub fn admin_request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut s = self.connect_admin();
+        Self::exchange(&mut s, method, path, headers)
+    }
+
+    fn exchange(s: &mut TcpStream, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
         for (k, v) in headers {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
         req.push_str("\r\n");
-        self.raw(req.as_bytes())
+        s.write_all(req.as_bytes()).unwrap();
+        read_response(s, method == "HEAD").expect("response")
     }
 
     pub fn pid(&self) -> u32 {
@@ -205,8 +247,9 @@ impl Server {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// `/metrics`, from the admin listener.
     pub fn metrics(&self) -> String {
-        String::from_utf8(self.get("/metrics", &[]).body).unwrap()
+        String::from_utf8(self.admin_get("/metrics", &[]).body).unwrap()
     }
 
     /// Sum of a metric's samples whose line contains every `filters` string.

@@ -96,6 +96,8 @@ pub struct RequestHead {
     /// an error: a log field must not fail a request).
     pub user_agent: Option<String>,
     pub referer: Option<String>,
+    /// The `Authorization` field (the admin API's bearer token).
+    pub authorization: Option<String>,
     /// Bytes of the head including leading empty lines and the final CRLFCRLF: advance the
     /// receive buffer by this much.
     pub head_len: usize,
@@ -221,6 +223,7 @@ fn build_head(req: &httparse::Request<'_, '_>, head_len: usize) -> Result<Reques
         origin: None,
         user_agent: None,
         referer: None,
+        authorization: None,
         head_len,
     };
 
@@ -281,6 +284,8 @@ fn build_head(req: &httparse::Request<'_, '_>, head_len: usize) -> Result<Reques
         } else if name.eq_ignore_ascii_case("referer") {
             head.referer
                 .get_or_insert_with(|| String::from_utf8_lossy(value).into_owned());
+        } else if name.eq_ignore_ascii_case("authorization") {
+            set_first(&mut head.authorization, value)?;
         }
     }
 
