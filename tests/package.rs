@@ -279,7 +279,8 @@ fn maintainer_scripts_create_the_user_and_directories_and_start_the_service() {
         "deb-systemd-helper enable uringcast.service",
         "systemctl --system daemon-reload",
         "deb-systemd-invoke $_dh_action uringcast.service",
-        "dpkg-statoverride --update --add root uringcast 0640 /etc/uringcast/uringcast.toml",
+        "config=/etc/uringcast/uringcast.toml",
+        "dpkg-statoverride --update --add root uringcast 0640 \"$config\"",
     ];
     let mut at = 0;
     for step in steps {
@@ -705,4 +706,111 @@ fn unit_passes_systemd_analyze_and_lets_io_uring_through() {
             assert!(allowed.contains(call), "{call} is not allowed");
         }
     }
+}
+
+/// `dpkg --root=DIR --force-script-chrootless`: dpkg runs the real maintainer scripts on this
+/// machine with DPKG_ROOT=DIR, and systemd-sysusers, deb-systemd-helper and dpkg-statoverride
+/// work inside DIR. Only where systemd is not running (a container): there the scripts' steps
+/// that talk to a running systemd (sysctl, daemon-reload, start) are skipped by their own
+/// guards, so nothing outside DIR changes.
+fn dpkg_in(root: &Path, args: &[&str], deb: Option<&Path>) -> String {
+    let mut cmd = Command::new("dpkg");
+    cmd.arg(format!("--root={}", root.display()))
+        .arg("--force-script-chrootless")
+        // The scratch root has no libc6 or systemd package; the tools run from this machine.
+        .arg("--force-depends")
+        .arg(format!("--log={}", root.join("dpkg.log").display()))
+        .args(args)
+        .env_remove("DPKG_ROOT");
+    if let Some(deb) = deb {
+        cmd.arg(deb);
+    }
+    run(&mut cmd, 120)
+}
+
+#[test]
+fn maintainer_scripts_install_upgrade_and_purge_in_a_scratch_root() {
+    let test = "maintainer_scripts_install_upgrade_and_purge_in_a_scratch_root";
+    let Some(pkg) = package(test) else {
+        return;
+    };
+    if Path::new("/run/systemd/system").exists() {
+        eprintln!("SKIP {test}: systemd is running here, and the postinst would start the service");
+        return;
+    }
+    let mut missing = Vec::new();
+    // SAFETY: geteuid has no arguments and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        missing.push("root (dpkg sets owners)".to_string());
+    }
+    for tool in ["systemd-sysusers", "deb-systemd-helper"] {
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map_or(true, |o| !o.status.success())
+        {
+            missing.push(format!("{tool} (apt-get install systemd)"));
+        }
+    }
+    if !required_or_skip(test, &missing) {
+        return;
+    }
+    let host_overrides = std::fs::read("/var/lib/dpkg/statoverride").unwrap_or_default();
+    let root = pkg.dir.join("dpkg-root");
+    for dir in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "etc"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    for file in ["var/lib/dpkg/status", "var/lib/dpkg/statoverride"] {
+        std::fs::write(root.join(file), "").unwrap();
+    }
+
+    dpkg_in(&root, &["--install"], Some(&pkg.deb));
+    let passwd = read(root.join("etc/passwd"));
+    let gid: u32 = passwd
+        .lines()
+        .find_map(|l| l.strip_prefix("uringcast:"))
+        .and_then(|rest| rest.split(':').nth(2))
+        .and_then(|g| g.parse().ok())
+        .unwrap_or_else(|| panic!("no uringcast user in\n{passwd}"));
+    let config = root.join("etc/uringcast/uringcast.toml");
+    let check_private = || {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&config).unwrap();
+        assert_eq!(format!("{:o}", meta.mode() & 0o7777), "640", "config mode");
+        assert_eq!((meta.uid(), meta.gid()), (0, gid), "config owner");
+    };
+    check_private();
+    let wants = root.join("etc/systemd/system/multi-user.target.wants/uringcast.service");
+    assert!(
+        wants.symlink_metadata().is_ok(),
+        "the service is not enabled"
+    );
+    assert!(root.join("usr/bin/uringcast").exists());
+
+    // An upgrade (the same version again) keeps the administrator's edit and the mode.
+    let mut edited = read(&config);
+    edited.push_str("# edited by the administrator\n");
+    std::fs::write(&config, &edited).unwrap();
+    dpkg_in(&root, &["--install"], Some(&pkg.deb));
+    assert_eq!(read(&config), edited);
+    check_private();
+
+    dpkg_in(&root, &["--purge", "uringcast"], None);
+    assert!(
+        !root.join("etc/uringcast").exists(),
+        "purge left the config"
+    );
+    assert!(!root.join("usr/bin/uringcast").exists());
+    assert!(
+        wants.symlink_metadata().is_err(),
+        "purge left the service enabled"
+    );
+    // Under DPKG_ROOT the postinst sets owner and mode itself (no statoverride naming a
+    // group of the building machine).
+    assert_eq!(read(root.join("var/lib/dpkg/statoverride")), "");
+    // Nothing of this reached the machine's own dpkg database.
+    assert_eq!(
+        std::fs::read("/var/lib/dpkg/statoverride").unwrap_or_default(),
+        host_overrides
+    );
 }
