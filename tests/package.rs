@@ -81,8 +81,29 @@ fn package(test: &str) -> Option<&'static Package> {
     Some(PACKAGE.get_or_init(build))
 }
 
+/// Scratch directories of earlier runs (`package-PID-N`) whose process is gone: each holds
+/// tens of megabytes.
+fn remove_stale_scratch() {
+    let Ok(entries) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("package-")
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if pid != std::process::id().to_string() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn build() -> Package {
     let started = std::time::Instant::now();
+    remove_stale_scratch();
     let dir = scratch("package");
     // cargo-deb reads `target/release/uringcast` (Cargo.toml's asset path) from the target
     // directory cargo reports, which CARGO_TARGET_DIR moves here.
@@ -102,6 +123,7 @@ fn build() -> Package {
             .current_dir(MANIFEST_DIR),
         300,
     );
+    let _ = std::fs::remove_dir_all(&target);
     let root = dir.join("root");
     let control = dir.join("control");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root), 60);
