@@ -5,14 +5,14 @@
 # current values to a state file and writes the recommended ones, printing `key: old -> new`
 # for each change; `revert` writes the saved values back and removes the state file.
 # `--dry-run` (with apply or revert) prints what would change and writes nothing, not even the
-# state file. The reason for each value is in the table below.
+# state file. The settings and the reason for each value are in the settings file named below.
 #
-# Bounds: touches only the keys listed below, through /proc/sys; never lowers a limit that is
+# Bounds: touches only the keys of that file, through /proc/sys; never lowers a limit that is
 # already higher than recommended ("at least" keys); loads no module except tcp_bbr/sch_fq
 # (modprobe, apply only, and only to decide whether bbr/fq can be used); changes are not
-# persistent across reboots (put them in /etc/sysctl.d/ if you want that: `show` prints the
-# lines). A second `apply` keeps the first saved state, so `revert` always returns to the
-# values from before the first `apply`.
+# persistent across reboots (the uringcast package installs the settings file as a sysctl.d
+# drop-in for that). A second `apply` keeps the first saved state, so `revert` always returns
+# to the values from before the first `apply`.
 #
 # Run:
 #   scripts/sysctl-tune.sh show
@@ -44,27 +44,62 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$CMD" ] || usage
 
-# key | mode | value | why
+# The settings come from the sysctl drop-in the uringcast package installs (its header explains
+# the format), so this script and the package cannot disagree: packaging/sysctl/60-uringcast.conf
+# next to this script in a checkout, else the installed /usr/lib/sysctl.d/60-uringcast.conf, or
+# $URINGCAST_SYSCTL_CONF. Each becomes a line `key|mode|value|why`:
 #   mode "min": raise to value if lower, never lower (limits, queue lengths, buffer ceilings)
 #   mode "set": write exactly value
-# Keys for fq/bbr are added below only if the kernel has them.
-SETTINGS=$(cat <<'EOF'
-net.core.somaxconn|min|65535|Caps every listen() backlog; a publisher restart makes thousands of players reconnect within a second, and a short accept queue turns that into SYN drops and 1-3 s retransmit stalls.
-net.ipv4.tcp_max_syn_backlog|min|65535|Half-open connections kept during such a reconnect storm before SYN cookies kick in.
-net.core.netdev_max_backlog|min|16384|Per-CPU queue of received packets waiting for the stack; at 10G+ ingest of many publishers the default 1000 drops packets in bursts.
-net.core.rmem_max|min|67108864|Ceiling for SO_RCVBUF set by the application (64 MiB), e.g. a big ingest buffer for a long-RTT publisher.
-net.core.wmem_max|min|67108864|Ceiling for SO_SNDBUF set by the application (64 MiB).
-net.ipv4.tcp_rmem|set|4096 131072 33554432|Receive autotuning min/default/max: 32 MiB max lets one long-RTT ingest reach full rate (bandwidth x RTT); the default stays small so idle sockets cost little.
-net.ipv4.tcp_wmem|set|4096 65536 33554432|Send autotuning: 32 MiB max for VOD downloads over long fat paths; live readers are kept short by tcp_notsent_lowat below, not by a small buffer.
-fs.file-max|min|2097152|System-wide open files: every viewer is one socket, plus files and pipes for VOD.
-fs.nr_open|min|2097152|Per-process ceiling for RLIMIT_NOFILE; uringcast raises its own limit up to this at start.
-net.ipv4.ip_local_port_range|set|10240 65535|Ephemeral ports for outgoing connections (edge pulls from an origin, the load generator): ~55k instead of ~28k, starting above the usual service ports.
-net.ipv4.tcp_fin_timeout|set|15|Seconds an orphaned connection waits in FIN_WAIT_2 for a vanished player; 60 keeps dead viewers' memory around four times as long.
-net.ipv4.tcp_tw_reuse|set|1|Reuse TIME_WAIT ports for new outgoing connections (safe with timestamps); matters for edges and load tests that open many connections to one origin.
-net.ipv4.tcp_slow_start_after_idle|set|0|Live video is bursty (a keyframe every GOP); after an idle gap longer than the RTO the kernel would shrink cwnd and slow-start each burst again, adding delay to every keyframe.
-net.ipv4.tcp_notsent_lowat|set|131072|A socket reports writable only while less than 128 KiB is queued but unsent. Without it a live reader's send buffer can swallow megabytes (seconds of video) that can no longer be skipped; with it the backlog stays in the relay's ring, where lag is measured and a slow reader is moved to the latest keyframe.
-EOF
-)
+# Settings the kernel may lack (fq, bbr; `-key` in the file) go to OPTIONAL and are added below
+# only if the kernel has them.
+if [ -z "${URINGCAST_SYSCTL_CONF:-}" ]; then
+    URINGCAST_SYSCTL_CONF="$(dirname "$0")/../packaging/sysctl/60-uringcast.conf"
+    [ -f "$URINGCAST_SYSCTL_CONF" ] || URINGCAST_SYSCTL_CONF=/usr/lib/sysctl.d/60-uringcast.conf
+fi
+CONF=$URINGCAST_SYSCTL_CONF
+if [ ! -r "$CONF" ]; then
+    echo "cannot read the settings file $CONF (set URINGCAST_SYSCTL_CONF)" >&2
+    exit 1
+fi
+SETTINGS=""
+OPTIONAL=()
+load_settings() {
+    local line n=0 mode="" why="" prefix key val
+    while IFS= read -r line || [ -n "$line" ]; do
+        n=$((n + 1))
+        if [[ $line =~ ^#\ \[(min|set)\]\ (.+)$ ]]; then
+            mode=${BASH_REMATCH[1]}
+            why=${BASH_REMATCH[2]}
+            continue
+        fi
+        if [[ $line =~ ^(-|#)?([a-z0-9_.-]+)\ *=\ *(.*[^ ])\ *$ ]]; then
+            prefix=${BASH_REMATCH[1]}
+            key=${BASH_REMATCH[2]}
+            val=${BASH_REMATCH[3]}
+            if [ -z "$mode" ]; then
+                # A commented-out line without a reason is an ordinary comment; a setting
+                # must say why.
+                if [ "$prefix" != "#" ]; then
+                    echo "$CONF:$n: $key has no '# [min] ...' or '# [set] ...' line above it" >&2
+                    exit 1
+                fi
+            elif [ "$prefix" = "-" ]; then
+                OPTIONAL+=("$key|$mode|$val|$why")
+            else
+                SETTINGS+="$key|$mode|$val|$why"$'\n'
+            fi
+        elif [ -n "$mode" ]; then
+            echo "$CONF:$n: a '# [$mode]' line must be followed by its key = value line" >&2
+            exit 1
+        fi
+        mode=""
+    done <"$CONF"
+    if [ -z "$SETTINGS" ]; then
+        echo "$CONF: no settings found" >&2
+        exit 1
+    fi
+}
+load_settings
 
 proc_path() { echo "/proc/sys/${1//.//}"; }
 
@@ -81,33 +116,49 @@ write_key() {
     printf '%s\n' "$2" >"$p"
 }
 
-# fq and bbr: only when the kernel has them. In apply mode try loading tcp_bbr first.
+# fq and bbr: only when the kernel has them. In apply mode try loading the module first.
 available_cc() { cat /proc/sys/net/ipv4/tcp_available_congestion_control 2>/dev/null || true; }
-have_bbr() { available_cc | tr ' ' '\n' | grep -qx bbr; }
-# sch_fq may be a module, built in, or missing. The last resort asks the kernel directly by
-# attaching fq to the loopback device of a throwaway network namespace (root only; nothing
+have_cc() { available_cc | tr ' ' '\n' | grep -qx "$1"; }
+# A qdisc may be a module, built in, or missing. The last resort asks the kernel directly by
+# attaching it to the loopback device of a throwaway network namespace (root only; nothing
 # outside that namespace changes).
-have_fq() {
-    [ -d /sys/module/sch_fq ] && return 0
-    modinfo sch_fq >/dev/null 2>&1 && return 0
+have_qdisc() {
+    [ -d "/sys/module/sch_$1" ] && return 0
+    modinfo "sch_$1" >/dev/null 2>&1 && return 0
     command -v unshare >/dev/null && command -v tc >/dev/null || return 1
-    unshare -n tc qdisc replace dev lo root fq >/dev/null 2>&1
+    unshare -n tc qdisc replace dev lo root "$1" >/dev/null 2>&1
 }
 
-if [ "$CMD" = apply ] && [ "$DRY_RUN" = 0 ] && ! have_bbr; then
-    modprobe -q tcp_bbr 2>/dev/null || true
-fi
 NOTES=""
-if have_fq; then
-    SETTINGS+=$'\n'"net.core.default_qdisc|set|fq|Fair queueing with per-flow pacing: one fast VOD download cannot starve live readers on the same NIC, and BBR's pacing is done by the qdisc instead of TCP's internal timer. Applies to qdiscs created later; for a running interface also run: tc qdisc replace dev IFACE root fq."
-else
-    NOTES+="note: the fq qdisc is not available in this kernel; default_qdisc left alone"$'\n'
-fi
-if have_bbr; then
-    SETTINGS+=$'\n'"net.ipv4.tcp_congestion_control|set|bbr|Model-based congestion control: keeps throughput on lossy last-mile paths where CUBIC halves its rate at each loss, and keeps bottleneck queues (and so viewer latency) short. Since Linux 4.13 it paces by itself when fq is absent."
-else
-    NOTES+="note: bbr is not available (tcp_available_congestion_control: $(available_cc)); congestion control left alone"$'\n'
-fi
+for entry in "${OPTIONAL[@]}"; do
+    IFS='|' read -r key mode val why <<<"$entry"
+    case $key in
+        net.core.default_qdisc)
+            if have_qdisc "$val"; then
+                SETTINGS+="$entry"$'\n'
+            else
+                NOTES+="note: the $val qdisc is not available in this kernel; default_qdisc left alone"$'\n'
+            fi
+            ;;
+        net.ipv4.tcp_congestion_control)
+            if [ "$CMD" = apply ] && [ "$DRY_RUN" = 0 ] && ! have_cc "$val"; then
+                modprobe -q "tcp_$val" 2>/dev/null || true
+            fi
+            if have_cc "$val"; then
+                SETTINGS+="$entry"$'\n'
+            else
+                NOTES+="note: $val is not available (tcp_available_congestion_control: $(available_cc)); congestion control left alone"$'\n'
+            fi
+            ;;
+        *)
+            if read_key "$key" >/dev/null; then
+                SETTINGS+="$entry"$'\n'
+            else
+                NOTES+="note: $key is absent in this kernel; left alone"$'\n'
+            fi
+            ;;
+    esac
+done
 
 is_int() { [[ $1 =~ ^[0-9]+$ ]]; }
 
@@ -147,12 +198,11 @@ cmd_show() {
         echo "saved state: $STATE ($(wc -l <"$STATE") keys; 'revert' restores them)"
     fi
     echo
-    echo "# To persist, put these lines in /etc/sysctl.d/90-uringcast.conf:"
-    while IFS='|' read -r key mode val why; do
-        [ -n "$key" ] || continue
-        echo "# $why"
-        echo "$key = $val"
-    done <<<"$SETTINGS"
+    if [ "$CONF" -ef /usr/lib/sysctl.d/60-uringcast.conf ]; then
+        echo "persistent: $CONF is applied at every boot (systemd-sysctl)"
+    else
+        echo "to persist: install the uringcast package, or copy $CONF to /etc/sysctl.d/"
+    fi
 }
 
 cmd_apply() {
@@ -211,7 +261,7 @@ cmd_revert() {
     while IFS=$'\t' read -r key old; do
         [ -n "$key" ] || continue
         # Only keys this script manages, whatever the file says.
-        if ! grep -q "^$key|" <<<"$SETTINGS" && ! [[ $key =~ ^net\.(core\.default_qdisc|ipv4\.tcp_congestion_control)$ ]]; then
+        if ! grep -q "^$key|" <<<"$SETTINGS" && ! printf '%s\n' "${OPTIONAL[@]}" | grep -q "^$key|"; then
             echo "$key: not managed by this script, ignored" >&2
             continue
         fi

@@ -8,9 +8,10 @@
 #    are not ffmpeg; Debian's chromium (headless, for the browser players in tests/browser.rs)
 #    and, with the machine's Node.js (>= 20) and npm, `npm ci` in tests/browser (playwright-core
 #    and the players; nothing downloads a browser). The npm step is skipped when node_modules
-#    already matches package-lock.json.
-#    promtool comes from Debian's prometheus package, downloaded and unpacked under
-#    target/tools (never installed: no daemon).
+#    already matches package-lock.json. systemd's tools and cargo-deb (pinned) for
+#    tests/package.rs, which makes the Debian package and inspects it. promtool comes from
+#    Debian's prometheus package, downloaded and unpacked under target/tools (never
+#    installed: no daemon).
 # 2. cargo fmt --check, cargo clippy --all-targets -D warnings.
 # 3. cargo test --bench http_parse (criterion in test mode), then cargo test: unit and property tests (parsers, ring, timer, config), the stable runs of
 #    the fuzz entry points, and the integration tests that start the real binary on
@@ -33,6 +34,10 @@ else
     missing+=(gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-plugins-base)
 fi
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# tests/package.rs: systemd-analyze (verify, security), systemd-sysusers and systemd-tmpfiles
+# (run with --root on the packaged files). In a container, where systemd is not running,
+# installing it starts nothing. dpkg-deb comes with dpkg.
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "scripts/test.sh: need ${missing[*]}; run as root or install them (apt-get install ${missing[*]})" >&2
@@ -72,6 +77,16 @@ if [ -z "${PROMTOOL:-}" ]; then
     PROMTOOL=$(command -v promtool 2>/dev/null || echo "$PWD/$PROMTOOL_DIR/usr/bin/promtool")
 fi
 export PROMTOOL
+
+# cargo-deb for tests/package.rs, pinned (the maintainer scripts it generates are asserted).
+# Built once, about a minute; an installed cargo-deb is used as it is.
+CARGO_DEB_VERSION=3.8.0
+if ! cargo deb --version >/dev/null 2>&1; then
+    echo "scripts/test.sh: cargo install cargo-deb $CARGO_DEB_VERSION"
+    cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --quiet
+elif [ "$(cargo deb --version)" != "cargo-deb $CARGO_DEB_VERSION" ]; then
+    echo "scripts/test.sh: note: $(cargo deb --version) installed; the tests expect $CARGO_DEB_VERSION" >&2
+fi
 
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
