@@ -60,8 +60,32 @@ pub struct Config {
     pub hls: HlsConfig,
     pub auth: crate::app::auth::AuthConfig,
     pub admin: AdminConfig,
+    pub access_log: AccessLogConfig,
     pub runtime: RuntimeConfig,
     pub metrics: MetricsConfig,
+}
+
+/// `[access_log]`: one line per finished request or session, written by a thread of its own.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessLogConfig {
+    /// File to append to; "" = no access log. Reopened on SIGUSR1 (for logrotate).
+    pub path: String,
+    /// "combined" (nginx's, plus duration, protocol, close reason and bytes in) or "json".
+    pub format: crate::app::access_log::Format,
+    /// Lines queued for the writer thread at most; past it lines are dropped and counted
+    /// (`uringcast_access_log_lines_dropped_total`), never waited for.
+    pub queue_lines: usize,
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        AccessLogConfig {
+            path: String::new(),
+            format: crate::app::access_log::Format::Combined,
+            queue_lines: 16_384,
+        }
+    }
 }
 
 /// `[admin]`: the operator's listener. `/metrics` and `/healthz` are open there; the API
@@ -356,6 +380,7 @@ impl Default for Config {
             hls: HlsConfig::default(),
             auth: crate::app::auth::AuthConfig::default(),
             admin: AdminConfig::default(),
+            access_log: AccessLogConfig::default(),
             runtime: RuntimeConfig::default(),
             metrics: MetricsConfig::default(),
         }
@@ -815,6 +840,12 @@ impl Config {
         range("live.send_coalesce_ms", l.send_coalesce_ms, 0, 2_000)?;
         range("live.qos_window_ms", l.qos_window_ms, 1_000, 600_000)?;
         range(
+            "access_log.queue_lines",
+            self.access_log.queue_lines as u64,
+            64,
+            1 << 20,
+        )?;
+        range(
             "live.send_coalesce_bytes",
             l.send_coalesce_bytes as u64,
             1,
@@ -927,7 +958,8 @@ impl Config {
     }
 
     /// For a reload (SIGHUP): keep the running values of the keys that take effect only at
-    /// start (listeners, workers, the `[vod]`, `[hls]` and `[runtime]` sections: sockets,
+    /// start (listeners, workers, the `[vod]`, `[hls]`, `[access_log]` and `[runtime]`
+    /// sections: sockets,
     /// threads, rings, pools and caches built once), and name those that changed, so the
     /// caller can log that they need a restart. Everything else (auth and per-app policy,
     /// the admin API's `allow` and `token`, HTTP, RTMP and live limits, lag settings,
@@ -947,6 +979,7 @@ impl Config {
         keep!(http.listen, "http.listen");
         keep!(rtmp.listen, "rtmp.listen");
         keep!(admin.listen, "admin.listen");
+        keep!(access_log, "access_log");
         keep!(vod, "vod");
         keep!(hls, "hls");
         keep!(runtime, "runtime");

@@ -102,6 +102,10 @@ fn describe() {
             "Log lines dropped because the log queue was full (runtime.log_queue_lines).",
         ),
         (
+            ACCESS_LOG_LINES_DROPPED,
+            "Access log lines dropped because its queue was full (access_log.queue_lines).",
+        ),
+        (
             "uringcast_auth_refused_total",
             "Publishes and plays refused by [auth], by protocol, action and reason.",
         ),
@@ -138,12 +142,15 @@ fn describe() {
 pub fn render() -> String {
     // Read here rather than counted per line: the writer's own counter is the source.
     counter!(LOG_LINES_DROPPED).absolute(crate::logging::lines_dropped());
+    counter!(ACCESS_LOG_LINES_DROPPED).absolute(crate::logging::access_lines_dropped());
     install().render()
 }
 
 /// Log lines dropped because the log writer's queue (`runtime.log_queue_lines`) was full: stderr
 /// is not draining.
 pub const LOG_LINES_DROPPED: &str = "uringcast_log_lines_dropped_total";
+/// Access log lines dropped because its queue (`access_log.queue_lines`) was full.
+pub const ACCESS_LOG_LINES_DROPPED: &str = "uringcast_access_log_lines_dropped_total";
 
 /// Periodic housekeeping the exporter needs (histogram/summary upkeep).
 pub fn upkeep() {

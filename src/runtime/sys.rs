@@ -72,6 +72,8 @@ pub enum Signal {
     Terminate,
     /// SIGHUP: read the configuration again.
     Reload,
+    /// SIGUSR1: reopen the access log (after logrotate moved it).
+    ReopenLogs,
 }
 
 impl Signals {
@@ -89,12 +91,13 @@ impl Signals {
             libc::sigaddset(&mut set, libc::SIGINT);
             libc::sigaddset(&mut set, libc::SIGTERM);
             libc::sigaddset(&mut set, libc::SIGHUP);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             Signals(set)
         }
     }
 
-    /// Wait up to `timeout_ms` for SIGINT, SIGTERM or SIGHUP.
+    /// Wait up to `timeout_ms` for SIGINT, SIGTERM, SIGHUP or SIGUSR1.
     pub fn wait(&self, timeout_ms: u64) -> Option<Signal> {
         let timeout = libc::timespec {
             tv_sec: (timeout_ms / 1000) as libc::time_t,
@@ -105,6 +108,7 @@ impl Signals {
         match sig {
             libc::SIGINT | libc::SIGTERM => Some(Signal::Terminate),
             libc::SIGHUP => Some(Signal::Reload),
+            libc::SIGUSR1 => Some(Signal::ReopenLogs),
             _ => None,
         }
     }

@@ -82,6 +82,8 @@ pub struct Shared {
     pub sessions: sessions::Sessions,
     /// Who may use the admin API (`[admin]`).
     pub admin: ArcSwap<crate::app::api::AdminAccess>,
+    /// The access log (`[access_log]`; None when off).
+    pub access_log: Option<crate::logging::AccessLog>,
 }
 
 /// Why the server could not start (exit code 1), as one line.
@@ -189,6 +191,17 @@ pub fn run(
         mailboxes: (0..workers).map(|_| Mailbox::default()).collect(),
         next_conn_id: std::sync::atomic::AtomicU64::new(1),
         sessions: sessions::Sessions::default(),
+        access_log: match config.access_log.path.as_str() {
+            "" => None,
+            path => Some(
+                crate::logging::AccessLog::open(
+                    std::path::Path::new(path),
+                    config.access_log.format,
+                    config.access_log.queue_lines,
+                )
+                .map_err(StartError)?,
+            ),
+        },
         admin: ArcSwap::from_pointee(
             crate::app::api::AdminAccess::new(&config.admin)
                 .map_err(|e| StartError(e.to_string()))?,
@@ -311,6 +324,12 @@ fn wait_for_signal(
         match signals.wait(250) {
             Some(sys::Signal::Terminate) => return,
             Some(sys::Signal::Reload) => reload(shared, wakes, reload_config),
+            Some(sys::Signal::ReopenLogs) => {
+                if let Some(log) = &shared.access_log {
+                    log.reopen();
+                    tracing::info!("access log reopened (SIGUSR1)");
+                }
+            }
             None => {}
         }
         crate::metrics::upkeep();
