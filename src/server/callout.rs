@@ -220,7 +220,7 @@ impl Worker {
             self.callouts.cache.remove(&subject);
         }
         if self.callouts.pending >= service.pending_max {
-            metrics::counter!("uringcast_auth_callouts_total", "action" => subject.action.as_str(), "result" => "dropped").increment(1);
+            // Counted as a refusal (reason http_busy) by the caller.
             return Check::Refused(http_refusal("http_busy"));
         }
         let body = subject.json(subject.action.as_str(), self.conns[key].id, None);
@@ -396,7 +396,7 @@ impl Worker {
 
     /// A callout slot is being released (its body taken out of it): it no longer counts, and
     /// one closed before its outcome (shutdown) delivers a failure now.
-    pub(super) fn callout_released(&mut self, callout: Box<Callout>) {
+    pub(super) fn callout_released(&mut self, callout: Callout) {
         self.callouts.pending = self.callouts.pending.saturating_sub(1);
         if let Some(purpose) = callout.purpose {
             self.deliver(purpose, Outcome::Error);
@@ -491,7 +491,12 @@ impl Worker {
     }
 
     /// Count and log a refusal (never the query: it may hold a key or a token).
-    pub(super) fn callout_refused(&mut self, subject: &Subject, refusal: &Refusal, protocol: &'static str) {
+    pub(super) fn callout_refused(
+        &mut self,
+        subject: &Subject,
+        refusal: &Refusal,
+        protocol: &'static str,
+    ) {
         metrics::counter!("uringcast_auth_refused_total", "protocol" => protocol, "action" => subject.action.as_str(), "reason" => refusal.reason).increment(1);
         peer_log!(self, PeerLog::PublishRefused, info, worker = self.id, stream = %format!("{}/{}", subject.app, subject.stream), action = subject.action.as_str(), reason = refusal.reason, "refused by the auth service");
     }
@@ -531,7 +536,11 @@ impl Worker {
             metrics::counter!("uringcast_auth_notifications_total", "event" => event, "result" => "dropped").increment(1);
             return;
         }
-        let bytes = if publish { from.bytes_in } else { from.bytes_out };
+        let bytes = if publish {
+            from.bytes_in
+        } else {
+            from.bytes_out
+        };
         let duration_ms = self.now_ms().saturating_sub(from.opened_ms);
         let body = subject.json(event, from.id, Some((bytes, duration_ms)));
         let _ = self.start_callout(body, Purpose::Notify { event });

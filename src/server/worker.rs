@@ -305,7 +305,8 @@ impl Worker {
                 let hard_deadline = deadline + DRAIN_CLOSE_WAIT_MS;
                 if self.conns.is_empty() || now_ms >= hard_deadline {
                     self.live_flush_stats();
-                    self.stats.active = self.conns.len().saturating_sub(self.callouts.pending()) as u64;
+                    self.stats.active =
+                        self.conns.len().saturating_sub(self.callouts.pending()) as u64;
                     self.metrics.flush(&mut self.stats);
                     return Ok(());
                 }
@@ -652,7 +653,7 @@ impl Worker {
         match std::mem::replace(&mut conn.body, Body::None) {
             Body::Live(reader) => self.detach_reader(key, &reader),
             ingest @ Body::Ingest(_) => self.drop_ingest(ingest),
-            Body::Callout(callout) => self.callout_released(callout),
+            Body::Callout(callout) => self.callout_released(*callout),
             _ => {}
         }
         if let Some(rtmp) = conn.rtmp.take() {
