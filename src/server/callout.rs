@@ -166,10 +166,43 @@ struct Cached {
     expires_ms: u64,
 }
 
+/// A worker's decisions (sans-IO: the caller brings the time): an entry answers until it
+/// expires; a full cache takes nothing new until a sweep or a lookup frees room.
+#[derive(Default)]
+struct DecisionCache {
+    entries: HashMap<Subject, Cached>,
+}
+
+impl DecisionCache {
+    /// The cached decision for `subject` (true: allowed), if it has not expired.
+    fn get(&mut self, subject: &Subject, now_ms: u64) -> Option<bool> {
+        let cached = *self.entries.get(subject)?;
+        if cached.expires_ms > now_ms {
+            return Some(cached.allow);
+        }
+        self.entries.remove(subject);
+        None
+    }
+
+    /// Remember `allow` for `ttl_ms` (0: not at all), unless `max` entries are held.
+    fn insert(&mut self, subject: &Subject, allow: bool, now_ms: u64, ttl_ms: u64, max: usize) {
+        if ttl_ms == 0 || (self.entries.len() >= max && !self.entries.contains_key(subject)) {
+            return;
+        }
+        let expires_ms = now_ms + ttl_ms;
+        self.entries
+            .insert(subject.clone(), Cached { allow, expires_ms });
+    }
+
+    fn sweep(&mut self, now_ms: u64) {
+        self.entries.retain(|_, c| c.expires_ms > now_ms);
+    }
+}
+
 /// A worker's callout state: the decision cache and the count of callouts in flight.
 #[derive(Default)]
 pub(crate) struct Callouts {
-    cache: HashMap<Subject, Cached>,
+    cache: DecisionCache,
     next_sweep_ms: u64,
     /// Callout slots alive (inserted, not yet released).
     pending: usize,
@@ -207,17 +240,14 @@ impl Worker {
         let cache_ms = service.cache_ms;
         let now_ms = self.now_ms();
         if cache_ms > 0
-            && let Some(cached) = self.callouts.cache.get(&subject).copied()
+            && let Some(allow) = self.callouts.cache.get(&subject, now_ms)
         {
-            if cached.expires_ms > now_ms {
-                metrics::counter!("uringcast_auth_cache_hits_total", "action" => subject.action.as_str()).increment(1);
-                return if cached.allow {
-                    Check::Allowed
-                } else {
-                    Check::Refused(http_refusal("http_denied"))
-                };
-            }
-            self.callouts.cache.remove(&subject);
+            metrics::counter!("uringcast_auth_cache_hits_total", "action" => subject.action.as_str()).increment(1);
+            return if allow {
+                Check::Allowed
+            } else {
+                Check::Refused(http_refusal("http_denied"))
+            };
         }
         if self.callouts.pending >= service.pending_max {
             // Counted as a refusal (reason http_busy) by the caller.
@@ -430,19 +460,15 @@ impl Worker {
             return;
         };
         let decision = outcome.decision();
+        // Timeouts and failures are not cached: the next request asks again.
         if let Some(service) = self.shared.auth.http()
-            && service.cache_ms > 0
             && matches!(outcome, Outcome::Answered(_))
-            && self.callouts.cache.len() < service.cache_entries
         {
-            let expires_ms = self.now_ms() + service.cache_ms;
-            self.callouts.cache.insert(
-                subject.clone(),
-                Cached {
-                    allow: decision.is_ok(),
-                    expires_ms,
-                },
-            );
+            let (ttl_ms, max) = (service.cache_ms, service.cache_entries);
+            let now_ms = self.now_ms();
+            self.callouts
+                .cache
+                .insert(&subject, decision.is_ok(), now_ms, ttl_ms, max);
         }
         let waiting = self.conns.get(key).is_some_and(|c| {
             c.generation() == generation
@@ -552,7 +578,7 @@ impl Worker {
             return;
         }
         self.callouts.next_sweep_ms = now_ms + CACHE_SWEEP_MS;
-        self.callouts.cache.retain(|_, c| c.expires_ms > now_ms);
+        self.callouts.cache.sweep(now_ms);
     }
 }
 
@@ -574,5 +600,84 @@ impl NotifyFrom {
             bytes_out: conn.bytes_out,
             opened_ms: conn.opened_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(stream: &str, query: Option<&str>) -> Subject {
+        Subject {
+            action: Action::Play,
+            app: "live".into(),
+            stream: stream.into(),
+            query: query.map(str::to_string),
+            client_ip: "127.0.0.1".parse().ok(),
+            protocol: Protocol::Hls,
+        }
+    }
+
+    #[test]
+    fn decisions_are_cached_until_they_expire_and_a_full_cache_takes_nothing_new() {
+        let mut cache = DecisionCache::default();
+        let (a, b, c) = (subject("a", None), subject("b", None), subject("c", None));
+        cache.insert(&a, true, 1000, 5000, 2);
+        cache.insert(&b, false, 1000, 5000, 2);
+        assert_eq!(cache.get(&a, 5999), Some(true));
+        assert_eq!(cache.get(&b, 5999), Some(false));
+        // Every field is part of the key.
+        assert_eq!(cache.get(&subject("a", Some("token=x")), 2000), None);
+        let mut other_ip = a.clone();
+        other_ip.client_ip = "127.0.0.2".parse().ok();
+        assert_eq!(cache.get(&other_ip, 2000), None);
+        let mut other_protocol = a.clone();
+        other_protocol.protocol = Protocol::HttpFlv;
+        assert_eq!(cache.get(&other_protocol, 2000), None);
+        // Full: c is not remembered, but a known subject is refreshed.
+        cache.insert(&c, true, 2000, 5000, 2);
+        assert_eq!(cache.get(&c, 2001), None);
+        cache.insert(&a, false, 3000, 5000, 2);
+        assert_eq!(cache.get(&a, 7999), Some(false));
+        // Expired: gone on lookup, and by a sweep.
+        assert_eq!(cache.get(&b, 6000), None);
+        cache.sweep(8000);
+        assert!(cache.entries.is_empty());
+        // A ttl of 0 caches nothing.
+        cache.insert(&a, true, 0, 0, 10);
+        assert_eq!(cache.get(&a, 0), None);
+    }
+
+    #[test]
+    fn outcomes_decide_with_their_reasons_and_labels() {
+        assert_eq!(Outcome::Answered(204).decision(), Ok(()));
+        assert_eq!(Outcome::Answered(299).label(), "allow");
+        assert_eq!(Outcome::Answered(302).decision(), Err("http_denied"));
+        assert_eq!(Outcome::Answered(500).label(), "deny");
+        assert_eq!(Outcome::Timeout.decision(), Err("http_timeout"));
+        assert_eq!(Outcome::Unreachable.decision(), Err("http_unreachable"));
+        assert_eq!(Outcome::Error.label(), "error");
+    }
+
+    #[test]
+    fn the_json_has_every_field_and_the_notification_its_totals() {
+        let s = subject("cam", Some("token=x"));
+        let v: serde_json::Value = serde_json::from_slice(&s.json("play", 42, None)).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"action": "play", "app": "live", "stream": "cam",
+                "query": "token=x", "client_ip": "127.0.0.1", "protocol": "hls",
+                "session_id": 42})
+        );
+        let mut mapped = subject("cam", None);
+        mapped.client_ip = "::ffff:10.0.0.1".parse().ok();
+        let v: serde_json::Value =
+            serde_json::from_slice(&mapped.json("play_done", 7, Some((1234, 5678)))).unwrap();
+        assert_eq!(v["client_ip"], "10.0.0.1");
+        assert_eq!(v["query"], "");
+        assert_eq!(
+            (v["bytes"].as_u64(), v["duration_ms"].as_u64()),
+            (Some(1234), Some(5678))
+        );
     }
 }
