@@ -70,9 +70,9 @@ pub struct AppAuth {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// Who may publish: `loopback` (default), `open`, `key`, `signed`.
+    /// Who may publish: `loopback` (default), `open`, `key`, `signed`, `http`.
     pub publish: Mode,
-    /// Who may play: `open` (default), `loopback`, `key`, `signed`.
+    /// Who may play: `open` (default), `loopback`, `key`, `signed`, `http`.
     pub play: Mode,
     /// Keys accepted as `?key=` (mode `key`).
     pub keys: Vec<String>,
