@@ -23,6 +23,7 @@ missing=()
 command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v rtmpdump >/dev/null 2>&1 || missing+=(rtmpdump)
 command -v gst-launch-1.0 >/dev/null 2>&1 || missing+=(gstreamer1.0-tools)
 # The elements the RTMP tests use, by the package that has them.

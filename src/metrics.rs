@@ -110,6 +110,18 @@ fn describe() {
             "Publishes and plays refused by [auth], by protocol, action and reason.",
         ),
         (
+            "uringcast_auth_callouts_total",
+            "Decisions asked of the auth service (auth.http_url), by action and result.",
+        ),
+        (
+            "uringcast_auth_cache_hits_total",
+            "Auth service decisions answered from the worker's cache (auth.http_cache_ms).",
+        ),
+        (
+            "uringcast_auth_notifications_total",
+            "publish_done and play_done notifications to the auth service, by result.",
+        ),
+        (
             "uringcast_admin_refused_total",
             "Admin API and status page requests refused (not in admin.allow, no or wrong token).",
         ),

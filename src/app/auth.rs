@@ -14,17 +14,23 @@
 //!   (several at once, so a secret can be rotated); expired or wrong is refused. The MAC is
 //!   checked with the `hmac` crate's constant-time comparison, keys with `subtle`.
 //!
+//! - `http`: the operator's auth service decides (`auth.http_url`, like SRS's http_hooks and
+//!   nginx-rtmp's on_publish/on_play): the worker POSTs a JSON description of the request
+//!   and a 2xx answer allows; anything else, no answer within `auth.http_timeout_ms`, or no
+//!   service at all refuses (`server::callout`). [`Auth::check`] cannot decide this mode on
+//!   its own and refuses (fail closed); callers ask [`Auth::needs_callout`] first.
+//!
 //! No credentials at all → 401; wrong, expired or for another action or stream → 403.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 /// What a client wants to do with a stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     Publish,
     Play,
@@ -47,6 +53,8 @@ pub enum Mode {
     Loopback,
     Key,
     Signed,
+    /// Ask the auth service at `auth.http_url`.
+    Http,
 }
 
 /// One app's policy; unset fields take the default's.
@@ -62,9 +70,9 @@ pub struct AppAuth {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// Who may publish: `loopback` (default), `open`, `key`, `signed`.
+    /// Who may publish: `loopback` (default), `open`, `key`, `signed`, `http`.
     pub publish: Mode,
-    /// Who may play: `open` (default), `loopback`, `key`, `signed`.
+    /// Who may play: `open` (default), `loopback`, `key`, `signed`, `http`.
     pub play: Mode,
     /// Keys accepted as `?key=` (mode `key`).
     pub keys: Vec<String>,
@@ -74,6 +82,21 @@ pub struct AuthConfig {
     pub secret_file: Option<std::path::PathBuf>,
     /// Per-app policies: `[auth.apps.NAME]`.
     pub apps: HashMap<String, AppAuth>,
+    /// The auth service (mode `http`, and the publish_done/play_done notifications):
+    /// `http://HOST[:PORT]/PATH`. Plain HTTP only; HOST is an IP literal or a name resolved
+    /// once when the configuration is loaded.
+    pub http_url: Option<String>,
+    /// How long a decision may take (connect, request, answer); past it: refused.
+    pub http_timeout_ms: u64,
+    /// How long an allow or a deny is remembered per worker (0: ask every time).
+    pub http_cache_ms: u64,
+    /// Decisions remembered per worker at most.
+    pub http_cache_entries: usize,
+    /// Requests to the auth service in flight per worker at most (decisions and
+    /// notifications); past it a decision is answered 503, a notification dropped.
+    pub http_pending_max: usize,
+    /// Send publish_done and play_done to `http_url` when a publish or a live play ends.
+    pub http_notify: bool,
 }
 
 impl Default for AuthConfig {
@@ -85,7 +108,104 @@ impl Default for AuthConfig {
             secrets: Vec::new(),
             secret_file: None,
             apps: HashMap::new(),
+            http_url: None,
+            http_timeout_ms: 2000,
+            http_cache_ms: 5000,
+            http_cache_entries: 10_000,
+            http_pending_max: 256,
+            http_notify: true,
         }
+    }
+}
+
+/// The auth service, resolved when the configuration is loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpService {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// The Host header: the URL's authority as written.
+    pub host: String,
+    /// The request target (path and query of the URL; `/` if none).
+    pub path: String,
+    pub timeout_ms: u64,
+    pub cache_ms: u64,
+    pub cache_entries: usize,
+    pub pending_max: usize,
+    pub notify: bool,
+}
+
+impl HttpService {
+    /// `http_url` parsed and its host resolved (std `ToSocketAddrs`: may block on DNS, so
+    /// only ever called while the configuration is loaded, on the main thread).
+    fn resolve(config: &AuthConfig, url: &str) -> Result<HttpService, String> {
+        let rest = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+            Some((scheme, _)) if scheme.eq_ignore_ascii_case("https") => {
+                return Err(format!(
+                    "auth.http_url {url}: https is not supported (the binary has no TLS stack); run the auth service on this machine or on a private network and use http://"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "auth.http_url {url}: expected http://HOST[:PORT]/PATH"
+                ));
+            }
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(format!(
+                "auth.http_url {url}: expected http://HOST[:PORT]/PATH (no user info)"
+            ));
+        }
+        if path.contains('#') || path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err(format!(
+                "auth.http_url {url}: the path must be printable, without spaces or a fragment"
+            ));
+        }
+        // [v6]:port, host:port, or a host alone (port 80).
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let Some((ip, after)) = v6.split_once(']') else {
+                return Err(format!("auth.http_url {url}: unclosed [ in the host"));
+            };
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').unwrap_or(p)),
+            };
+            (ip, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        let port = match port {
+            None => 80,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return Err(format!("auth.http_url {url}: bad port {p:?}")),
+            },
+        };
+        let addr = match host.parse::<IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, port),
+            Err(_) => (host, port)
+                .to_socket_addrs()
+                .map_err(|e| format!("auth.http_url {url}: cannot resolve {host}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("auth.http_url {url}: {host} has no address"))?,
+        };
+        Ok(HttpService {
+            addr,
+            host: authority.to_string(),
+            path: path.to_string(),
+            timeout_ms: config.http_timeout_ms,
+            cache_ms: config.http_cache_ms,
+            cache_entries: config.http_cache_entries,
+            pending_max: config.http_pending_max,
+            notify: config.http_notify,
+        })
     }
 }
 
@@ -103,6 +223,7 @@ pub struct Refusal {
 pub struct Auth {
     config: AuthConfig,
     secrets: Vec<Vec<u8>>,
+    http: Option<HttpService>,
 }
 
 impl Auth {
@@ -126,9 +247,15 @@ impl Auth {
         if secrets.iter().any(|s| s.len() < 16) {
             return Err("auth secrets must be at least 16 bytes".into());
         }
+        validate_http_limits(config)?;
+        let http = match &config.http_url {
+            Some(url) => Some(HttpService::resolve(config, url)?),
+            None => None,
+        };
         let auth = Auth {
             config: config.clone(),
             secrets,
+            http,
         };
         let apps = std::iter::once(None).chain(config.apps.keys().map(|a| Some(a.as_str())));
         for app in apps {
@@ -148,9 +275,29 @@ impl Auth {
                         "{key} = \"signed\" needs auth.secrets or auth.secret_file"
                     ));
                 }
+                if mode == Mode::Http && auth.http.is_none() {
+                    return Err(format!(
+                        "{key} = \"http\" needs auth.http_url (the auth service's http://HOST:PORT/PATH)"
+                    ));
+                }
             }
         }
         Ok(auth)
+    }
+
+    /// The auth service (`auth.http_url`), if one is configured.
+    pub fn http(&self) -> Option<&HttpService> {
+        self.http.as_ref()
+    }
+
+    /// Whether `action` on `app` is decided by the auth service (mode `http`).
+    pub fn needs_callout(&self, action: Action, app: &str) -> bool {
+        self.policy(action, app).0 == Mode::Http
+    }
+
+    /// Whether publish_done/play_done notifications are sent.
+    pub fn notifies(&self) -> bool {
+        self.http.as_ref().is_some_and(|h| h.notify)
     }
 
     fn policy(&self, action: Action, app: &str) -> (Mode, &[String]) {
@@ -244,8 +391,53 @@ impl Auth {
                     Err(refuse(403, "bad_token", "wrong token".into()))
                 }
             }
+            // Decided by the auth service through the worker's ring; a caller that did not
+            // ask `needs_callout` first is refused, never let through.
+            Mode::Http => Err(refuse(
+                403,
+                "http_required",
+                "the auth service must decide".into(),
+            )),
         }
     }
+}
+
+/// What the auth service's answer means, for the client and the metrics.
+pub fn http_refusal(reason: &'static str) -> Refusal {
+    let message = match reason {
+        "http_timeout" => "the auth service did not answer in time",
+        "http_unreachable" => "the auth service is unreachable",
+        "http_busy" => "too many auth requests in flight (auth.http_pending_max)",
+        _ => "refused by the auth service",
+    };
+    let status = if reason == "http_busy" { 503 } else { 403 };
+    refuse(status, reason, message.into())
+}
+
+/// The auth service's limits, checked whether or not a service is configured.
+fn validate_http_limits(config: &AuthConfig) -> Result<(), String> {
+    let range = |key: &str, v: u64, min: u64, max: u64| {
+        if (min..=max).contains(&v) {
+            Ok(())
+        } else {
+            Err(format!("auth.{key} = {v}: must be within {min}..={max}"))
+        }
+    };
+    range("http_timeout_ms", config.http_timeout_ms, 10, 60_000)?;
+    range("http_cache_ms", config.http_cache_ms, 0, 3_600_000)?;
+    range(
+        "http_cache_entries",
+        config.http_cache_entries as u64,
+        0,
+        10_000_000,
+    )?;
+    range(
+        "http_pending_max",
+        config.http_pending_max as u64,
+        1,
+        65_536,
+    )?;
+    Ok(())
 }
 
 /// What a signed URL's token signs.
@@ -423,5 +615,64 @@ mod tests {
         assert!(err("publish = \"key\"\n").contains("auth.publish"));
         assert!(err("[apps.x]\nplay = \"signed\"\n").contains("auth.apps.x.play"));
         assert!(err("secrets = [\"short\"]\n").contains("16 bytes"));
+        assert!(err("play = \"http\"\n").contains("auth.http_url"));
+        assert!(err("[apps.x]\npublish = \"http\"\n").contains("auth.apps.x.publish"));
+    }
+
+    #[test]
+    fn http_urls_are_plain_http_resolved_at_load_and_limits_name_their_key() {
+        let ok = |toml: &str| auth(toml).http().cloned().expect("service");
+        let s = ok("publish = \"http\"\nhttp_url = \"http://127.0.0.1:9000/auth?x=1\"\n");
+        assert_eq!(s.addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(
+            (s.host.as_str(), s.path.as_str()),
+            ("127.0.0.1:9000", "/auth?x=1")
+        );
+        assert_eq!(
+            (s.timeout_ms, s.cache_ms, s.cache_entries),
+            (2000, 5000, 10_000)
+        );
+        assert_eq!((s.pending_max, s.notify), (256, true));
+        let s = ok("http_url = \"http://[::1]:81\"\n");
+        assert_eq!(
+            (s.addr, s.path.as_str()),
+            ("[::1]:81".parse().unwrap(), "/")
+        );
+        let s = ok("http_url = \"http://localhost/a\"\n");
+        assert_eq!(s.addr.port(), 80);
+        assert!(s.addr.ip().is_loopback());
+        let a = auth(
+            "play = \"http\"\nhttp_url = \"http://127.0.0.1:1/\"\n[apps.free]\nplay = \"open\"\n",
+        );
+        assert!(a.needs_callout(Action::Play, "live"));
+        assert!(!a.needs_callout(Action::Play, "free"));
+        assert!(!a.needs_callout(Action::Publish, "live"));
+        // Fail closed if asked directly.
+        assert!(
+            a.check(Action::Play, "live", "s", None, ip("127.0.0.1"), 0)
+                .is_err()
+        );
+
+        let err = |toml: &str| Auth::new(&toml::from_str(toml).unwrap()).unwrap_err();
+        let e = err("http_url = \"https://auth.example/x\"\n");
+        assert!(
+            e.contains("https is not supported") && e.contains("TLS"),
+            "{e}"
+        );
+        assert!(err("http_url = \"ftp://x/\"\n").contains("auth.http_url"));
+        assert!(err("http_url = \"http://127.0.0.1:0/\"\n").contains("bad port"));
+        assert!(err("http_url = \"http://u@127.0.0.1/\"\n").contains("auth.http_url"));
+        assert!(err("http_url = \"http://no-such-host.invalid/\"\n").contains("cannot resolve"));
+        for (key, value) in [
+            ("http_timeout_ms", "0"),
+            ("http_cache_ms", "99999999"),
+            ("http_pending_max", "0"),
+            ("http_cache_entries", "999999999"),
+        ] {
+            let e = err(&format!(
+                "http_url = \"http://127.0.0.1:1/\"\n{key} = {value}\n"
+            ));
+            assert!(e.contains(&format!("auth.{key}")), "{e}");
+        }
     }
 }

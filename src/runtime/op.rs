@@ -43,6 +43,9 @@ pub enum Op {
     /// IORING_OP_TIMEOUT linked in front of another operation, to delay it (test builds'
     /// fault injection only).
     Timeout = 21,
+    /// IORING_OP_CONNECT (io_uring_prep_connect(3)) of an outbound socket to an address the
+    /// slot owns ([`super::ops::ConnectAddr`]).
+    Connect = 22,
 }
 
 /// Which in-flight count of a slot an operation belongs to.
@@ -68,6 +71,7 @@ impl Op {
             19 => Op::OpenAt2,
             20 => Op::Statx,
             21 => Op::Timeout,
+            22 => Op::Connect,
             _ => return None,
         })
     }
@@ -86,7 +90,8 @@ impl Op {
             | Op::MsgRingSent
             | Op::OpenAt2
             | Op::Statx
-            | Op::Timeout => Direction::Transmit,
+            | Op::Timeout
+            | Op::Connect => Direction::Transmit,
         }
     }
 
@@ -160,6 +165,7 @@ mod tests {
             Op::OpenAt2,
             Op::Statx,
             Op::Timeout,
+            Op::Connect,
         ] {
             let ud = UserData::new(op, 123_456, 0x00ab_cdef);
             assert_eq!(UserData::decode(ud.encode()), Some(ud));
@@ -172,10 +178,11 @@ mod tests {
 
     #[test]
     fn opens_and_stats_count_on_the_transmit_side_and_only_opens_yield_fds() {
-        for op in [Op::OpenAt2, Op::Statx, Op::Timeout] {
+        for op in [Op::OpenAt2, Op::Statx, Op::Timeout, Op::Connect] {
             assert_eq!(op.direction(), Direction::Transmit);
         }
         assert!(Op::OpenAt2.yields_fd() && Op::Accept.yields_fd());
         assert!(!Op::Statx.yields_fd() && !Op::Recv.yields_fd() && !Op::EventRead.yields_fd());
+        assert!(!Op::Connect.yields_fd());
     }
 }

@@ -7,7 +7,7 @@
 //! connection's slot, a [`SendBatch`] is too, and the bytes its iovecs point at are shared,
 //! refcounted buffers the slot (or the worker's fan-out hub, on the slot's behalf) holds until
 //! the completion. An [`OpenAt2Args`] and a [`StatxBuf`] keep their bytes on the heap, so they
-//! stay put however the slot state that owns them moves.
+//! stay put however the slot state that owns them moves, and so does a [`ConnectAddr`].
 
 use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
@@ -159,6 +159,34 @@ pub fn delay_next(ts: &types::Timespec) -> squeue::Entry {
         .flags(types::TimeoutFlags::ETIME_SUCCESS)
         .build()
         .flags(squeue::Flags::IO_LINK)
+}
+
+/// The address an IORING_OP_CONNECT reads, boxed so its bytes stay put however the slot
+/// state that owns it moves. The kernel copies the address when the operation is prepared
+/// (`move_addr_to_kernel`), but the SQE may wait in the driver's backlog until the next
+/// `io_uring_enter`, so the owner keeps this value until the completion (the same rule as
+/// [`OpenAt2Args`]).
+pub struct ConnectAddr(Box<socket2::SockAddr>);
+
+impl ConnectAddr {
+    pub fn new(addr: std::net::SocketAddr) -> ConnectAddr {
+        ConnectAddr(Box::new(socket2::SockAddr::from(addr)))
+    }
+
+    /// The address family's domain (for the socket to connect).
+    pub fn domain(&self) -> socket2::Domain {
+        self.0.domain()
+    }
+}
+
+/// IORING_OP_CONNECT (io_uring_prep_connect(3)) of the socket `fd` to `addr`: the kernel
+/// reads the sockaddr (owned by the slot, which keeps it until the completion, and `fd` open).
+/// On a non-blocking socket io_uring waits for the handshake itself (it polls instead of
+/// returning EINPROGRESS): the result is 0 once connected, or -errno (ECONNREFUSED,
+/// ETIMEDOUT, ENETUNREACH...).
+pub fn connect(fd: RawFd, addr: &ConnectAddr) -> squeue::Entry {
+    let ptr = addr.0.as_ptr().cast::<libc::sockaddr>();
+    opcode::Connect::new(Fd(fd), ptr, addr.0.len()).build()
 }
 
 /// Link `entry` to the one submitted after it (a failure or short result cancels the rest).

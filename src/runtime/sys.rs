@@ -194,3 +194,16 @@ pub fn peer_ip(fd: &OwnedFd) -> Option<std::net::IpAddr> {
 pub fn peer_addr(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
     socket2::SockRef::from(fd).peer_addr().ok()?.as_socket()
 }
+
+/// A new outbound TCP socket for `domain`: non-blocking and close-on-exec from the start
+/// (socket2 passes SOCK_NONBLOCK | SOCK_CLOEXEC to socket(2)), with TCP_NODELAY (a request
+/// goes out in one piece). Connected through the ring ([`super::ops::connect`]).
+pub fn tcp_socket(domain: socket2::Domain) -> io::Result<OwnedFd> {
+    let socket = socket2::Socket::new(
+        domain,
+        socket2::Type::STREAM.nonblocking().cloexec(),
+        Some(socket2::Protocol::TCP),
+    )?;
+    let _ = socket.set_tcp_nodelay(true);
+    Ok(socket.into())
+}

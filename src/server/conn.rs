@@ -40,6 +40,11 @@ pub(crate) enum Phase {
     /// An RTMP connection (handshake, commands, publishing or playing: see
     /// [`Conn::rtmp`]); a receive is posted all along.
     Rtmp,
+    /// A request (HTTP) parked until the auth service decides (`auth` mode `http`): nothing
+    /// is in flight; the decision routes its head again ([`super::callout`]).
+    WaitAuth,
+    /// Not a client: an outbound request to the auth service ([`Body::Callout`]).
+    Callout,
     /// Closed from our side; the slot lives until its last completion arrives.
     Closing,
 }
@@ -56,10 +61,13 @@ pub(crate) enum Deadline {
     Send,
     /// A lingering close has run for `http.lingering_close_ms`.
     Linger,
+    /// An auth service callout has run for `auth.http_timeout_ms` (and, a little later, the
+    /// backstop of the request waiting for it).
+    Callout,
 }
 
 /// Number of [`Deadline`]s.
-pub(crate) const DEADLINES: usize = 4;
+pub(crate) const DEADLINES: usize = 5;
 
 impl Deadline {
     pub(crate) const ALL: [Deadline; DEADLINES] = [
@@ -67,6 +75,7 @@ impl Deadline {
         Deadline::Header,
         Deadline::Send,
         Deadline::Linger,
+        Deadline::Callout,
     ];
 
     pub(crate) fn label(self) -> &'static str {
@@ -75,6 +84,7 @@ impl Deadline {
             Deadline::Header => "header",
             Deadline::Send => "send",
             Deadline::Linger => "linger",
+            Deadline::Callout => "callout",
         }
     }
 }
@@ -237,6 +247,9 @@ pub(crate) enum Body {
     Live(Box<LiveReader>),
     Ingest(Box<Ingest>),
     Upload(Box<Upload>),
+    /// The request and state of an auth service callout ([`Phase::Callout`]): its address is
+    /// read by the kernel until the connect completes, so it lives here until the release.
+    Callout(Box<super::callout::Callout>),
 }
 
 impl Body {
@@ -294,6 +307,9 @@ pub(crate) struct Conn {
     /// The live session (publish or play) this connection is, as the API lists it
     /// ([`super::sessions`]); None for anything else.
     pub session: Option<Arc<super::sessions::Session>>,
+    /// What the last authorised publish or play of this connection was (set when
+    /// `auth.http_notify` is on): what its publish_done or play_done names. Taken when sent.
+    pub auth_subject: Option<Box<super::callout::Subject>>,
 }
 
 impl Conn {
@@ -324,6 +340,7 @@ impl Conn {
             bytes_out: 0,
             admin: false,
             session: None,
+            auth_subject: None,
         }
     }
 

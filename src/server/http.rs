@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use super::callout::{Check, Protocol, Waiter};
 use super::conn::{Body, Deadline, MemoryBody, Phase};
 use super::loglimit::PeerLog;
 use super::worker::Worker;
@@ -91,8 +92,9 @@ impl Worker {
         }
     }
 
-    /// Route one request and start its response.
-    fn respond(&mut self, key: usize, head: RequestHead) {
+    /// Route one request and start its response (again, for a request the auth service
+    /// allowed: [`super::callout`]).
+    pub(super) fn respond(&mut self, key: usize, head: RequestHead) {
         let conn = &mut self.conns[key];
         conn.keep_alive = head.keep_alive
             && conn.requests < self.config.http.keepalive_requests_max
@@ -118,12 +120,14 @@ impl Worker {
                 send_body,
                 chunked,
             } => {
-                if self.authorize(key, Action::Play, &app, &name, head.query.as_deref()) {
+                let protocol = Protocol::live(format);
+                if self.authorize(key, Action::Play, &app, &name, &head, protocol) {
                     self.start_reader(key, &app, &name, format, send_body, chunked)
                 }
             }
             Route::LivePublish { app, name, format } => {
-                if self.authorize(key, Action::Publish, &app, &name, head.query.as_deref()) {
+                let protocol = Protocol::live(format);
+                if self.authorize(key, Action::Publish, &app, &name, &head, protocol) {
                     self.start_ingest(key, &head, &app, &name, format)
                 }
             }
@@ -137,7 +141,7 @@ impl Worker {
                     HlsMethod::Get | HlsMethod::Head => Action::Play,
                     HlsMethod::Put | HlsMethod::Delete => Action::Publish,
                 };
-                if self.authorize(key, action, &app, &name, head.query.as_deref()) {
+                if self.authorize(key, action, &app, &name, &head, Protocol::Hls) {
                     self.serve_hls(key, &head, &app, &name, &file, method)
                 }
             }
@@ -163,23 +167,44 @@ impl Worker {
     }
 
     /// Whether the client may do `action` on `app/name` (`[auth]`); if not, it is answered
-    /// 401 or 403 with the reason (never the key or token), counted and logged.
+    /// 401 or 403 with the reason (never the key or token), counted and logged. Mode `http`:
+    /// false also when the request is parked for the auth service ([`Phase::WaitAuth`]).
     fn authorize(
         &mut self,
         key: usize,
         action: Action,
         app: &str,
         name: &str,
-        query: Option<&str>,
+        head: &RequestHead,
+        protocol: Protocol,
     ) -> bool {
-        let client = sys::peer_ip(&self.conns[key].fd);
-        let now_s = crate::media::stream::unix_ms() / 1000;
-        let Err(refusal) = self
-            .shared
-            .auth
-            .load()
-            .check(action, app, name, query, client, now_s)
-        else {
+        let query = head.query.as_deref();
+        let subject = self.callout_subject(key, action, app, name, query, protocol);
+        let checked = if self.shared.auth.load().needs_callout(action, app) {
+            let waiter = Waiter::Http {
+                head: Box::new(head.clone()),
+            };
+            match self.callout_check(key, subject.clone(), waiter) {
+                Check::Allowed => Ok(()),
+                Check::Refused(refusal) => Err(refusal),
+                Check::Parked => {
+                    self.conns[key].phase = Phase::WaitAuth;
+                    let backstop_ms =
+                        self.shared.auth.load().http().map_or(0, |s| s.timeout_ms) + 1000;
+                    self.arm_deadline(key, Deadline::Callout, backstop_ms);
+                    return false;
+                }
+            }
+        } else {
+            let client = subject.client_ip;
+            let now_s = crate::media::stream::unix_ms() / 1000;
+            self.shared
+                .auth
+                .load()
+                .check(action, app, name, query, client, now_s)
+        };
+        let Err(refusal) = checked else {
+            self.callout_remember(key, subject);
             return true;
         };
         metrics::counter!("uringcast_auth_refused_total", "protocol" => "http", "action" => action.as_str(), "reason" => refusal.reason).increment(1);
@@ -362,7 +387,7 @@ impl Worker {
             // The file is still being opened; its completions continue the response.
             Body::Opening(_) => return,
             Body::File(f) => f.remaining > 0 || f.pipe_fill > 0,
-            Body::None | Body::Ingest(_) | Body::Upload(_) => false,
+            Body::None | Body::Ingest(_) | Body::Upload(_) | Body::Callout(_) => false,
             Body::Memory(_) => {
                 self.send_memory(key);
                 return;

@@ -234,6 +234,10 @@ impl Worker {
         let stream = ingest.publisher.stream.clone();
         self.shared.registry.unpublish(&stream, now_ms);
         let busy = conn.busy();
+        self.callout_publish_ended(key);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
         conn.phase = Phase::ReadHead;
         self.session_end(key);
         self.notify_stream(&stream);

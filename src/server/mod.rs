@@ -31,6 +31,7 @@ macro_rules! peer_log {
     };
 }
 
+mod callout;
 mod conn;
 mod hls;
 mod http;

@@ -19,11 +19,12 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::callout::{Check, Protocol, Subject, Waiter};
 use super::conn::{Body, Deadline, LiveReader, Phase};
 use super::live::Wait;
 use super::loglimit::PeerLog;
 use super::worker::Worker;
-use crate::app::auth::Action;
+use crate::app::auth::{Action, Refusal};
 use crate::app::router::valid_live_name;
 use crate::media::framing::{self, Framing, RTMP_STREAM_ID};
 use crate::media::stream::{PublishError, Publisher, RegistryError};
@@ -60,6 +61,9 @@ pub(crate) struct RtmpConn {
     pub sending: Option<(Bytes, usize)>,
     /// Close once the session's output is out (a played stream ended).
     pub close_when_sent: bool,
+    /// A publish or play waits for the auth service: later events stay in the session
+    /// (bounded by `rtmp.buffered_bytes_max`) until the decision.
+    pub auth_wait: bool,
 }
 
 pub(crate) struct RtmpPublish {
@@ -110,6 +114,7 @@ impl Worker {
             play_stream_id: None,
             sending: None,
             close_when_sent: false,
+            auth_wait: false,
         }));
         let key = self.conns.insert(conn);
         self.stats.rtmp_accepted += 1;
@@ -195,6 +200,9 @@ impl Worker {
             let Some(rtmp) = conn.rtmp.as_mut() else {
                 return;
             };
+            if rtmp.auth_wait {
+                break; // nothing acts before the decision
+            }
             let Some(event) = rtmp.session.poll_event() else {
                 break;
             };
@@ -280,7 +288,6 @@ impl Worker {
         name: &str,
         query: Option<String>,
     ) -> bool {
-        let client = sys::peer_ip(&self.conns[key].fd);
         let Some(rtmp) = self.conns[key].rtmp.as_mut() else {
             return false;
         };
@@ -288,29 +295,100 @@ impl Worker {
             return true; // the session refuses commands before connect
         };
         let query = query.or_else(|| rtmp.app_query.clone());
-        let now_s = crate::media::stream::unix_ms() / 1000;
-        let Err(refusal) =
-            self.shared
-                .auth
-                .load()
-                .check(action, &app, name, query.as_deref(), client, now_s)
-        else {
+        let subject =
+            self.callout_subject(key, action, &app, name, query.as_deref(), Protocol::Rtmp);
+        let checked = if self.shared.auth.load().needs_callout(action, &app) {
+            let waiter = Waiter::Rtmp {
+                stream_id,
+                name: name.to_string(),
+            };
+            match self.callout_check(key, subject.clone(), waiter) {
+                Check::Allowed => Ok(()),
+                Check::Refused(refusal) => Err(refusal),
+                Check::Parked => {
+                    if let Some(rtmp) = self.conns[key].rtmp.as_mut() {
+                        rtmp.auth_wait = true;
+                    }
+                    return false;
+                }
+            }
+        } else {
+            let now_s = crate::media::stream::unix_ms() / 1000;
+            self.shared.auth.load().check(
+                action,
+                &app,
+                name,
+                query.as_deref(),
+                subject.client_ip,
+                now_s,
+            )
+        };
+        let Err(refusal) = checked else {
+            self.rtmp_remember(key, subject);
             return true;
         };
-        let code = match action {
-            Action::Publish => PUBLISH_BAD_NAME,
-            Action::Play => PLAY_FAILED,
-        };
-        match action {
-            Action::Publish => rtmp
-                .session
-                .reject_publish(stream_id, code, &refusal.message),
-            Action::Play => rtmp.session.reject_play(stream_id, code, &refusal.message),
-        }
-        rtmp.close_when_sent = true;
+        self.rtmp_reject_auth(key, action, stream_id, &refusal);
         metrics::counter!("uringcast_auth_refused_total", "protocol" => "rtmp", "action" => action.as_str(), "reason" => refusal.reason).increment(1);
         peer_log!(self, PeerLog::PublishRefused, info, worker = self.id, stream = %format!("{app}/{name}"), action = action.as_str(), reason = refusal.reason, "rtmp refused by auth");
         false
+    }
+
+    /// NetStream.Publish.BadName or NetStream.Play.Failed for a refused publish or play, then
+    /// the connection closes.
+    fn rtmp_reject_auth(&mut self, key: usize, action: Action, stream_id: u32, refusal: &Refusal) {
+        let Some(rtmp) = self.conns[key].rtmp.as_mut() else {
+            return;
+        };
+        match action {
+            Action::Publish => {
+                rtmp.session
+                    .reject_publish(stream_id, PUBLISH_BAD_NAME, &refusal.message)
+            }
+            Action::Play => rtmp
+                .session
+                .reject_play(stream_id, PLAY_FAILED, &refusal.message),
+        }
+        rtmp.close_when_sent = true;
+    }
+
+    /// What a publish or play allowed now is (for its done notification), unless the
+    /// connection already publishes or plays (the command will be refused).
+    fn rtmp_remember(&mut self, key: usize, subject: Subject) {
+        let idle = self.conns[key]
+            .rtmp
+            .as_ref()
+            .is_some_and(|r| r.publish.is_none() && r.play_stream_id.is_none());
+        if idle {
+            self.callout_remember(key, subject);
+        }
+    }
+
+    /// The auth service decided a publish or play this connection waits for (the caller
+    /// checked the slot's generation): act on it, then on the events held meanwhile.
+    pub(super) fn rtmp_auth_decided(
+        &mut self,
+        key: usize,
+        subject: Subject,
+        stream_id: u32,
+        name: &str,
+        refusal: Option<Refusal>,
+    ) {
+        if let Some(rtmp) = self.conns[key].rtmp.as_mut() {
+            rtmp.auth_wait = false;
+        }
+        let action = subject.action;
+        match refusal {
+            Some(refusal) => self.rtmp_reject_auth(key, action, stream_id, &refusal),
+            None => {
+                self.rtmp_remember(key, subject);
+                match action {
+                    Action::Publish => self.rtmp_publish(key, stream_id, name),
+                    Action::Play => self.rtmp_play(key, stream_id, name),
+                }
+            }
+        }
+        self.rtmp_events(key);
+        self.rtmp_advance(key);
     }
 
     fn rtmp_publish(&mut self, key: usize, stream_id: u32, name: &str) {
@@ -433,9 +511,12 @@ impl Worker {
         };
         let stream = publish.publisher.stream.clone();
         self.shared.registry.unpublish(&stream, now_ms);
+        if let PublishEnd::Requested = end {
+            rtmp.session.end_publish(publish.stream_id);
+        }
+        self.callout_publish_ended(key);
         match end {
             PublishEnd::Requested => {
-                rtmp.session.end_publish(publish.stream_id);
                 self.session_end(key);
                 self.notify_stream(&stream);
                 peer_log!(self, PeerLog::Publish, info, worker = self.id, stream = %stream.key(), units = publish.units, "publish ended (rtmp)");

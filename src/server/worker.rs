@@ -102,6 +102,8 @@ pub struct Worker {
     /// connections while their open is in flight. Boxed: the timeout SQE points at it.
     #[cfg(debug_assertions)]
     pub(super) fault_open_delay: Option<Box<io_uring::types::Timespec>>,
+    /// Auth service callouts: the decision cache and the count in flight.
+    pub(super) callouts: super::callout::Callouts,
 }
 
 impl Worker {
@@ -181,6 +183,7 @@ impl Worker {
                             .nsec(((ms % 1000) * 1_000_000) as u32),
                     )
                 }),
+            callouts: Default::default(),
             shared,
             config,
         })
@@ -280,6 +283,7 @@ impl Worker {
             let now_ms = self.now_ms();
             self.expire(now_ms);
             self.live_tick(now_ms);
+            self.callout_tick(now_ms);
             for listener in [LISTENER_HTTP, LISTENER_RTMP, LISTENER_ADMIN] {
                 let retry = &mut self.accept_retry_at_ms[listener as usize];
                 if retry.is_some_and(|at| now_ms >= at) {
@@ -300,7 +304,7 @@ impl Worker {
                     .sweep(now_ms, self.config.vod.file_cache_sweep_per_tick);
                 self.report_suppressed_logs(now_ms);
                 self.live_flush_stats();
-                self.stats.active = self.conns.len() as u64;
+                self.stats.active = self.conns.len().saturating_sub(self.callouts.pending()) as u64;
                 self.metrics.flush(&mut self.stats);
             }
             if let Some(deadline) = self.drain_deadline_ms {
@@ -316,7 +320,8 @@ impl Worker {
                 let hard_deadline = deadline + DRAIN_CLOSE_WAIT_MS;
                 if self.conns.is_empty() || now_ms >= hard_deadline {
                     self.live_flush_stats();
-                    self.stats.active = self.conns.len() as u64;
+                    self.stats.active =
+                        self.conns.len().saturating_sub(self.callouts.pending()) as u64;
                     self.metrics.flush(&mut self.stats);
                     return Ok(());
                 }
@@ -367,6 +372,10 @@ impl Worker {
                     if conn.io.is_idle() {
                         self.release(key);
                     }
+                    return;
+                }
+                if conn.phase == Phase::Callout {
+                    self.on_callout(key, ud.op, result);
                     return;
                 }
                 let rtmp = conn.rtmp.is_some();
@@ -625,11 +634,17 @@ impl Worker {
     }
 
     fn deadline_expired(&mut self, key: usize, deadline: Deadline) {
+        if deadline == Deadline::Callout {
+            // Counted by the callout's outcome (uringcast_auth_callouts_total).
+            self.callout_deadline(key);
+            return;
+        }
         match deadline {
             Deadline::Idle => self.stats.deadline_expired_idle += 1,
             Deadline::Header => self.stats.deadline_expired_header += 1,
             Deadline::Send => self.stats.deadline_expired_send += 1,
             Deadline::Linger => self.stats.deadline_expired_linger += 1,
+            Deadline::Callout => {}
         }
         peer_log!(
             self,
@@ -673,16 +688,19 @@ impl Worker {
     }
 
     /// Free the slot: nothing is in flight for it any more.
-    fn release(&mut self, key: usize) {
+    pub(super) fn release(&mut self, key: usize) {
         self.session_end(key);
         // A pipe of a connection closed mid-body may hold bytes we never accounted for (its
         // completions were skipped while closing), so it is closed, not pooled. Dropping the
         // connection closes its socket, its pipe and its reference to the file.
         let mut conn = self.conns.remove(key);
         debug_assert!(conn.io.is_idle());
+        // The one place every publish and live play ends (peer, deadline, shutdown).
+        self.callout_conn_released(&mut conn);
         match std::mem::replace(&mut conn.body, Body::None) {
             Body::Live(reader) => self.detach_reader(key, &reader),
             ingest @ Body::Ingest(_) => self.drop_ingest(ingest),
+            Body::Callout(callout) => self.callout_released(*callout),
             _ => {}
         }
         if let Some(rtmp) = conn.rtmp.take() {

@@ -1,5 +1,6 @@
-//! HTTP/1.1 sans-IO pieces: request-head parsing, response-head writing, the Date cache and
-//! the chunked transfer coding.
+//! HTTP/1.1 sans-IO pieces: request-head parsing, response-head writing, the Date cache,
+//! the chunked transfer coding, and the client side of one exchange ([`client`]: the auth
+//! service callouts).
 //!
 //! Nothing here touches a socket or reads the clock. The runtime hands in bytes (and, for
 //! [`DateCache`], the current time) and gets back values or bytes to send.
@@ -15,6 +16,7 @@
 //! 4. Write the reply with [`ResponseHead`].
 
 mod chunked;
+pub mod client;
 mod error;
 mod request;
 mod response;
