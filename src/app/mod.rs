@@ -4,4 +4,5 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod router;

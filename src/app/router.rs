@@ -1,5 +1,6 @@
 //! Routing: a parsed request head → what to do with it. No fds, no state beyond the head.
 
+use super::console::{self, Asset};
 use crate::proto::http::{Method, RequestHead, Version};
 
 /// Methods of the media paths, for `Allow` and CORS preflights.
@@ -42,6 +43,11 @@ pub enum Route {
     Preflight { methods: &'static str },
     /// One of the server's own pages; `send_body` false for HEAD.
     Page { page: Page, send_body: bool },
+    /// A file of the operator's console (`/` and `/console/...`), embedded in the binary.
+    Console {
+        asset: &'static Asset,
+        send_body: bool,
+    },
     /// An answer without a body of ours: status, text, whether the connection may stay open,
     /// and the `Allow` header for 405/501.
     Refuse {
@@ -79,8 +85,6 @@ pub enum Page {
     Streams,
     /// `/metrics`: Prometheus text.
     Metrics,
-    /// `/`: HTML status page.
-    Status,
 }
 
 impl Page {
@@ -88,7 +92,6 @@ impl Page {
         match self {
             Page::Health | Page::Streams => "application/json",
             Page::Metrics => "text/plain; version=0.0.4; charset=utf-8",
-            Page::Status => "text/html; charset=utf-8",
         }
     }
 }
@@ -256,11 +259,14 @@ pub fn route(head: &RequestHead) -> Route {
     if !get_or_head {
         return not_allowed(head.method, PAGE_METHODS);
     }
+    let send_body = head.method == Method::Get;
+    if let Some(asset) = console::lookup(path) {
+        return Route::Console { asset, send_body };
+    }
     let page = match path {
         "/healthz" => Page::Health,
         "/api/v1/streams" => Page::Streams,
         "/metrics" => Page::Metrics,
-        "/" => Page::Status,
         _ => {
             return Route::Refuse {
                 status: 404,
@@ -270,10 +276,7 @@ pub fn route(head: &RequestHead) -> Route {
             };
         }
     };
-    Route::Page {
-        page,
-        send_body: head.method == Method::Get,
-    }
+    Route::Page { page, send_body }
 }
 
 #[cfg(test)]
@@ -458,6 +461,26 @@ mod tests {
         assert!(matches!(
             h("BREW / HTTP/1.1\r\nHost: x\r\n\r\n"),
             Route::Refuse { status: 501, .. }
+        ));
+        assert!(matches!(
+            h("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Console { asset, send_body: true } if asset.path == "/"
+        ));
+        assert!(matches!(
+            h("HEAD /console/vendor/hls-1.7.4.min.js HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Console { asset, send_body: false } if asset.path.ends_with("hls-1.7.4.min.js")
+        ));
+        assert!(matches!(
+            h("POST / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Refuse {
+                status: 405,
+                allow: Some(PAGE_METHODS),
+                ..
+            }
+        ));
+        assert!(matches!(
+            h("GET /console/nope.js HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Refuse { status: 404, .. }
         ));
         assert!(matches!(
             h("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"),

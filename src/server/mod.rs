@@ -66,6 +66,10 @@ pub struct Shared {
     pub mailboxes: Vec<Mailbox<Command>>,
     /// The next connection id ([`conn::Conn::id`]); ids start at 1.
     pub next_conn_id: std::sync::atomic::AtomicU64,
+    /// The public listeners' bound addresses (a port 0 resolved): where players are sent.
+    pub http_bound: SocketAddr,
+    /// None: RTMP is off.
+    pub rtmp_bound: Option<SocketAddr>,
 }
 
 /// Why the server could not start (exit code 1), as one line.
@@ -154,6 +158,8 @@ pub fn run(config: Config) -> Result<(), StartError> {
         }),
         mailboxes: (0..workers).map(|_| Mailbox::default()).collect(),
         next_conn_id: std::sync::atomic::AtomicU64::new(1),
+        http_bound,
+        rtmp_bound,
     });
     let cpus = sys::online_cpus();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
