@@ -191,7 +191,8 @@ fn hls_js_plays_live_hls_in_chromium() {
     );
 }
 
-/// What console.mjs reported for one format: (wall ms, currentTime s) samples and the size.
+/// That console.mjs saw `format` play: started, 320x240, and its (wall ms, currentTime s)
+/// samples show the clock running with wall time.
 fn assert_plays(format: &str, j: &Value) {
     let f = &j["formats"][format];
     assert!(

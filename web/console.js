@@ -49,7 +49,8 @@ function kbps(value) {
 function mediaUrls(key) {
   const play = state.play || {};
   const host = location.hostname; // IPv6 hosts come bracketed
-  const http = `${location.protocol}//${host}:${play.http_port || location.port}`;
+  const port = play.http_port || location.port;
+  const http = `${location.protocol}//${host}${port ? `:${port}` : ""}`;
   const urls = {
     flv: `${http}/${key}.flv`,
     ts: `${http}/${key}.ts`,

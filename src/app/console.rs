@@ -244,9 +244,9 @@ fn render_page(source: &[u8]) -> String {
 
 /// `/console/console.js` + `0123` → `/console/console.0123.js`.
 fn hashed_path(path: &str, hash: &str) -> String {
-    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let (dir, name) = path.split_at(path.rfind('/').map_or(0, |slash| slash + 1));
     match name.rsplit_once('.') {
-        Some((stem, extension)) if !stem.is_empty() => format!("{dir}/{stem}.{hash}.{extension}"),
+        Some((stem, extension)) if !stem.is_empty() => format!("{dir}{stem}.{hash}.{extension}"),
         _ => format!("{path}.{hash}"),
     }
 }
@@ -330,6 +330,8 @@ mod tests {
         assert_eq!(hashed_path("/a/b.js", "ff"), "/a/b.ff.js");
         assert_eq!(hashed_path("/a/b", "ff"), "/a/b.ff");
         assert_eq!(hashed_path("/a.d/b", "ff"), "/a.d/b.ff");
+        assert_eq!(hashed_path("/a/.b", "ff"), "/a/.b.ff");
+        assert_eq!(hashed_path("b.js", "ff"), "b.ff.js");
     }
 
     #[test]
