@@ -1,7 +1,10 @@
 //! Real browser players against the real binary: Debian's headless Chromium, driven by
 //! `tests/browser/play.mjs` (playwright-core), plays uringcast's live output with the players
 //! sites use (mpegts.js, from npm) from a page on another origin, and the test checks that the
-//! <video> element shows the picture and that its clock runs with wall time.
+//! <video> element shows the picture and that its clock runs with wall time. The operator's
+//! console at `/` is driven the same way by `tests/browser/console.mjs`: the stream shows in
+//! its table, a click plays it (HTTP-FLV, then HLS) with the players the binary embeds. And,
+//! with curl alone, the console's assets are checked for their caching headers.
 //!
 //! Needs node, /usr/bin/chromium and `npm ci` in tests/browser (scripts/test.sh does all three);
 //! without them the test prints a SKIP line, except under `CI=true`, where it fails.
@@ -22,12 +25,12 @@ fn harness_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// Where screenshots and the harness's JSON are kept after the run: target/browser-artifacts.
+/// Where screenshots and the harnesses' JSON are kept after the run: target/test-artefacts.
 fn artifacts_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("target dir")
-        .join("browser-artifacts");
+        .join("test-artefacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -186,4 +189,235 @@ fn hls_js_plays_live_hls_in_chromium() {
         "hls",
         "/live/cam/index.m3u8",
     );
+}
+
+/// That console.mjs saw `format` play: started, 320x240, and its (wall ms, currentTime s)
+/// samples show the clock running with wall time.
+fn assert_plays(format: &str, j: &Value) {
+    let f = &j["formats"][format];
+    assert!(
+        f["started_after_ms"].is_u64(),
+        "{format} did not start in the console: {j}"
+    );
+    assert_eq!(
+        (f["width"].as_u64(), f["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{format}: {j}"
+    );
+    let s: Vec<(f64, f64)> = f["samples"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| Some((s[0].as_f64()?, s[1].as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(s.len() >= 12, "{format}: only {} samples: {j}", s.len());
+    for w in s.windows(2) {
+        assert!(w[1].1 >= w[0].1, "{format}: currentTime went back: {s:?}");
+    }
+    // The clock runs with wall time, minus the stalls of a start: HLS is segmented from the
+    // first playlist request on, so hls.js waits for its first segments (as in
+    // hls_js_plays_live_hls_in_chromium).
+    let (first, last) = (s[0], s[s.len() - 1]);
+    let wall = (last.0 - first.0) / 1000.0;
+    let media = last.1 - first.1;
+    assert!(
+        media >= 4.0 && media >= 0.6 * wall && media <= 1.25 * wall,
+        "{format}: currentTime advanced {media:.2} s in {wall:.2} s of wall time: {s:?}"
+    );
+}
+
+#[test]
+fn the_console_lists_a_live_stream_and_plays_it_in_chromium() {
+    let test = "the_console_lists_a_live_stream_and_plays_it_in_chromium";
+    if !browser_ready(test) {
+        return;
+    }
+    let begin = Instant::now();
+    let server = Server::start("browser-console", "[hls]\nsegment_target_ms = 1000\n");
+    let mut publisher = publish_clip(&server.url("/live/cam.flv"), &clip_30s(), None);
+    wait_for_stream(&server, "cam");
+
+    let shots = artifacts_dir().join("console");
+    for format in ["flv", "hls"] {
+        let _ = std::fs::remove_file(artifacts_dir().join(format!("console-{format}.png")));
+    }
+    let seconds = 8;
+    let mut cmd = Command::new("node");
+    cmd.current_dir(harness_dir())
+        .arg("console.mjs")
+        .args(["--url", &server.admin_url("/"), "--stream", "live/cam"])
+        .args(["--formats", "flv,hls", "--seconds", &seconds.to_string()])
+        .arg("--screenshot")
+        .arg(&shots);
+    // console.mjs bounds itself to 2 × (N + 15) + 20 s; a little more for node to exit.
+    let timeout = Duration::from_secs(2 * (seconds + 15) + 25);
+    let (status, stdout, stderr) = run_bounded_output(&mut cmd, timeout);
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    assert_eq!(
+        status,
+        Some(true),
+        "console.mjs failed or overran {timeout:?}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    std::fs::write(artifacts_dir().join("console.json"), line).unwrap();
+    eprintln!("console: {line}\n{stderr}");
+    let j: Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("console.mjs printed no JSON ({e}): {stdout}\n{stderr}"));
+
+    // No uncaught error and nothing on the page's console at error level, from the load to
+    // the end of both players.
+    assert_eq!(j["errors"], Value::Array(vec![]), "page errors: {j}");
+    let row = j["row"].as_str().unwrap_or_default();
+    for expected in ["live/cam", "live", "h264 + aac", "320×240"] {
+        assert!(
+            row.contains(expected),
+            "row {row:?} lacks {expected:?}: {j}"
+        );
+    }
+    // The media URLs are built from the ports the API names.
+    assert_eq!(j["urls"]["flv"], server.url("/live/cam.flv"), "{j}");
+    assert_eq!(j["urls"]["ts"], server.url("/live/cam.ts"), "{j}");
+    assert_eq!(j["urls"]["hls"], server.url("/live/cam/index.m3u8"), "{j}");
+    assert_eq!(
+        j["urls"]["rtmp"],
+        format!("rtmp://127.0.0.1:{}/live/cam", server.rtmp_addr.port()),
+        "{j}"
+    );
+    assert_plays("flv", &j);
+    assert_plays("hls", &j);
+    assert!(
+        j["chart_pixels"].as_u64() > Some(20),
+        "the bitrate chart is empty: {j}"
+    );
+    for format in ["flv", "hls"] {
+        let shot = artifacts_dir().join(format!("console-{format}.png"));
+        let bytes = std::fs::read(&shot).unwrap_or_default();
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+            "no screenshot at {}",
+            shot.display()
+        );
+    }
+    assert_eq!(j["ok"], Value::Bool(true), "{j}");
+    eprintln!("{test}: whole test {:?}", begin.elapsed());
+}
+
+/// `curl -sS -D - -o /dev/null URL [-H header]`: (status, lower-cased headers).
+fn curl_head(url: &str, header: Option<&str>) -> (u16, Vec<(String, String)>) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--max-time", "5", "-D", "-", "-o", "/dev/null", url]);
+    if let Some(h) = header {
+        cmd.args(["-H", h]);
+    }
+    let (status, stdout, stderr) = run_bounded_output(&mut cmd, Duration::from_secs(10));
+    assert_eq!(status, Some(true), "curl {url}: {stderr}");
+    let mut lines = stdout.lines();
+    let code = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {stdout}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (code, headers)
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn console_assets_are_cached_for_good_and_the_page_is_revalidated() {
+    let test = "console_assets_are_cached_for_good_and_the_page_is_revalidated";
+    let missing: Vec<String> = (!common::have("curl"))
+        .then(|| "curl".into())
+        .into_iter()
+        .collect();
+    if !required_or_skip(test, &missing) {
+        return;
+    }
+    let server = Server::start("console-assets", "");
+    // The console is on the admin listener; the public one does not serve it.
+    assert_eq!(server.get("/", &[]).status, 404);
+    let page = server.admin_get("/", &[]);
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
+    assert!(page.header("content-security-policy").is_some());
+    let page_etag = page.header("etag").expect("the page's ETag").to_string();
+    let html = String::from_utf8(page.body).unwrap();
+    // Nothing about the filesystem: not the media root, not the build's paths.
+    let root = server.media.to_string_lossy().into_owned();
+    assert!(!html.contains(&root), "the media root is shown: {html}");
+    assert!(!html.contains(env!("CARGO_MANIFEST_DIR")), "{html}");
+    assert!(!html.contains(env!("CARGO_TARGET_TMPDIR")), "{html}");
+
+    // Every script and style sheet the page loads, as a browser would find them.
+    let urls: Vec<&str> = html
+        .split("src=\"")
+        .chain(html.split("href=\"").skip(1))
+        .skip(1)
+        .filter_map(|rest| rest.split_once('"').map(|(url, _)| url))
+        .filter(|url| url.ends_with(".js") || url.ends_with(".css"))
+        .collect();
+    for expected in [
+        "/console/vendor/mpegts-1.8.2.min.js",
+        "/console/vendor/hls-1.7.4.min.js",
+    ] {
+        assert!(urls.contains(&expected), "{expected} not loaded: {urls:?}");
+    }
+    assert!(urls.len() >= 4, "{urls:?}");
+    for path in urls {
+        let url = server.admin_url(path);
+        let (status, h) = curl_head(&url, None);
+        assert_eq!(status, 200, "{url}: {h:?}");
+        assert_eq!(
+            header(&h, "cache-control"),
+            Some("public, max-age=31536000, immutable"),
+            "{url}"
+        );
+        let content_type = if path.ends_with(".js") {
+            "text/javascript; charset=utf-8"
+        } else {
+            "text/css; charset=utf-8"
+        };
+        assert_eq!(header(&h, "content-type"), Some(content_type), "{url}");
+        assert_eq!(header(&h, "x-content-type-options"), Some("nosniff"));
+        let etag = header(&h, "etag").unwrap_or_else(|| panic!("{url}: no ETag: {h:?}"));
+        assert!(
+            etag.starts_with('"') && etag.ends_with('"') && etag.len() > 2,
+            "{etag}"
+        );
+        let length: usize = header(&h, "content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        assert!(length > 1000, "{url}: {length} bytes");
+        // Revalidation: 304, no body, the same tag and caching.
+        let (status, h304) = curl_head(&url, Some(&format!("If-None-Match: {etag}")));
+        assert_eq!(status, 304, "{url}: {h304:?}");
+        assert_eq!(header(&h304, "etag"), Some(etag));
+        assert_eq!(
+            header(&h304, "cache-control"),
+            Some("public, max-age=31536000, immutable")
+        );
+        let (status, _) = curl_head(&url, Some("If-None-Match: \"something-else\""));
+        assert_eq!(status, 200, "{url}");
+    }
+    // The page revalidates too.
+    let again = server.admin_get("/", &[("If-None-Match", &page_etag)]);
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    // A path under /console/ that is not an asset.
+    assert_eq!(server.admin_get("/console/console.js", &[]).status, 404);
 }

@@ -1,5 +1,5 @@
-//! What the HTTP API, the status page and `/metrics` say about the live streams. Text and JSON
-//! built from the registry; no fds, no I/O.
+//! What the HTTP API (and through it the console, [`super::console`]) and `/metrics` say about
+//! the live streams. Text and JSON built from the registry; no fds, no I/O.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -123,41 +123,6 @@ pub fn not_found_json(what: &str) -> String {
     text
 }
 
-/// The plain status page at `/` of the admin listener: the live streams. It does no filesystem work (it runs on
-/// a worker thread, for any client) and shows no filesystem path; files are listed nowhere
-/// (a console with access control is a separate piece of work).
-pub fn status_page(registry: &Registry) -> String {
-    let mut page = String::with_capacity(2048);
-    page.push_str("<!doctype html><html><head><meta charset=\"utf-8\"><title>uringcast</title></head><body>\n");
-    let _ = writeln!(page, "<h1>uringcast {}</h1>", env!("CARGO_PKG_VERSION"));
-    page.push_str("<p><a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a> · <a href=\"/api/v1/streams\">/api/v1/streams</a> · <a href=\"/api/v1/sessions\">/api/v1/sessions</a> · media (on the public listener) under <code>/vod/</code> and <code>/{app}/{stream}.flv</code></p>\n");
-    page.push_str("<h2>Live streams</h2><ul>\n");
-    let streams = registry.list();
-    if streams.is_empty() {
-        page.push_str("<li>(none: publish with <code>ffmpeg -re -i IN -c copy -f flv -method POST http://HOST/live/NAME.flv</code>)</li>\n");
-    }
-    for s in streams {
-        use std::sync::atomic::Ordering::Relaxed;
-        // app and name are [A-Za-z0-9_-] (see parse_live_path): safe in HTML and URLs.
-        let _ = writeln!(
-            page,
-            "<li><code>/{app}/{name}.flv</code> ({state}, {readers} readers)</li>",
-            app = s.app,
-            name = s.name,
-            state = if s.publishing.load(Relaxed) {
-                "live"
-            } else {
-                "publisher gone"
-            },
-            readers = s.stats.readers_flv.load(Relaxed)
-                + s.stats.readers_rtmp.load(Relaxed)
-                + s.stats.readers_ts.load(Relaxed),
-        );
-    }
-    page.push_str("</ul>\n</body></html>\n");
-    page
-}
-
 fn codec_name(codec: Option<crate::media::unit::Codec>) -> Option<&'static str> {
     use crate::media::unit::Codec;
     codec.map(|c| match c {
@@ -185,11 +150,17 @@ struct StreamFigures {
     height: Option<u32>,
     /// From onMetaData when the publisher sent it, else measured from the frames received.
     fps: Option<f64>,
+    /// Average since the stream started (the console charts the rate from `bytes_in`).
     ingest_bitrate_kbps: u64,
     gop_interval_ms: u64,
     uptime_ms: u64,
     publishes: u64,
     readers: Readers,
+    /// The stream's HLS may be asked for (`hls.enabled`).
+    hls_enabled: bool,
+    /// HLS segments are being made: a player asked within `hls.idle_ms` (HLS players are not
+    /// counted one by one), or the stream is recorded.
+    hls_segmenting: bool,
     bytes_in: u64,
     bytes_out: u64,
     video_frames: u64,
@@ -270,6 +241,8 @@ fn stream_figures(s: &crate::media::stream::Stream, now_ms: u64) -> StreamFigure
             rtmp: s.stats.readers_rtmp.load(Relaxed),
             ts: s.stats.readers_ts.load(Relaxed),
         },
+        hls_enabled: s.hls_enabled(),
+        hls_segmenting: s.hls.load().is_some(),
         bytes_in,
         bytes_out: s.stats.bytes_out.load(Relaxed),
         video_frames,
@@ -302,14 +275,23 @@ fn stream_figures(s: &crate::media::stream::Stream, now_ms: u64) -> StreamFigure
     }
 }
 
-/// `/api/v1/streams`: every live stream with its figures.
-pub fn streams_json(registry: &Registry, now_ms: u64) -> String {
+/// Where players find the media: the public listeners' bound ports (the console builds its
+/// URLs from these and the host it was loaded from, since it may be served on another port).
+#[derive(serde::Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlayPorts {
+    pub http_port: u16,
+    /// None: RTMP is off.
+    pub rtmp_port: Option<u16>,
+}
+
+/// `/api/v1/streams`: where to play, and every live stream with its figures.
+pub fn streams_json(registry: &Registry, play: PlayPorts, now_ms: u64) -> String {
     let streams: Vec<StreamFigures> = registry
         .list()
         .iter()
         .map(|s| stream_figures(s, now_ms))
         .collect();
-    let mut text = serde_json::json!({ "streams": streams }).to_string();
+    let mut text = serde_json::json!({ "play": play, "streams": streams }).to_string();
     text.push('\n');
     text
 }

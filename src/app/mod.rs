@@ -5,4 +5,5 @@
 pub mod access_log;
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod router;

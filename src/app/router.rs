@@ -5,6 +5,7 @@
 //! serves the operator's pages and API and no media. Which admin pages need the client to be
 //! allowed (`admin.allow` or `admin.token`) is [`Route::restricted`].
 
+use super::console::{self, Asset};
 use crate::proto::http::{Method, RequestHead, Version};
 
 /// Methods of the media paths, for `Allow` and CORS preflights.
@@ -63,6 +64,11 @@ pub enum Route {
     Page { page: Page, send_body: bool },
     /// `DELETE` of a session or a stream on the admin API.
     Kick(Kick),
+    /// A file of the operator's console (`/` and `/console/...`), embedded in the binary.
+    Console {
+        asset: &'static Asset,
+        send_body: bool,
+    },
     /// An answer without a body of ours: status, text, whether the connection may stay open,
     /// and the `Allow` header for 405/501.
     Refuse {
@@ -111,8 +117,6 @@ pub enum Page {
     Sessions,
     /// `/metrics`: Prometheus text.
     Metrics,
-    /// `/`: HTML status page.
-    Status,
 }
 
 impl Page {
@@ -120,7 +124,6 @@ impl Page {
         match self {
             Page::Health | Page::Streams | Page::Sessions => "application/json",
             Page::Metrics => "text/plain; version=0.0.4; charset=utf-8",
-            Page::Status => "text/html; charset=utf-8",
         }
     }
 }
@@ -131,9 +134,10 @@ impl Route {
     pub fn restricted(&self) -> bool {
         match self {
             Route::Page { page, .. } => {
-                matches!(page, Page::Streams | Page::Sessions | Page::Status)
+                matches!(page, Page::Streams | Page::Sessions)
             }
-            Route::Kick(_) => true,
+            // The console (the operator's status page) shows what the API does.
+            Route::Kick(_) | Route::Console { .. } => true,
             _ => false,
         }
     }
@@ -251,12 +255,20 @@ fn route_admin(head: &RequestHead) -> Route {
             other => not_allowed(other, KICK_METHODS),
         };
     }
+    if let Some(asset) = console::lookup(path) {
+        if !matches!(head.method, Method::Get | Method::Head) {
+            return not_allowed(head.method, PAGE_METHODS);
+        }
+        return Route::Console {
+            asset,
+            send_body: head.method == Method::Get,
+        };
+    }
     let page = match path {
         "/healthz" => Page::Health,
         "/api/v1/streams" => Page::Streams,
         "/api/v1/sessions" => Page::Sessions,
         "/metrics" => Page::Metrics,
-        "/" => Page::Status,
         _ => return not_found("not found\n"),
     };
     if !matches!(head.method, Method::Get | Method::Head) {
@@ -567,6 +579,28 @@ mod tests {
             h("BREW / HTTP/1.1\r\nHost: x\r\n\r\n"),
             Route::Refuse { status: 501, .. }
         ));
+        // The console is on the admin listener.
+        let a = |t: &str| route(&head(t), Listener::Admin);
+        assert!(matches!(
+            a("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Console { asset, send_body: true } if asset.path == "/"
+        ));
+        assert!(matches!(
+            a("HEAD /console/vendor/hls-1.7.4.min.js HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Console { asset, send_body: false } if asset.path.ends_with("hls-1.7.4.min.js")
+        ));
+        assert!(matches!(
+            a("POST / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Refuse {
+                status: 405,
+                allow: Some(PAGE_METHODS),
+                ..
+            }
+        ));
+        assert!(matches!(
+            a("GET /console/nope.js HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Refuse { status: 404, .. }
+        ));
         assert!(matches!(
             h("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"),
             Route::Refuse { status: 404, .. }
@@ -615,7 +649,6 @@ mod tests {
             ("/healthz", Page::Health, false),
             ("/api/v1/streams", Page::Streams, true),
             ("/api/v1/sessions", Page::Sessions, true),
-            ("/", Page::Status, true),
         ] {
             let r = h(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
             assert_eq!(
@@ -635,6 +668,10 @@ mod tests {
                 send_body: false
             }
         );
+        // The console is the admin listener's status page, restricted like the API.
+        let console = h("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(matches!(console, Route::Console { asset, .. } if asset.path == "/"));
+        assert!(console.restricted());
         for media in [
             "GET /vod/a.mp4",
             "GET /live/cam.flv",

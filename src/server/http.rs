@@ -13,6 +13,7 @@ use super::loglimit::PeerLog;
 use super::worker::Worker;
 use crate::app::api;
 use crate::app::auth::Action;
+use crate::app::console::Asset;
 use crate::app::router::{HlsMethod, Listener, Page, Route, route};
 use crate::config::SendPath;
 use crate::metrics::CloseReason;
@@ -151,6 +152,7 @@ impl Worker {
                 let body = self.page_body(page);
                 self.respond_body(key, 200, page.content_type(), body, send_body);
             }
+            Route::Console { asset, send_body } => self.serve_console(key, &head, asset, send_body),
             Route::Refuse {
                 status,
                 text,
@@ -224,7 +226,13 @@ impl Worker {
                 self.id,
                 self.shared.epoch.elapsed().as_secs()
             ),
-            Page::Streams => api::streams_json(registry, now_ms),
+            Page::Streams => {
+                let play = api::PlayPorts {
+                    http_port: self.shared.http_bound.port(),
+                    rtmp_port: self.shared.rtmp_bound.map(|a| a.port()),
+                };
+                api::streams_json(registry, play, now_ms)
+            }
             Page::Sessions => self.sessions_json(),
             Page::Metrics => {
                 let mut body = crate::metrics::render();
@@ -236,9 +244,33 @@ impl Worker {
                 );
                 body
             }
-            Page::Status => api::status_page(registry),
         };
         Bytes::from(text)
+    }
+
+    /// A file of the console ([`crate::app::console`]): 304 when the client's copy is
+    /// current, else the embedded bytes (shared, not copied).
+    fn serve_console(
+        &mut self,
+        key: usize,
+        head: &RequestHead,
+        asset: &'static Asset,
+        send_body: bool,
+    ) {
+        let headers = asset.headers();
+        if asset.not_modified(head.if_none_match.as_deref()) {
+            let keep_alive = self.conns[key].keep_alive;
+            self.write_head(key, 304, keep_alive, false, |h| {
+                for (name, value) in headers.as_slice() {
+                    h.header(name, value);
+                }
+            });
+            self.start_response(key, 304, Body::None);
+            return;
+        }
+        let body = asset.bytes.clone();
+        let headers = headers.as_slice();
+        self.respond_shared(key, 200, asset.content_type, body, send_body, headers);
     }
 
     /// `OPTIONS` on a media path: 204 with `Allow`, and (unless CORS is off) the CORS

@@ -85,6 +85,10 @@ pub struct Shared {
     pub admin: ArcSwap<crate::app::api::AdminAccess>,
     /// The access log (`[access_log]`; None when off).
     pub access_log: Option<crate::logging::AccessLog>,
+    /// The public listeners' bound addresses (a port 0 resolved): where players are sent.
+    pub http_bound: SocketAddr,
+    /// None: RTMP is off.
+    pub rtmp_bound: Option<SocketAddr>,
 }
 
 /// Why the server could not start (exit code 1), as one line.
@@ -207,6 +211,8 @@ pub fn run(
             crate::app::api::AdminAccess::new(&config.admin)
                 .map_err(|e| StartError(e.to_string()))?,
         ),
+        http_bound,
+        rtmp_bound,
     });
     let cpus = sys::online_cpus();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();

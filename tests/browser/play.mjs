@@ -13,15 +13,16 @@
 // ok = playback started and no player, media element or page error was seen. The whole run is
 // bounded by N + 20 s (an overrun is reported as ok:false). Exit status is nonzero only when the
 // harness itself cannot run (bad arguments, no node_modules, Chromium does not launch).
-// Never downloads a browser: Chromium is /usr/bin/chromium (override: CHROMIUM=/path).
+// Never downloads a browser: Chromium is /usr/bin/chromium (override: CHROMIUM=/path; see
+// chromium.mjs).
 
 import { createServer } from "node:http";
-import { readFile, mkdtemp, rm, mkdir } from "node:fs/promises";
+import { readFile, mkdir } from "node:fs/promises";
 import { existsSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { launch } from "./chromium.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const PLAYERS = ["mpegts-flv", "mpegts-ts", "hls", "native"];
@@ -52,9 +53,6 @@ if (!args.url) die("--url is required");
 const seconds = Number(args.seconds);
 if (!(seconds > 0 && seconds <= 600)) die("--seconds must be in (0, 600]");
 
-const chromiumPath = process.env.CHROMIUM || "/usr/bin/chromium";
-if (!existsSync(chromiumPath)) die(`no Chromium at ${chromiumPath} (apt-get install chromium)`);
-
 // What the static server hands out: the page and the players' browser builds.
 const files = {
   "/": ["page.html", "text/html; charset=utf-8"],
@@ -63,13 +61,6 @@ const files = {
 };
 for (const [file] of Object.values(files)) {
   if (!existsSync(join(here, file))) die(`missing ${file} (run npm ci in ${here})`);
-}
-
-let chromium;
-try {
-  ({ chromium } = await import("playwright-core"));
-} catch (e) {
-  die(`cannot load playwright-core (run npm ci in ${here}): ${e.message}`);
 }
 
 const t0 = Date.now();
@@ -132,33 +123,16 @@ const pageUrl =
   `http://127.0.0.1:${server.address().port}/?player=${encodeURIComponent(args.player)}` +
   `&url=${encodeURIComponent(args.url)}`;
 
-userDataDir = await mkdtemp(join(tmpdir(), "uringcast-chromium-"));
-let context;
+let browser;
 try {
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: chromiumPath,
-    headless: true,
-    viewport: { width: 660, height: 520 },
-    timeout: 15_000,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--autoplay-policy=no-user-gesture-required",
-    ],
-  });
+  browser = await launch({ width: 660, height: 520 });
 } catch (e) {
-  await rm(userDataDir, { recursive: true, force: true });
-  die(`Chromium did not launch: ${e.message}`);
+  die(e.message);
 }
+userDataDir = browser.userDataDir;
 log(`chromium launched in ${Date.now() - t0} ms`);
 
-const page = context.pages()[0] || (await context.newPage());
+const page = browser.page;
 const keep = (list, item) => {
   if (list.length < 50) list.push(item);
 };
@@ -272,7 +246,6 @@ if (args.screenshot) {
 }
 
 clearTimeout(watchdog);
-await Promise.race([context.close(), new Promise((r) => setTimeout(r, 3000))]);
+await browser.close();
 server.close();
-await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
 emit();
