@@ -59,8 +59,10 @@ impl Record<'_> {
         }
     }
 
-    /// `$remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer"
-    /// "$http_user_agent"`, then `$request_time $protocol $close $bytes_in`.
+    /// `$remote_addr - - [$time_local] "$request" $status $bytes_sent "$http_referer"
+    /// "$http_user_agent"`, then `$request_time $protocol $close $bytes_in`. The bytes are
+    /// all that went to the client, response head included (nginx's `$bytes_sent`; a live
+    /// session's head is a few hundred bytes of megabytes).
     fn combined(&self) -> String {
         let mut line = String::with_capacity(160);
         let client = self

@@ -310,6 +310,11 @@ pub(crate) struct Conn {
     /// What the last authorised publish or play of this connection was (set when
     /// `auth.http_notify` is on): what its publish_done or play_done names. Taken when sent.
     pub auth_subject: Option<Box<super::callout::Subject>>,
+    /// The access log's record of the request or session in progress (None when the access
+    /// log is off, or between requests).
+    pub log: Option<Box<super::access::RequestLog>>,
+    /// Why `close` was called (the access log's close field).
+    pub close_reason: Option<crate::metrics::CloseReason>,
 }
 
 impl Conn {
@@ -341,6 +346,8 @@ impl Conn {
             admin: false,
             session: None,
             auth_subject: None,
+            log: None,
+            close_reason: None,
         }
     }
 

@@ -106,6 +106,16 @@ impl Worker {
             Listener::Public
         };
         let route = route(&head, listener);
+        let protocol = match &route {
+            Route::LivePlay { format, .. } | Route::LivePublish { format, .. } => match format {
+                crate::app::router::LiveFormat::Flv => "http-flv",
+                crate::app::router::LiveFormat::Ts => "http-ts",
+            },
+            Route::Hls { .. } => "hls",
+            _ => "http",
+        };
+        self.log_request_start(key, &head, protocol);
+        let conn = &mut self.conns[key];
         // Every answer on a media path, errors included, carries the CORS headers: a browser
         // player must be able to read a 404 or a 409 to tell its user what went wrong.
         conn.media = listener == Listener::Public && crate::app::router::is_media_path(&head.path);
@@ -393,6 +403,7 @@ impl Worker {
 
     pub(super) fn start_response(&mut self, key: usize, status: u16, body: Body) {
         self.stats.request(status);
+        self.log_status(key, status);
         let conn = &mut self.conns[key];
         conn.phase = Phase::Respond;
         conn.linger = status >= 400;
@@ -573,6 +584,8 @@ impl Worker {
             return;
         }
         conn.phase = Phase::ReadHead;
+        self.log_finish(key, "keepalive");
+        let conn = &mut self.conns[key];
         if conn.rlen == 0 {
             self.arm_deadline(key, Deadline::Idle, self.config.http.keepalive_timeout_ms);
             self.submit_recv(key);

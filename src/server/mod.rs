@@ -31,6 +31,7 @@ macro_rules! peer_log {
     };
 }
 
+mod access;
 mod callout;
 mod conn;
 mod hls;

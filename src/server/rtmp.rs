@@ -327,6 +327,12 @@ impl Worker {
             self.rtmp_remember(key, subject);
             return true;
         };
+        self.log_rtmp_session(
+            key,
+            action.as_str(),
+            format!("/{app}/{name}"),
+            refusal.status,
+        );
         self.rtmp_reject_auth(key, action, stream_id, &refusal);
         metrics::counter!("uringcast_auth_refused_total", "protocol" => "rtmp", "action" => action.as_str(), "reason" => refusal.reason).increment(1);
         peer_log!(self, PeerLog::PublishRefused, info, worker = self.id, stream = %format!("{app}/{name}"), action = action.as_str(), reason = refusal.reason, "rtmp refused by auth");
@@ -431,6 +437,7 @@ impl Worker {
                     super::sessions::Role::Publish,
                 );
                 self.session_start(key, protocol, role, &stream);
+                self.log_rtmp_session(key, "publish", format!("/{app}/{name}"), 200);
                 return;
             }
             Err(RegistryError::AlreadyPublishing) => "stream is already being published",
@@ -601,6 +608,7 @@ impl Worker {
             sys::set_send_buffer(&conn.fd, sndbuf);
         }
         self.disarm_deadlines(key);
+        self.log_rtmp_session(key, "play", format!("/{app}/{name}"), 200);
         self.attach_reader(key, &stream, Framing::Rtmp);
         self.conns[key].body = Body::Live(Box::new(LiveReader::new(stream, Framing::Rtmp)));
         self.rtmp_advance(key);

@@ -311,6 +311,10 @@ impl Worker {
         }
         let done = body.remaining == 0;
         self.stats.bytes_sent += sent_total;
+        // sendfile(2) runs outside the ring: the connection's count is kept here.
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.bytes_out += sent_total;
+        }
         if let Err(reason) = outcome {
             self.close(key, reason);
             return;

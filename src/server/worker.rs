@@ -85,6 +85,8 @@ pub struct Worker {
     /// Re-arm a listener's multishot accept at this time (after an accept error).
     accept_retry_at_ms: [Option<u64>; 3],
     pub(super) drain_deadline_ms: Option<u64>,
+    /// This worker's handle on the access log (None: off).
+    pub(super) access_log: Option<crate::logging::AccessLogSink>,
     /// The `Shared::config_generation` this worker's `config` is from.
     config_generation: u64,
     /// This worker's fan-out state: local readers per stream id.
@@ -165,6 +167,7 @@ impl Worker {
             accept_retry_at_ms: [None; 3],
             drain_deadline_ms: None,
             config_generation: shared.config_generation.load(Ordering::Acquire),
+            access_log: shared.access_log.as_ref().map(|log| log.sink()),
             live: HashMap::new(),
             pump_scratch: Vec::new(),
             #[cfg(debug_assertions)]
@@ -678,6 +681,7 @@ impl Worker {
             return;
         }
         conn.phase = Phase::Closing;
+        conn.close_reason = Some(reason);
         self.stats.closed(reason);
         if conn.io.is_idle() {
             self.release(key);
@@ -689,6 +693,10 @@ impl Worker {
 
     /// Free the slot: nothing is in flight for it any more.
     pub(super) fn release(&mut self, key: usize) {
+        let close = self.conns[key]
+            .close_reason
+            .map_or("done", CloseReason::label);
+        self.log_finish(key, close);
         self.session_end(key);
         // A pipe of a connection closed mid-body may hold bytes we never accounted for (its
         // completions were skipped while closing), so it is closed, not pooled. Dropping the
