@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::flv::ffmpeg_decode;
-use common::media::{assert_recording, clip_30s, wait_for_stream};
+use common::media::{assert_recording, clip_30s, publish_30s as publish, wait_for_stream};
 use common::{Server, run_bounded};
 use uringcast::app::auth::{Action, sign};
 
@@ -24,23 +24,6 @@ fn now_s() -> u64 {
 fn signed(action: Action, stream: &str, expires: u64) -> String {
     let token = sign(SECRET.as_bytes(), action, "live", stream, expires);
     format!("expires={expires}&token={token}")
-}
-
-/// `ffmpeg -re -i clip -t SECONDS -c copy -f FORMAT URL`, bounded; (exit success, stderr).
-fn publish(url: &str, format: &str, seconds: u32) -> std::process::Child {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-v", "error", "-re", "-i"])
-        .arg(clip_30s())
-        .args(["-t", &seconds.to_string(), "-c", "copy", "-f", format]);
-    if url.starts_with("http") {
-        cmd.args(["-method", "POST"]);
-    }
-    cmd.arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg")
 }
 
 #[test]
@@ -123,23 +106,17 @@ fn http_publish_with_keys_and_play_with_signed_urls() {
     );
 
     let text = server.metrics();
-    for (action, reason) in [
-        ("publish", "no_key"),
-        ("publish", "wrong_key"),
-        ("play", "no_token"),
-        ("play", "expired"),
-        ("play", "bad_token"),
-    ] {
-        let filters = [
-            "protocol=\"http\"",
-            &format!("action=\"{action}\""),
-            &format!("reason=\"{reason}\""),
-        ];
-        assert!(
-            common::metric_sum(&text, "uringcast_auth_refused_total", &filters) >= 1.0,
-            "{action}/{reason} not counted:\n{text}"
-        );
-    }
+    assert_refusals_counted(
+        &text,
+        "http",
+        &[
+            ("publish", "no_key"),
+            ("publish", "wrong_key"),
+            ("play", "no_token"),
+            ("play", "expired"),
+            ("play", "bad_token"),
+        ],
+    );
     assert!(!server.stderr().contains(SECRET) && !server.stderr().contains("k-wrong"));
     let _ = publisher.kill();
     let _ = publisher.wait();
@@ -280,21 +257,15 @@ fn librtmp_and_gstreamer_carry_keys_and_tokens() {
         }
     }
     let text = server.metrics();
-    for (action, reason) in [
-        ("publish", "wrong_key"),
-        ("play", "no_token"),
-        ("play", "expired"),
-    ] {
-        let filters = [
-            "protocol=\"rtmp\"",
-            &format!("action=\"{action}\""),
-            &format!("reason=\"{reason}\""),
-        ];
-        assert!(
-            common::metric_sum(&text, "uringcast_auth_refused_total", &filters) >= 1.0,
-            "{action}/{reason} not counted:\n{text}"
-        );
-    }
+    assert_refusals_counted(
+        &text,
+        "rtmp",
+        &[
+            ("publish", "wrong_key"),
+            ("play", "no_token"),
+            ("play", "expired"),
+        ],
+    );
     assert!(!server.stderr().contains(SECRET) && !server.stderr().contains("k-wrong"));
     let _ = publisher.kill();
     let _ = publisher.wait();
@@ -512,4 +483,20 @@ fn a_stream_in_its_grace_period_is_taken_over_only_with_credentials() {
     );
     assert_eq!(post("k-right"), "200");
     assert_eq!(publishes(), Some(2));
+}
+
+/// Each (action, reason) refusal of `protocol` is counted in /metrics (`text`).
+fn assert_refusals_counted(text: &str, protocol: &str, refusals: &[(&str, &str)]) {
+    for (action, reason) in refusals {
+        let filters = [
+            format!("protocol=\"{protocol}\""),
+            format!("action=\"{action}\""),
+            format!("reason=\"{reason}\""),
+        ];
+        let filters: Vec<&str> = filters.iter().map(String::as_str).collect();
+        assert!(
+            common::metric_sum(text, "uringcast_auth_refused_total", &filters) >= 1.0,
+            "{protocol} {action}/{reason} not counted:\n{text}"
+        );
+    }
 }

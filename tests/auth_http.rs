@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::flv::ffmpeg_decode;
-use common::media::{clip_30s, wait_for_stream};
+use common::media::{clip_30s, publish_30s as publish, wait_for_stream};
 use common::{Server, poll_until, run_bounded, run_bounded_output, scratch};
 use serde_json::Value;
 
@@ -113,23 +113,6 @@ fn config(url: &str, extra: &str) -> String {
     format!(
         "[auth]\npublish = \"http\"\nplay = \"http\"\nhttp_url = \"{url}\"\nhttp_timeout_ms = 1000\n{extra}"
     )
-}
-
-/// `ffmpeg -re -i clip -t SECONDS -c copy -f FORMAT URL` (HTTP: POST).
-fn publish(url: &str, format: &str, seconds: u32) -> Child {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-v", "error", "-re", "-i"])
-        .arg(clip_30s())
-        .args(["-t", &seconds.to_string(), "-c", "copy", "-f", format]);
-    if url.starts_with("http") {
-        cmd.args(["-method", "POST"]);
-    }
-    cmd.arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg")
 }
 
 /// The body fields every request carries, and the client's address.

@@ -38,7 +38,8 @@ use crate::runtime::sys;
 /// How often expired cache entries are swept (worker ms).
 const CACHE_SWEEP_MS: u64 = 1000;
 
-/// The protocol a client uses, as the auth service is told.
+/// The protocol a client uses: what the auth service is told, the sessions API lists and
+/// the access log names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Protocol {
     HttpFlv,
@@ -61,6 +62,15 @@ impl Protocol {
         match format {
             LiveFormat::Flv => Protocol::HttpFlv,
             LiveFormat::Ts => Protocol::HttpTs,
+        }
+    }
+
+    /// A reader's protocol, from its framing.
+    pub(crate) fn of_reader(framing: crate::media::framing::Framing) -> Protocol {
+        match framing {
+            crate::media::framing::Framing::Rtmp => Protocol::Rtmp,
+            f if f.is_ts() => Protocol::HttpTs,
+            _ => Protocol::HttpFlv,
         }
     }
 }

@@ -107,11 +107,10 @@ impl Worker {
         };
         let route = route(&head, listener);
         let protocol = match &route {
-            Route::LivePlay { format, .. } | Route::LivePublish { format, .. } => match format {
-                crate::app::router::LiveFormat::Flv => "http-flv",
-                crate::app::router::LiveFormat::Ts => "http-ts",
-            },
-            Route::Hls { .. } => "hls",
+            Route::LivePlay { format, .. } | Route::LivePublish { format, .. } => {
+                Protocol::live(*format).as_str()
+            }
+            Route::Hls { .. } => Protocol::Hls.as_str(),
             _ => "http",
         };
         self.log_request_start(key, &head, protocol);

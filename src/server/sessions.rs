@@ -31,37 +31,11 @@ use super::http::TEXT_PLAIN;
 use super::worker::Worker;
 use crate::app::api::{self, SessionView};
 use crate::app::router::Kick;
-use crate::media::framing::Framing;
 use crate::media::stream::Stream;
 use crate::metrics::CloseReason;
 use crate::proto::http::RequestHead;
 
-/// What a session carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Protocol {
-    HttpFlv,
-    HttpTs,
-    Rtmp,
-}
-
-impl Protocol {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Protocol::HttpFlv => "http-flv",
-            Protocol::HttpTs => "http-ts",
-            Protocol::Rtmp => "rtmp",
-        }
-    }
-
-    /// A reader's protocol, from its framing.
-    pub(crate) fn of_reader(framing: Framing) -> Protocol {
-        match framing {
-            Framing::Rtmp => Protocol::Rtmp,
-            f if f.is_ts() => Protocol::HttpTs,
-            _ => Protocol::HttpFlv,
-        }
-    }
-}
+pub(crate) use super::callout::Protocol;
 
 /// Which side of a stream a session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -172,3 +172,20 @@ pub fn av_flv() -> PathBuf {
     })
     .clone()
 }
+
+/// `ffmpeg -re -i clip_30s -t SECONDS -c copy -f FORMAT URL` (HTTP: POST), stderr piped.
+pub fn publish_30s(url: &str, format: &str, seconds: u32) -> std::process::Child {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-re", "-i"])
+        .arg(clip_30s())
+        .args(["-t", &seconds.to_string(), "-c", "copy", "-f", format]);
+    if url.starts_with("http") {
+        cmd.args(["-method", "POST"]);
+    }
+    cmd.arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("ffmpeg")
+}
