@@ -292,6 +292,10 @@ fn the_console_lists_a_live_stream_and_plays_it_in_chromium() {
         j["chart_pixels"].as_u64() > Some(20),
         "the bitrate chart is empty: {j}"
     );
+    assert!(
+        j["gop_chart_pixels"].as_u64() > Some(20),
+        "the GOP chart was not drawn: {j}"
+    );
     for format in ["flv", "hls"] {
         let shot = artifacts_dir().join(format!("console-{format}.png"));
         let bytes = std::fs::read(&shot).unwrap_or_default();

@@ -119,6 +119,14 @@ function record(key, s, previous, now) {
     rtmp: s.readers.rtmp,
     skips: s.skips,
     drops: s.slow_reader_disconnects,
+    // QoS over the server's window (null until there is one).
+    gop_min: (s.gop_min_ms ?? 0) / 1000,
+    gop_avg: (s.gop_avg_ms ?? 0) / 1000,
+    gop_max: (s.gop_max_ms ?? 0) / 1000,
+    jitter50: s.jitter_p50_ms ?? 0,
+    jitter99: s.jitter_p99_ms ?? 0,
+    drop_pct: (s.frame_drop_ratio ?? 0) * 100,
+    lag99: s.reader_lag_p99_ms ?? 0,
   });
   if (history.length > HISTORY) history.shift();
   state.history.set(key, history);
@@ -201,6 +209,16 @@ for (const button of document.querySelectorAll(".formats button[data-format]")) 
   chart($("chart-readers"), history, readers, true);
   const skips = [{ field: "skips", color: "--skips" }, { field: "drops", color: "--drops" }];
   chart($("chart-skips"), history, skips, true);
+  const gop = [
+    { field: "gop_min", color: "--ts" },
+    { field: "gop_avg", color: "--flv" },
+    { field: "gop_max", color: "--rtmp" },
+  ];
+  chart($("chart-gop"), history, gop, true);
+  const jitter = [{ field: "jitter50", color: "--flv" }, { field: "jitter99", color: "--drops" }];
+  chart($("chart-jitter"), history, jitter, true);
+  const delivery = [{ field: "drop_pct", color: "--skips" }, { field: "lag99", color: "--ts" }];
+  chart($("chart-delivery"), history, delivery, true);
 }
 
 // The URL table is rebuilt only when the URLs change, so a selection in it survives polls.

@@ -56,6 +56,7 @@ const result = {
   urls: {},
   formats: {},
   chart_pixels: 0,
+  gop_chart_pixels: 0,
   errors: [],
   console: [],
   screenshots: [],
@@ -159,13 +160,17 @@ async function run() {
   );
   for (const [i, format] of formats.entries()) await play(format, i === 0);
   // The bitrate chart of the selected stream has been drawn from the polls by now.
-  result.chart_pixels = await page.evaluate(() => {
-    const c = document.getElementById("chart-bitrate");
-    const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-    let n = 0;
-    for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
-    return n;
-  });
+  const pixels = (id) =>
+    page.evaluate((id) => {
+      const c = document.getElementById(id);
+      const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+      return n;
+    }, id);
+  result.chart_pixels = await pixels("chart-bitrate");
+  // And a QoS chart: the GOP interval the server measures.
+  result.gop_chart_pixels = await pixels("chart-gop");
 }
 
 try {
