@@ -29,13 +29,22 @@ fn operator_pages_are_on_the_admin_listener_and_media_on_the_public_one() {
     let r = server.admin_get("/api/v1/streams", &[]);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
-    assert_eq!(text(r.body), "{\"streams\":[]}\n");
+    assert_eq!(
+        text(r.body),
+        format!(
+            "{{\"play\":{{\"http_port\":{},\"rtmp_port\":{}}},\"streams\":[]}}\n",
+            server.addr.port(),
+            server.rtmp_addr.port()
+        )
+    );
     let r = server.admin_get("/api/v1/sessions", &[]);
     assert_eq!(r.status, 200);
     assert_eq!(text(r.body), "{\"sessions\":[]}\n");
+    // The console.
     let r = server.admin_get("/", &[]);
     assert_eq!(r.status, 200);
-    assert!(text(r.body).contains("Live streams"));
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(text(r.body).contains("/console/vendor/mpegts-1.8.2.min.js"));
     // Media is not served there.
     std::fs::write(server.media.join("a.txt"), b"a").unwrap();
     for path in [
