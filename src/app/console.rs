@@ -174,11 +174,7 @@ impl Asset {
     /// Whether a request with this If-None-Match may be answered 304 (RFC 9110 §13.1.2: `*`,
     /// or a list naming our tag, weakly compared).
     pub fn not_modified(&self, if_none_match: Option<&str>) -> bool {
-        if_none_match.is_some_and(|list| {
-            list.split(',')
-                .map(|tag| tag.trim_matches([' ', '\t']))
-                .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == self.etag)
-        })
+        if_none_match.is_some_and(|list| crate::vod::if_none_match_matches(list, &self.etag))
     }
 }
 

@@ -188,7 +188,7 @@ impl Worker {
         object: PushedObject,
         send_body: bool,
     ) {
-        if if_none_match.is_some_and(|v| etag_matches(v, &object.etag)) {
+        if if_none_match.is_some_and(|v| crate::vod::if_none_match_matches(v, &object.etag)) {
             self.respond_not_modified(key, &object.etag);
             return;
         }
@@ -225,7 +225,7 @@ impl Worker {
         // stream's life) makes the tag unique.
         let newest = snapshot.segments.last().map_or("", |s| s.name.as_str());
         let etag = format!("\"{newest}-{}\"", snapshot.version);
-        if if_none_match.is_some_and(|v| etag_matches(v, &etag)) {
+        if if_none_match.is_some_and(|v| crate::vod::if_none_match_matches(v, &etag)) {
             self.respond_not_modified(key, &etag);
             return;
         }
@@ -255,7 +255,7 @@ impl Worker {
         send_body: bool,
     ) {
         let not_modified = match (&head.if_none_match, &head.if_modified_since) {
-            (Some(v), _) => etag_matches(v, etag),
+            (Some(v), _) => crate::vod::if_none_match_matches(v, etag),
             (None, Some(since)) => since == modified,
             (None, None) => false,
         };
@@ -487,14 +487,6 @@ fn push_uri(out: &mut String, uri: &str, query: &str) {
 
 fn http_date(unix_ms: u64) -> String {
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms))
-}
-
-/// Whether an If-None-Match value lists `etag` (or is `*`); weak tags compare by value.
-fn etag_matches(header: &str, etag: &str) -> bool {
-    header
-        .split(',')
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 #[cfg(test)]

@@ -91,6 +91,12 @@ enum Comparison {
     Weak,
 }
 
+/// Whether an `If-None-Match` value names `ours` (weak comparison, or `*`): the 304 test of
+/// every answer with an ETag (files, HLS, the console's assets).
+pub fn if_none_match_matches(list: &str, ours: &str) -> bool {
+    etag_list_matches(list, ours, Comparison::Weak)
+}
+
 /// Matches `ours` (a strong, quoted tag) against an `If-Match`/`If-None-Match` value:
 /// `*` or a comma list of `"tag"` / `W/"tag"`. Malformed members are skipped rather than
 /// failing the whole list: a client bug should cost a full response, not a wrong one.
