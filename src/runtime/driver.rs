@@ -10,12 +10,14 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Instant;
 
 use io_uring::types::{SubmitArgs, Timespec};
 use io_uring::{IoUring, squeue};
 
 use super::op::{Direction, Op, UserData};
+use super::ops::Sqe;
 
 /// What a ring is built with.
 #[derive(Clone, Copy, Debug)]
@@ -86,7 +88,7 @@ impl SlotIo {
         self.rx == 0 && self.tx == 0
     }
 
-    fn begin(&mut self, op: Op) {
+    pub(super) fn begin(&mut self, op: Op) {
         match op.direction() {
             Direction::Receive => self.rx += 1,
             Direction::Transmit => self.tx += 1,
@@ -106,6 +108,42 @@ impl SlotIo {
         }
         true
     }
+}
+
+/// What a worker needs from its ring: submit operations for slots or for itself, one
+/// submit-and-wait per loop turn, the completions, and the services that act on a socket
+/// outside the ring (shutdown) or on time. [`Driver`] is the real one (io_uring); the session
+/// tests run the same worker against `super::fake::FakeRing`, which performs the operations
+/// against scripted peers and a clock the test moves.
+pub trait Ring {
+    /// Submit `sqe` for `slot` (key `key`): tags it with (op, generation, key) and counts it
+    /// in flight in the op's direction.
+    ///
+    /// The caller promises what every builder in [`super::ops`] documents: the memory and fds
+    /// the operation points at are owned by the slot (or are shared, refcounted bytes the slot
+    /// holds) and stay put until the slot is idle again.
+    fn submit(&mut self, slot: &mut SlotIo, key: usize, op: Op, sqe: Sqe);
+
+    /// Submit an operation that belongs to the worker, not to a slot (accept, the eventfd
+    /// read, doorbells); `key` is a small number the handler interprets (listener index,
+    /// target worker).
+    fn submit_worker(&mut self, op: Op, key: u32, generation: u32, sqe: Sqe);
+
+    /// Submit what is queued and wait for at least one completion or `timeout_ms`.
+    fn submit_and_wait(&mut self, timeout_ms: u64) -> io::Result<()>;
+
+    /// Every available completion, into `out` (cleared first).
+    fn reap(&mut self, out: &mut Vec<Completion>);
+
+    /// The target of IORING_OP_MSG_RING from other workers.
+    fn ring_fd(&self) -> RawFd;
+
+    /// shutdown(2) of a slot's socket: `write_only` queues a FIN behind what was sent;
+    /// otherwise both directions, which completes the socket's pending receives and polls.
+    fn shutdown(&mut self, fd: BorrowedFd<'_>, write_only: bool);
+
+    /// Milliseconds since `epoch` on this ring's clock.
+    fn now_ms(&self, epoch: Instant) -> u64;
 }
 
 pub struct Driver {
@@ -137,31 +175,6 @@ impl Driver {
         })
     }
 
-    /// The ring's fd: the target of IORING_OP_MSG_RING from other workers.
-    pub fn ring_fd(&self) -> RawFd {
-        self.ring.as_raw_fd()
-    }
-
-    /// Submit `entry` for `slot` (key `key`): tags it with (op, generation, key) and counts it
-    /// in flight in the op's direction.
-    ///
-    /// The caller promises what every `*_entry` builder in [`super::ops`] documents: the
-    /// memory and fds the entry points at are owned by the slot (or are shared, refcounted
-    /// bytes the slot holds) and stay put until the slot is idle again.
-    pub fn submit(&mut self, slot: &mut SlotIo, key: usize, op: Op, entry: squeue::Entry) {
-        slot.begin(op);
-        let entry = entry.user_data(UserData::new(op, key, slot.generation).encode());
-        self.push(entry);
-    }
-
-    /// Submit an operation that belongs to the worker, not to a slot (accept, the eventfd
-    /// read, doorbells); `key` is a small number the handler interprets (listener index,
-    /// target worker).
-    pub fn submit_worker(&mut self, op: Op, key: u32, generation: u32, entry: squeue::Entry) {
-        let entry = entry.user_data(UserData::new(op, key as usize, generation).encode());
-        self.push(entry);
-    }
-
     /// Queue one SQE. When the SQ is full the queued entries are submitted first; if it is
     /// still full the entry waits in `backlog` for the next turn. Nothing panics.
     fn push(&mut self, entry: squeue::Entry) {
@@ -191,10 +204,39 @@ impl Driver {
             }
         }
     }
+}
+
+impl Ring for Driver {
+    fn submit(&mut self, slot: &mut SlotIo, key: usize, op: Op, sqe: Sqe) {
+        slot.begin(op);
+        let entry = sqe
+            .entry()
+            .user_data(UserData::new(op, key, slot.generation).encode());
+        self.push(entry);
+    }
+
+    fn submit_worker(&mut self, op: Op, key: u32, generation: u32, sqe: Sqe) {
+        let entry = sqe
+            .entry()
+            .user_data(UserData::new(op, key as usize, generation).encode());
+        self.push(entry);
+    }
+
+    fn ring_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+
+    fn shutdown(&mut self, fd: BorrowedFd<'_>, write_only: bool) {
+        super::sys::shutdown(&fd, write_only);
+    }
+
+    fn now_ms(&self, epoch: Instant) -> u64 {
+        epoch.elapsed().as_millis() as u64
+    }
 
     /// One `io_uring_enter`: submit what is queued and wait for at least one completion or
     /// `timeout_ms`, whichever comes first.
-    pub fn submit_and_wait(&mut self, timeout_ms: u64) -> io::Result<()> {
+    fn submit_and_wait(&mut self, timeout_ms: u64) -> io::Result<()> {
         self.flush_backlog();
         let ts = Timespec::new()
             .sec(timeout_ms / 1000)
@@ -216,7 +258,7 @@ impl Driver {
 
     /// Copy every available completion into `out` (cleared first), so handlers that submit
     /// new operations never recurse into the queue being read.
-    pub fn reap(&mut self, out: &mut Vec<Completion>) {
+    fn reap(&mut self, out: &mut Vec<Completion>) {
         out.clear();
         for cqe in self.ring.completion() {
             let user_data = cqe.user_data();

@@ -2,9 +2,14 @@
 //! says whose memory the kernel reads or writes until the completion; [`Driver::submit`]
 //! (`super::driver`) is where that promise is relied on.
 //!
-//! Building an SQE is safe; what makes it sound to *submit* one is that the memory it points
-//! at stays where it is until the completion: receive and head buffers are boxed inside the
-//! connection's slot, a [`SendBatch`] is too, and the bytes its iovecs point at are shared,
+//! A builder returns an [`Sqe`]: the operation as plain data (which fd, which pointers, which
+//! flags), not yet an io_uring submission entry. The [`super::driver::Driver`] lowers it to an
+//! SQE ([`Sqe::entry`]); the fake ring of the session tests (`super::fake`) performs it against
+//! scripted peers instead, so the sessions run unchanged against either.
+//!
+//! Building an operation is safe; what makes it sound to *submit* one is that the memory it
+//! points at stays where it is until the completion: receive and head buffers are boxed inside
+//! the connection's slot, a [`SendBatch`] is too, and the bytes its iovecs point at are shared,
 //! refcounted buffers the slot (or the worker's fan-out hub, on the slot's behalf) holds until
 //! the completion. An [`OpenAt2Args`] and a [`StatxBuf`] keep their bytes on the heap, so they
 //! stay put however the slot state that owns them moves, and so does a [`ConnectAddr`].
@@ -15,69 +20,201 @@ use std::os::fd::RawFd;
 use io_uring::types::{Fd, OpenHow};
 use io_uring::{opcode, squeue, types};
 
+/// One operation to submit: what it is ([`SqeOp`]) and whether the next submission is linked
+/// behind it (IOSQE_IO_LINK).
+#[derive(Debug)]
+pub struct Sqe {
+    pub op: SqeOp,
+    pub link: bool,
+}
+
+/// The operations the runtime submits, as plain data. Pointers point at memory the submitter
+/// keeps alive and in place until the completion (see each builder).
+#[derive(Debug)]
+pub enum SqeOp {
+    AcceptMulti {
+        listener: RawFd,
+    },
+    ReadU64 {
+        fd: RawFd,
+        buf: *mut u64,
+    },
+    Recv {
+        fd: RawFd,
+        buf: *mut u8,
+        len: u32,
+    },
+    Send {
+        fd: RawFd,
+        buf: *const u8,
+        len: u32,
+        more: bool,
+    },
+    SendMsg {
+        fd: RawFd,
+        msg: *const libc::msghdr,
+    },
+    Splice {
+        fd_in: RawFd,
+        off_in: i64,
+        fd_out: RawFd,
+        len: u32,
+        flags: u32,
+    },
+    PollOut {
+        fd: RawFd,
+    },
+    MsgRing {
+        target: RawFd,
+        data: i32,
+        user_data: u64,
+    },
+    OpenAt2 {
+        dirfd: RawFd,
+        path: *const libc::c_char,
+        how: *const OpenHow,
+    },
+    Statx {
+        fd: RawFd,
+        buf: *mut libc::statx,
+        mask: u32,
+    },
+    Timeout {
+        ts: *const types::Timespec,
+    },
+    Connect {
+        fd: RawFd,
+        addr: *const libc::sockaddr,
+        len: libc::socklen_t,
+    },
+}
+
+impl Sqe {
+    fn new(op: SqeOp) -> Sqe {
+        Sqe { op, link: false }
+    }
+
+    /// The io_uring submission entry for this operation (user_data not set yet).
+    pub fn entry(&self) -> squeue::Entry {
+        let entry = match self.op {
+            SqeOp::AcceptMulti { listener } => opcode::AcceptMulti::new(Fd(listener))
+                .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+                .build(),
+            SqeOp::ReadU64 { fd, buf } => opcode::Read::new(Fd(fd), buf.cast(), 8).build(),
+            SqeOp::Recv { fd, buf, len } => opcode::Recv::new(Fd(fd), buf, len).build(),
+            SqeOp::Send { fd, buf, len, more } => {
+                let more = if more { libc::MSG_MORE } else { 0 };
+                opcode::Send::new(Fd(fd), buf, len)
+                    .flags(libc::MSG_NOSIGNAL | more)
+                    .build()
+            }
+            SqeOp::SendMsg { fd, msg } => opcode::SendMsg::new(Fd(fd), msg)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build(),
+            SqeOp::Splice {
+                fd_in,
+                off_in,
+                fd_out,
+                len,
+                flags,
+            } => opcode::Splice::new(Fd(fd_in), off_in, Fd(fd_out), -1, len)
+                .flags(flags)
+                .build(),
+            SqeOp::PollOut { fd } => opcode::PollAdd::new(Fd(fd), libc::POLLOUT as u32).build(),
+            SqeOp::MsgRing {
+                target,
+                data,
+                user_data,
+            } => opcode::MsgRingData::new(Fd(target), data, user_data, None).build(),
+            SqeOp::OpenAt2 { dirfd, path, how } => {
+                opcode::OpenAt2::new(Fd(dirfd), path, how).build()
+            }
+            SqeOp::Statx { fd, buf, mask } => {
+                opcode::Statx::new(Fd(fd), EMPTY_PATH.as_ptr(), buf.cast::<types::statx>())
+                    .flags(libc::AT_EMPTY_PATH)
+                    .mask(mask)
+                    .build()
+            }
+            SqeOp::Timeout { ts } => opcode::Timeout::new(ts)
+                .flags(types::TimeoutFlags::ETIME_SUCCESS)
+                .build(),
+            SqeOp::Connect { fd, addr, len } => opcode::Connect::new(Fd(fd), addr, len).build(),
+        };
+        if self.link {
+            entry.flags(squeue::Flags::IO_LINK)
+        } else {
+            entry
+        }
+    }
+}
+
 /// Multishot IORING_OP_ACCEPT on a listener (io_uring_prep_multishot_accept(3)); accepted
 /// sockets are non-blocking and close-on-exec.
-pub fn accept_multi(listener: RawFd) -> squeue::Entry {
-    opcode::AcceptMulti::new(Fd(listener))
-        .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
-        .build()
+pub fn accept_multi(listener: RawFd) -> Sqe {
+    Sqe::new(SqeOp::AcceptMulti { listener })
 }
 
 /// IORING_OP_READ of 8 bytes (an eventfd counter) into `buf`, owned by the worker.
-pub fn read_u64(fd: RawFd, buf: &mut u64) -> squeue::Entry {
-    opcode::Read::new(Fd(fd), (buf as *mut u64).cast(), 8).build()
+pub fn read_u64(fd: RawFd, buf: &mut u64) -> Sqe {
+    Sqe::new(SqeOp::ReadU64 { fd, buf })
 }
 
 /// IORING_OP_RECV into `buf` (io_uring_prep_recv(3)): the slot's own buffer.
-pub fn recv(fd: RawFd, buf: &mut [u8]) -> squeue::Entry {
-    opcode::Recv::new(Fd(fd), buf.as_mut_ptr(), buf.len() as u32).build()
+pub fn recv(fd: RawFd, buf: &mut [u8]) -> Sqe {
+    Sqe::new(SqeOp::Recv {
+        fd,
+        buf: buf.as_mut_ptr(),
+        len: buf.len() as u32,
+    })
 }
 
 /// IORING_OP_SEND of `buf` (io_uring_prep_send(3)), with MSG_MORE when more of the response
 /// follows at once. Never raises SIGPIPE.
-pub fn send(fd: RawFd, buf: &[u8], more: bool) -> squeue::Entry {
-    let more = if more { libc::MSG_MORE } else { 0 };
-    opcode::Send::new(Fd(fd), buf.as_ptr(), buf.len() as u32)
-        .flags(libc::MSG_NOSIGNAL | more)
-        .build()
+pub fn send(fd: RawFd, buf: &[u8], more: bool) -> Sqe {
+    Sqe::new(SqeOp::Send {
+        fd,
+        buf: buf.as_ptr(),
+        len: buf.len() as u32,
+        more,
+    })
 }
 
 /// IORING_OP_SENDMSG of a prepared batch (io_uring_prep_sendmsg(3)).
-pub fn sendmsg(fd: RawFd, batch: &SendBatch) -> squeue::Entry {
-    opcode::SendMsg::new(Fd(fd), &*batch.msg as *const libc::msghdr)
-        .flags(libc::MSG_NOSIGNAL as u32)
-        .build()
+pub fn sendmsg(fd: RawFd, batch: &SendBatch) -> Sqe {
+    Sqe::new(SqeOp::SendMsg {
+        fd,
+        msg: &*batch.msg as *const libc::msghdr,
+    })
 }
 
 /// IORING_OP_SPLICE (io_uring_prep_splice(3)) of `len` bytes from `fd_in` at `off_in` (-1:
 /// a pipe, no offset) to `fd_out`. `link` chains the next SQE behind this one.
-pub fn splice(
-    fd_in: RawFd,
-    off_in: i64,
-    fd_out: RawFd,
-    len: u32,
-    flags: u32,
-    link: bool,
-) -> squeue::Entry {
-    let entry = opcode::Splice::new(Fd(fd_in), off_in, Fd(fd_out), -1, len)
-        .flags(flags)
-        .build();
-    if link {
-        entry.flags(squeue::Flags::IO_LINK)
-    } else {
-        entry
+pub fn splice(fd_in: RawFd, off_in: i64, fd_out: RawFd, len: u32, flags: u32, link: bool) -> Sqe {
+    Sqe {
+        op: SqeOp::Splice {
+            fd_in,
+            off_in,
+            fd_out,
+            len,
+            flags,
+        },
+        link,
     }
 }
 
 /// IORING_OP_POLL_ADD for POLLOUT (io_uring_prep_poll_add(3)).
-pub fn poll_out(fd: RawFd) -> squeue::Entry {
-    opcode::PollAdd::new(Fd(fd), libc::POLLOUT as u32).build()
+pub fn poll_out(fd: RawFd) -> Sqe {
+    Sqe::new(SqeOp::PollOut { fd })
 }
 
 /// IORING_OP_MSG_RING (io_uring_prep_msg_ring(3)): post a completion with `user_data` and
 /// result `data` into the ring `target`. Touches no memory of ours.
-pub fn msg_ring(target: RawFd, data: i32, user_data: u64) -> squeue::Entry {
-    opcode::MsgRingData::new(Fd(target), data, user_data, None).build()
+pub fn msg_ring(target: RawFd, data: i32, user_data: u64) -> Sqe {
+    Sqe::new(SqeOp::MsgRing {
+        target,
+        data,
+        user_data,
+    })
 }
 
 /// What an IORING_OP_OPENAT2 reads: the path (relative to the directory fd) and the
@@ -108,8 +245,12 @@ impl OpenAt2Args {
 /// io_uring first tries the open inline with `LOOKUP_CACHED | O_NONBLOCK`; a lookup that
 /// needs the disk (or anything else that would sleep) goes to an io-wq worker, never the
 /// submitting thread.
-pub fn openat2(dirfd: RawFd, args: &OpenAt2Args) -> squeue::Entry {
-    opcode::OpenAt2::new(Fd(dirfd), args.path.as_ptr(), &*args.how).build()
+pub fn openat2(dirfd: RawFd, args: &OpenAt2Args) -> Sqe {
+    Sqe::new(SqeOp::OpenAt2 {
+        dirfd,
+        path: args.path.as_ptr(),
+        how: &*args.how,
+    })
 }
 
 /// The `struct statx` an IORING_OP_STATX writes into, boxed so its address is stable.
@@ -140,12 +281,12 @@ const EMPTY_PATH: &CStr = c"";
 /// the fstat of io_uring) for the fields in `mask` (`STATX_*`). The kernel writes the result
 /// into `buf` when the operation runs, so `buf` (owned by the slot) and `fd` stay alive and
 /// in place until the completion.
-pub fn statx_fd(fd: RawFd, buf: &mut StatxBuf, mask: u32) -> squeue::Entry {
-    let out: *mut libc::statx = &mut *buf.0;
-    opcode::Statx::new(Fd(fd), EMPTY_PATH.as_ptr(), out.cast::<types::statx>())
-        .flags(libc::AT_EMPTY_PATH)
-        .mask(mask)
-        .build()
+pub fn statx_fd(fd: RawFd, buf: &mut StatxBuf, mask: u32) -> Sqe {
+    Sqe::new(SqeOp::Statx {
+        fd,
+        buf: &mut *buf.0,
+        mask,
+    })
 }
 
 /// IORING_OP_TIMEOUT (io_uring_prep_timeout(3)) of `ts`, linked to the SQE submitted after it,
@@ -154,11 +295,11 @@ pub fn statx_fd(fd: RawFd, buf: &mut StatxBuf, mask: u32) -> squeue::Entry {
 /// the completion anyway (the SQE may wait in the backlog). Used by test builds to make an
 /// operation slow on purpose.
 #[cfg(debug_assertions)]
-pub fn delay_next(ts: &types::Timespec) -> squeue::Entry {
-    opcode::Timeout::new(ts)
-        .flags(types::TimeoutFlags::ETIME_SUCCESS)
-        .build()
-        .flags(squeue::Flags::IO_LINK)
+pub fn delay_next(ts: &types::Timespec) -> Sqe {
+    Sqe {
+        op: SqeOp::Timeout { ts },
+        link: true,
+    }
 }
 
 /// The address an IORING_OP_CONNECT reads, boxed so its bytes stay put however the slot
@@ -184,14 +325,18 @@ impl ConnectAddr {
 /// On a non-blocking socket io_uring waits for the handshake itself (it polls instead of
 /// returning EINPROGRESS): the result is 0 once connected, or -errno (ECONNREFUSED,
 /// ETIMEDOUT, ENETUNREACH...).
-pub fn connect(fd: RawFd, addr: &ConnectAddr) -> squeue::Entry {
-    let ptr = addr.0.as_ptr().cast::<libc::sockaddr>();
-    opcode::Connect::new(Fd(fd), ptr, addr.0.len()).build()
+pub fn connect(fd: RawFd, addr: &ConnectAddr) -> Sqe {
+    Sqe::new(SqeOp::Connect {
+        fd,
+        addr: addr.0.as_ptr().cast::<libc::sockaddr>(),
+        len: addr.0.len(),
+    })
 }
 
 /// Link `entry` to the one submitted after it (a failure or short result cancels the rest).
-pub fn linked(entry: squeue::Entry) -> squeue::Entry {
-    entry.flags(squeue::Flags::IO_LINK)
+pub fn linked(mut sqe: Sqe) -> Sqe {
+    sqe.link = true;
+    sqe
 }
 
 /// Most iovecs one sendmsg takes (Linux UIO_MAXIOV; more is EMSGSIZE).

@@ -6,6 +6,7 @@
 use super::worker::Worker;
 use crate::app::access_log::Record;
 use crate::proto::http::{RequestHead, Version};
+use crate::runtime::driver::Ring;
 
 /// What the line of the request or session in progress will say.
 pub(crate) struct RequestLog {
@@ -21,7 +22,7 @@ pub(crate) struct RequestLog {
     pub bytes_out_at: u64,
 }
 
-impl Worker {
+impl<R: Ring> Worker<R> {
     /// An HTTP request starts (`protocol`: "http", "http-flv", "http-ts", "hls"). A request
     /// that comes back through routing after its auth callout keeps its first record.
     pub(super) fn log_request_start(

@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 
 use super::conn::{Body, Conn, Deadline, Phase};
 use super::http::TEXT_PLAIN;
@@ -31,6 +32,7 @@ use crate::app::router::LiveFormat;
 use crate::metrics::CloseReason;
 use crate::proto::http::RequestHead;
 use crate::proto::http::client::{RESPONSE_HEAD_MAX, ResponseParse, parse_response, post_json};
+use crate::runtime::driver::Ring;
 use crate::runtime::op::Op;
 use crate::runtime::ops::{self, ConnectAddr};
 use crate::runtime::sys;
@@ -235,7 +237,7 @@ pub(crate) enum Check {
     Parked,
 }
 
-impl Worker {
+impl<R: Ring> Worker<R> {
     /// Mode `http`: the cached decision, a grant for a request being routed again, or a new
     /// callout the client waits for (the caller parks it on [`Check::Parked`]).
     pub(super) fn callout_check(&mut self, key: usize, subject: Subject, waiter: Waiter) -> Check {
@@ -429,7 +431,7 @@ impl Worker {
         if conn.io.is_idle() {
             self.release(key);
         } else {
-            sys::shutdown(&conn.fd, false);
+            self.driver.shutdown(conn.fd.as_fd(), false);
         }
         if let Some(purpose) = purpose {
             self.deliver(purpose, outcome);

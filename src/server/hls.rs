@@ -21,6 +21,7 @@ use crate::media::hls::HlsSnapshot;
 use crate::media::hls_push::{PushError, PushedObject};
 use crate::media::stream::unix_ms;
 use crate::proto::http::RequestHead;
+use crate::runtime::driver::Ring;
 
 /// The live playlist's file name.
 pub const PLAYLIST: &str = "index.m3u8";
@@ -29,7 +30,7 @@ const SEGMENT_TYPE: &str = "video/mp2t";
 /// Segments never change: a year, as immutable.
 const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
 
-impl Worker {
+impl<R: Ring> Worker<R> {
     /// Route an HLS request: GET/HEAD serve live HLS or pushed objects; PUT and DELETE are an
     /// encoder pushing HLS.
     pub(super) fn serve_hls(

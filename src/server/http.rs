@@ -2,7 +2,7 @@
 //! routing through [`crate::app::router`], response heads, in-memory bodies sent with sendmsg
 //! from shared memory, and the lingering close after an error answer.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -18,9 +18,9 @@ use crate::app::router::{HlsMethod, Listener, Page, Route, route};
 use crate::config::SendPath;
 use crate::metrics::CloseReason;
 use crate::proto::http::{Parse, RequestHead, ResponseHead, parse_request};
+use crate::runtime::driver::Ring;
 use crate::runtime::op::Op;
 use crate::runtime::ops;
-use crate::runtime::sys;
 
 /// Content-Type of the server's own short answers (errors, "ok").
 pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
@@ -34,7 +34,7 @@ const CORS_ALLOW_HEADERS: &str = "Range, If-Range, If-None-Match, If-Modified-Si
 const CORS_EXPOSE_HEADERS: &str =
     "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified, Date";
 
-impl Worker {
+impl<R: Ring> Worker<R> {
     /// Receive into the free part of the connection's head buffer.
     pub(super) fn submit_recv(&mut self, key: usize) {
         let conn = &mut self.conns[key];
@@ -615,7 +615,7 @@ impl Worker {
             conn.rbuf = vec![0u8; buffer_bytes].into_boxed_slice();
         }
         // Queue a FIN behind the bytes already sent (never blocks).
-        sys::shutdown(&conn.fd, true);
+        self.driver.shutdown(conn.fd.as_fd(), true);
         self.arm_deadline(key, Deadline::Linger, after_ms);
         self.submit_recv(key);
     }

@@ -18,10 +18,11 @@ use crate::metrics::CloseReason;
 use crate::proto::flv::{FlvDemuxer, FlvEvent, FlvLimits};
 use crate::proto::http::{ChunkedDecoder, RequestHead};
 use crate::proto::ts::demux::{TsDemuxLimits, TsDemuxer};
+use crate::runtime::driver::Ring;
 use crate::runtime::op::Op;
 use crate::runtime::ops;
 
-impl Worker {
+impl<R: Ring> Worker<R> {
     pub(super) fn start_ingest(
         &mut self,
         key: usize,
@@ -282,7 +283,7 @@ impl Worker {
     }
 }
 
-impl Worker {
+impl<R: Ring> Worker<R> {
     /// A buffer to receive a request body into: at least as large as the head buffer, whose
     /// leftover body bytes it takes over.
     pub(super) fn body_recv_buffer(&self) -> Box<[u8]> {

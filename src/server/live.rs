@@ -22,6 +22,7 @@ use crate::media::qos::{FIRST_BYTE_BUCKETS_MS, LAG_BUCKETS_MS};
 use crate::media::ring::Position;
 use crate::media::stream::Stream;
 use crate::metrics::CloseReason;
+use crate::runtime::driver::Ring;
 use crate::runtime::op::Op;
 use crate::runtime::ops;
 use crate::runtime::sys;
@@ -59,7 +60,7 @@ pub(crate) enum Wait {
     Hls { send_body: bool },
 }
 
-impl Worker {
+impl<R: Ring> Worker<R> {
     /// New data (or an end) on `stream`, from its publisher's worker: this worker's hub hears
     /// it directly, other workers with readers get a `StreamNews` command.
     pub(super) fn notify_stream(&mut self, stream: &Arc<Stream>) {
@@ -248,7 +249,7 @@ impl Worker {
                 return false;
             }
             let found = match w.wait {
-                Wait::Hls { .. } => Worker::hls_ready(shared, &w.app, &w.name),
+                Wait::Hls { .. } => Self::hls_ready(shared, &w.app, &w.name),
                 _ => registry.get(&w.app, &w.name).is_some(),
             };
             if found || now_ms >= w.until_ms {

@@ -92,6 +92,79 @@ pub struct Shared {
     pub rtmp_bound: Option<SocketAddr>,
 }
 
+impl Shared {
+    /// The state `workers` workers share, for `config` (the registry with HLS when it is
+    /// on, the recording thread when an app records, the access log when it has a path).
+    pub fn new(
+        config: Arc<Config>,
+        workers: usize,
+        http_bound: SocketAddr,
+        rtmp_bound: Option<SocketAddr>,
+    ) -> Result<Shared, StartError> {
+        Ok(Shared {
+            config: ArcSwap::new(config.clone()),
+            config_generation: AtomicU64::new(0),
+            shutdown: AtomicBool::new(false),
+            epoch: Instant::now(),
+            registry: {
+                let registry = Registry::new(config.live.clone());
+                if config.hls.enabled {
+                    registry.with_hls(crate::media::stream::HlsSettings {
+                        params: crate::media::hls::HlsParams {
+                            segment_target_ms: config.hls.segment_target_ms,
+                            window_segments: config.hls.window_segments,
+                            retain_segments: config.hls.retain_segments,
+                            segment_bytes_max: config.hls.segment_bytes_max,
+                            name_prefix: String::new(),
+                        },
+                        idle_ms: config.hls.idle_ms,
+                        ended_keep_ms: config.hls.ended_keep_ms,
+                        record_apps: config.hls.record_apps.clone(),
+                        recorder: if config.hls.record_apps.is_empty() {
+                            None
+                        } else {
+                            Some(record::start(config.vod.root.clone()).map_err(|e| {
+                                StartError(format!("cannot start the recording thread: {e}"))
+                            })?)
+                        },
+                    })
+                } else {
+                    registry
+                }
+            },
+            auth: ArcSwap::from_pointee(
+                crate::app::auth::Auth::new(&config.auth).map_err(StartError)?,
+            ),
+            hls_push: crate::media::hls_push::PushStore::new(crate::media::hls_push::PushLimits {
+                object_bytes_max: config.hls.push_object_bytes_max,
+                stream_bytes_max: config.hls.push_stream_bytes_max,
+                streams_max: config.hls.push_streams_max,
+                idle_ms: config.hls.push_idle_ms,
+            }),
+            mailboxes: (0..workers).map(|_| Mailbox::default()).collect(),
+            next_conn_id: std::sync::atomic::AtomicU64::new(1),
+            sessions: sessions::Sessions::default(),
+            access_log: match config.access_log.path.as_str() {
+                "" => None,
+                path => Some(
+                    crate::logging::AccessLog::open(
+                        std::path::Path::new(path),
+                        config.access_log.format,
+                        config.access_log.queue_lines,
+                    )
+                    .map_err(StartError)?,
+                ),
+            },
+            admin: ArcSwap::from_pointee(
+                crate::app::api::AdminAccess::new(&config.admin)
+                    .map_err(|e| StartError(e.to_string()))?,
+            ),
+            http_bound,
+            rtmp_bound,
+        })
+    }
+}
+
 /// Why the server could not start (exit code 1), as one line.
 #[derive(Debug)]
 pub struct StartError(pub String);
@@ -156,65 +229,12 @@ pub fn run(
             crate::media::stream::WORKERS_MAX
         )));
     }
-    let shared = Arc::new(Shared {
-        config: ArcSwap::new(config.clone()),
-        config_generation: AtomicU64::new(0),
-        shutdown: AtomicBool::new(false),
-        epoch: Instant::now(),
-        registry: {
-            let registry = Registry::new(config.live.clone());
-            if config.hls.enabled {
-                registry.with_hls(crate::media::stream::HlsSettings {
-                    params: crate::media::hls::HlsParams {
-                        segment_target_ms: config.hls.segment_target_ms,
-                        window_segments: config.hls.window_segments,
-                        retain_segments: config.hls.retain_segments,
-                        segment_bytes_max: config.hls.segment_bytes_max,
-                        name_prefix: String::new(),
-                    },
-                    idle_ms: config.hls.idle_ms,
-                    ended_keep_ms: config.hls.ended_keep_ms,
-                    record_apps: config.hls.record_apps.clone(),
-                    recorder: if config.hls.record_apps.is_empty() {
-                        None
-                    } else {
-                        Some(record::start(config.vod.root.clone()).map_err(|e| {
-                            StartError(format!("cannot start the recording thread: {e}"))
-                        })?)
-                    },
-                })
-            } else {
-                registry
-            }
-        },
-        auth: ArcSwap::from_pointee(crate::app::auth::Auth::new(&config.auth).map_err(StartError)?),
-        hls_push: crate::media::hls_push::PushStore::new(crate::media::hls_push::PushLimits {
-            object_bytes_max: config.hls.push_object_bytes_max,
-            stream_bytes_max: config.hls.push_stream_bytes_max,
-            streams_max: config.hls.push_streams_max,
-            idle_ms: config.hls.push_idle_ms,
-        }),
-        mailboxes: (0..workers).map(|_| Mailbox::default()).collect(),
-        next_conn_id: std::sync::atomic::AtomicU64::new(1),
-        sessions: sessions::Sessions::default(),
-        access_log: match config.access_log.path.as_str() {
-            "" => None,
-            path => Some(
-                crate::logging::AccessLog::open(
-                    std::path::Path::new(path),
-                    config.access_log.format,
-                    config.access_log.queue_lines,
-                )
-                .map_err(StartError)?,
-            ),
-        },
-        admin: ArcSwap::from_pointee(
-            crate::app::api::AdminAccess::new(&config.admin)
-                .map_err(|e| StartError(e.to_string()))?,
-        ),
+    let shared = Arc::new(Shared::new(
+        config.clone(),
+        workers,
         http_bound,
         rtmp_bound,
-    });
+    )?);
     let cpus = sys::online_cpus();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let mut wakes = Vec::new();

@@ -32,6 +32,7 @@ use crate::media::unit::{MediaUnit, UnitKind};
 use crate::metrics::CloseReason;
 use crate::proto::flv::{self, classify_tag};
 use crate::proto::rtmp::{Event, MediaMessage, RtmpLimits, ServerSession};
+use crate::runtime::driver::Ring;
 use crate::runtime::op::Op;
 use crate::runtime::ops;
 use crate::runtime::sys;
@@ -80,7 +81,7 @@ enum PublishEnd {
     Error(String),
 }
 
-impl Worker {
+impl<R: Ring> Worker<R> {
     /// The RTMP session limits from the configuration.
     fn rtmp_limits(&self) -> RtmpLimits {
         let r = &self.config.rtmp;

@@ -34,6 +34,7 @@ use crate::app::router::Kick;
 use crate::media::stream::Stream;
 use crate::metrics::CloseReason;
 use crate::proto::http::RequestHead;
+use crate::runtime::driver::Ring;
 
 pub(crate) use super::callout::Protocol;
 
@@ -133,7 +134,7 @@ impl Sessions {
     }
 }
 
-impl Worker {
+impl<R: Ring> Worker<R> {
     /// The connection starts a session: `role` of `stream` over `protocol`.
     pub(super) fn session_start(
         &mut self,

@@ -14,6 +14,7 @@ use super::loglimit::PeerLog;
 use super::worker::Worker;
 use crate::metrics::CloseReason;
 use crate::proto::http::{Method, RequestHead};
+use crate::runtime::driver::Ring;
 use crate::runtime::op::Op;
 use crate::runtime::ops;
 use crate::runtime::sys;
@@ -22,7 +23,7 @@ use crate::vod::{self, Lookup};
 /// Bytes a sendfile(2) loop moves before it yields the core to other connections.
 pub(super) const SENDFILE_BYTES_PER_TURN: u64 = 4 << 20;
 
-impl Worker {
+impl<R: Ring> Worker<R> {
     /// `GET`/`HEAD /vod/{raw}`: a cached file is answered at once; otherwise the connection
     /// parks ([`Phase::Opening`]) while the file is opened and statted through the ring, and
     /// [`Worker::on_open`] / [`Worker::on_statx`] carry on. The worker thread never opens or

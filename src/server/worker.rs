@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -20,7 +20,7 @@ use super::{Command, Shared};
 use crate::config::Config;
 use crate::metrics::{CloseReason, WorkerMetrics, WorkerStats};
 use crate::proto::http::{DateCache, HttpLimits};
-use crate::runtime::driver::{Completion, Driver, DriverConfig};
+use crate::runtime::driver::{Completion, Driver, DriverConfig, Ring};
 use crate::runtime::op::{Op, UserData, next_generation};
 use crate::runtime::ops;
 use crate::runtime::pipe::PipePool;
@@ -55,9 +55,9 @@ const LISTENER_RTMP: u32 = 1;
 /// Index of the admin listener.
 const LISTENER_ADMIN: u32 = 2;
 
-pub struct Worker {
+pub struct Worker<R: Ring = Driver> {
     pub(super) id: usize,
-    pub(super) driver: Driver,
+    pub(super) driver: R,
     pub(super) shared: Arc<Shared>,
     pub(super) config: Arc<Config>,
     pub(super) limits: HttpLimits,
@@ -81,6 +81,8 @@ pub struct Worker {
     peer_log: LogLimiter,
     completions: Vec<Completion>,
     epoch: Instant,
+    /// When the per-tick work last ran.
+    last_flush_ms: u64,
     accepting: bool,
     /// Re-arm a listener's multishot accept at this time (after an accept error).
     accept_retry_at_ms: [Option<u64>; 3],
@@ -108,7 +110,8 @@ pub struct Worker {
     pub(super) callouts: super::callout::Callouts,
 }
 
-impl Worker {
+impl Worker<Driver> {
+    /// A worker on its own io_uring (pinned to `spec.cpu` when given).
     pub fn new(spec: WorkerSpec, shared: Arc<Shared>) -> io::Result<Worker> {
         let config = shared.config.load_full();
         let driver = Driver::new(DriverConfig {
@@ -121,8 +124,16 @@ impl Worker {
         if let Some(cpu) = spec.cpu {
             sys::pin_to_cpu(cpu);
         }
+        Worker::with_ring(spec, shared, driver)
+    }
+}
+
+impl<R: Ring> Worker<R> {
+    /// A worker on `driver` (the io_uring [`Driver`], or the session tests' fake ring).
+    pub fn with_ring(spec: WorkerSpec, shared: Arc<Shared>, driver: R) -> io::Result<Worker<R>> {
+        let config = shared.config.load_full();
         let epoch = shared.epoch;
-        let now_ms = epoch.elapsed().as_millis() as u64;
+        let now_ms = driver.now_ms(epoch);
         let horizon_ms = config
             .http
             .keepalive_timeout_ms
@@ -163,6 +174,7 @@ impl Worker {
             peer_log: LogLimiter::new(config.runtime.peer_log_lines_per_second),
             completions: Vec::with_capacity(1024),
             epoch,
+            last_flush_ms: 0,
             accepting: true,
             accept_retry_at_ms: [None; 3],
             drain_deadline_ms: None,
@@ -193,7 +205,7 @@ impl Worker {
     }
 
     pub(super) fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        self.driver.now_ms(self.epoch)
     }
 
     /// Whether a peer-triggered line of `kind` may be logged now (see `peer_log!`).
@@ -269,67 +281,77 @@ impl Worker {
 
     /// Run until shutdown has drained every connection (or the drain deadline passed).
     pub fn run(mut self) -> io::Result<()> {
+        self.start();
+        let mut completions = std::mem::take(&mut self.completions);
+        while !self.turn(&mut completions)? {}
+        Ok(())
+    }
+
+    /// Arm the listeners' accepts and the shutdown eventfd's read.
+    pub(super) fn start(&mut self) {
         self.arm_accept(LISTENER_HTTP);
         self.arm_accept(LISTENER_RTMP);
         self.arm_accept(LISTENER_ADMIN);
         self.arm_wake();
+    }
+
+    /// One turn of the loop: submit and wait, handle the completions, then timers, live
+    /// flushes, callouts, accept retries and the per-tick work. Returns true once a shutdown
+    /// has drained every connection (or its deadline passed): the worker is done.
+    pub(super) fn turn(&mut self, completions: &mut Vec<Completion>) -> io::Result<bool> {
         let tick_ms = self.config.runtime.tick_ms;
-        let mut last_flush_ms = 0u64;
-        let mut completions = std::mem::take(&mut self.completions);
-        loop {
-            let wait_ms = self.wait_ms(self.now_ms());
-            self.driver.submit_and_wait(wait_ms)?;
-            self.driver.reap(&mut completions);
-            for completion in completions.drain(..) {
-                self.handle(completion);
-            }
-            let now_ms = self.now_ms();
-            self.expire(now_ms);
-            self.live_tick(now_ms);
-            self.callout_tick(now_ms);
-            for listener in [LISTENER_HTTP, LISTENER_RTMP, LISTENER_ADMIN] {
-                let retry = &mut self.accept_retry_at_ms[listener as usize];
-                if retry.is_some_and(|at| now_ms >= at) {
-                    *retry = None;
-                    if self.accepting {
-                        self.arm_accept(listener);
-                    }
-                }
-            }
-            if now_ms >= last_flush_ms + tick_ms {
-                last_flush_ms = now_ms;
-                // A doorbell that failed or was lost delays commands by at most a tick.
-                self.drain_mailbox();
-                self.pick_up_reload();
-                // Bounded: a few fstat calls per tick, never a walk of the whole cache. The
-                // one file-system call left on the worker thread (see `FileCache::sweep`).
-                self.files
-                    .sweep(now_ms, self.config.vod.file_cache_sweep_per_tick);
-                self.report_suppressed_logs(now_ms);
-                self.live_flush_stats();
-                self.stats.active = self.conns.len().saturating_sub(self.callouts.pending()) as u64;
-                self.metrics.flush(&mut self.stats);
-            }
-            if let Some(deadline) = self.drain_deadline_ms {
-                if now_ms >= deadline && !self.conns.is_empty() {
-                    // Out of time: close the rest, then wait for their in-flight operations
-                    // (bounded: a shut-down socket completes its operations at once), so no
-                    // buffer is freed under the kernel.
-                    let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-                    for key in keys {
-                        self.close(key, CloseReason::Shutdown);
-                    }
-                }
-                let hard_deadline = deadline + DRAIN_CLOSE_WAIT_MS;
-                if self.conns.is_empty() || now_ms >= hard_deadline {
-                    self.live_flush_stats();
-                    self.stats.active =
-                        self.conns.len().saturating_sub(self.callouts.pending()) as u64;
-                    self.metrics.flush(&mut self.stats);
-                    return Ok(());
+        let wait_ms = self.wait_ms(self.now_ms());
+        self.driver.submit_and_wait(wait_ms)?;
+        self.driver.reap(completions);
+        for completion in completions.drain(..) {
+            self.handle(completion);
+        }
+        let now_ms = self.now_ms();
+        self.expire(now_ms);
+        self.live_tick(now_ms);
+        self.callout_tick(now_ms);
+        for listener in [LISTENER_HTTP, LISTENER_RTMP, LISTENER_ADMIN] {
+            let retry = &mut self.accept_retry_at_ms[listener as usize];
+            if retry.is_some_and(|at| now_ms >= at) {
+                *retry = None;
+                if self.accepting {
+                    self.arm_accept(listener);
                 }
             }
         }
+        if now_ms >= self.last_flush_ms + tick_ms {
+            self.last_flush_ms = now_ms;
+            // A doorbell that failed or was lost delays commands by at most a tick.
+            self.drain_mailbox();
+            self.pick_up_reload();
+            // Bounded: a few fstat calls per tick, never a walk of the whole cache. The
+            // one file-system call left on the worker thread (see `FileCache::sweep`).
+            self.files
+                .sweep(now_ms, self.config.vod.file_cache_sweep_per_tick);
+            self.report_suppressed_logs(now_ms);
+            self.live_flush_stats();
+            self.stats.active = self.conns.len().saturating_sub(self.callouts.pending()) as u64;
+            self.metrics.flush(&mut self.stats);
+        }
+        if let Some(deadline) = self.drain_deadline_ms {
+            if now_ms >= deadline && !self.conns.is_empty() {
+                // Out of time: close the rest, then wait for their in-flight operations
+                // (bounded: a shut-down socket completes its operations at once), so no
+                // buffer is freed under the kernel.
+                let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+                for key in keys {
+                    self.close(key, CloseReason::Shutdown);
+                }
+            }
+            let hard_deadline = deadline + DRAIN_CLOSE_WAIT_MS;
+            if self.conns.is_empty() || now_ms >= hard_deadline {
+                self.live_flush_stats();
+                self.stats.active = self.conns.len().saturating_sub(self.callouts.pending()) as u64;
+                self.metrics.flush(&mut self.stats);
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Feed one completion to its slot's session. A new descriptor it carries
@@ -491,12 +513,12 @@ impl Worker {
         self.accepting = false;
         // The multishot accept completes with an error and is not re-armed; the fd stays open
         // (owned) until the worker ends.
-        sys::shutdown(&self.http_listener, false);
+        self.driver.shutdown(self.http_listener.as_fd(), false);
         if let Some(listener) = &self.rtmp_listener {
-            sys::shutdown(listener, false);
+            self.driver.shutdown(listener.as_fd(), false);
         }
         if let Some(listener) = &self.admin_listener {
-            sys::shutdown(listener, false);
+            self.driver.shutdown(listener.as_fd(), false);
         }
         // Idle keep-alive connections and publishers (whose bodies never end) close now; live
         // viewers get the end of their body (the last chunk) after the batch in flight; a
@@ -687,7 +709,7 @@ impl Worker {
             self.release(key);
         } else {
             // Pending receives and polls complete now; the fd stays open until `release`.
-            sys::shutdown(&conn.fd, false);
+            self.driver.shutdown(conn.fd.as_fd(), false);
         }
     }
 
