@@ -142,6 +142,9 @@ pub trait Ring {
     /// otherwise both directions, which completes the socket's pending receives and polls.
     fn shutdown(&mut self, fd: BorrowedFd<'_>, write_only: bool);
 
+    /// The address of a slot's peer (None when it has none, or is gone).
+    fn peer_addr(&self, fd: BorrowedFd<'_>) -> Option<std::net::SocketAddr>;
+
     /// Milliseconds since `epoch` on this ring's clock.
     fn now_ms(&self, epoch: Instant) -> u64;
 }
@@ -228,6 +231,10 @@ impl Ring for Driver {
 
     fn shutdown(&mut self, fd: BorrowedFd<'_>, write_only: bool) {
         super::sys::shutdown(&fd, write_only);
+    }
+
+    fn peer_addr(&self, fd: BorrowedFd<'_>) -> Option<std::net::SocketAddr> {
+        super::sys::peer_addr(fd)
     }
 
     fn now_ms(&self, epoch: Instant) -> u64 {

@@ -31,6 +31,8 @@
 
 pub mod cachestat;
 pub mod driver;
+#[cfg(test)]
+pub mod fake;
 pub mod mailbox;
 pub mod op;
 pub mod ops;

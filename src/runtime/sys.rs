@@ -191,8 +191,8 @@ pub fn peer_ip(fd: &OwnedFd) -> Option<std::net::IpAddr> {
 }
 
 /// The peer's address of a connected socket (None if it is not an inet socket or is gone).
-pub fn peer_addr(fd: &OwnedFd) -> Option<std::net::SocketAddr> {
-    socket2::SockRef::from(fd).peer_addr().ok()?.as_socket()
+pub fn peer_addr(fd: impl AsFd) -> Option<std::net::SocketAddr> {
+    socket2::SockRef::from(&fd).peer_addr().ok()?.as_socket()
 }
 
 /// A new outbound TCP socket for `domain`: non-blocking and close-on-exec from the start

@@ -42,6 +42,8 @@ mod live;
 mod loglimit;
 mod record;
 mod rtmp;
+#[cfg(test)]
+mod session_tests;
 mod sessions;
 mod vod;
 pub mod worker;

@@ -108,6 +108,9 @@ pub struct Worker<R: Ring = Driver> {
     pub(super) fault_open_delay: Option<Box<io_uring::types::Timespec>>,
     /// Auth service callouts: the decision cache and the count in flight.
     pub(super) callouts: super::callout::Callouts,
+    /// Session tests: every close, in order (the metrics' counters are flushed away).
+    #[cfg(test)]
+    pub(super) closed_reasons: Vec<CloseReason>,
 }
 
 impl Worker<Driver> {
@@ -199,6 +202,8 @@ impl<R: Ring> Worker<R> {
                     )
                 }),
             callouts: Default::default(),
+            #[cfg(test)]
+            closed_reasons: Vec::new(),
             shared,
             config,
         })
@@ -598,7 +603,7 @@ impl<R: Ring> Worker<R> {
         sys::set_nodelay(&fd);
         let generation = self.next_generation;
         self.next_generation = next_generation(generation);
-        let peer = sys::peer_addr(&fd);
+        let peer = self.driver.peer_addr(fd.as_fd());
         let mut conn = Conn::new(generation, fd, rbuf, phase);
         conn.id = self.shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
         conn.peer = peer;
@@ -705,6 +710,8 @@ impl<R: Ring> Worker<R> {
         conn.phase = Phase::Closing;
         conn.close_reason = Some(reason);
         self.stats.closed(reason);
+        #[cfg(test)]
+        self.closed_reasons.push(reason);
         if conn.io.is_idle() {
             self.release(key);
         } else {
