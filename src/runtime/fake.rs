@@ -13,6 +13,7 @@
 //!   for the window too;
 //! - a reset peer fails both with ECONNRESET; after the server's `shutdown` a receive
 //!   completes with 0 and a send fails with EPIPE;
+//! - an IORING_OP_CLOSE closes the descriptor at once and marks the peer closed;
 //! - an IORING_OP_MSG_RING to this ring's own fd posts its completion here (a worker waking
 //!   itself), and the eventfd read completes when the test calls [`FakeRing::wake`].
 //!
@@ -56,6 +57,9 @@ pub struct Peer {
     pub fin: bool,
     /// Send completions (send and sendmsg) that carried bytes.
     pub sends: usize,
+    /// The server closed the socket (IORING_OP_CLOSE, or a close(2) of its own, which the fake
+    /// sees as the descriptor no longer being open).
+    pub closed: bool,
     pub addr: SocketAddr,
 }
 
@@ -71,6 +75,7 @@ impl Peer {
             shut: false,
             fin: false,
             sends: 0,
+            closed: false,
             addr,
         }
     }
@@ -282,6 +287,8 @@ impl FakeRing {
             | SqeOp::Statx { .. }
             | SqeOp::Splice { .. }
             | SqeOp::Connect { .. } => Some(-libc::EOPNOTSUPP),
+            // Closes complete at submission (`submit_worker`).
+            SqeOp::Close { .. } => Some(0),
         }
     }
 
@@ -313,6 +320,19 @@ impl Ring for FakeRing {
 
     fn submit_worker(&mut self, op: Op, key: u32, generation: u32, sqe: Sqe) {
         let user_data = UserData::new(op, key as usize, generation).encode();
+        if let SqeOp::Close { fd } = sqe.op {
+            if let Some(peer) = self.peers.get_mut(&fd.as_raw_fd()) {
+                peer.closed = true;
+            }
+            drop(fd);
+            self.posted.push_back(Completion {
+                user_data,
+                result: 0,
+                flags: 0,
+                fd: None,
+            });
+            return;
+        }
         if op == Op::Accept {
             self.accepts.insert(key, user_data);
         }

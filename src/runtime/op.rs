@@ -46,6 +46,8 @@ pub enum Op {
     /// IORING_OP_CONNECT (io_uring_prep_connect(3)) of an outbound socket to an address the
     /// slot owns ([`super::ops::ConnectAddr`]).
     Connect = 22,
+    /// IORING_OP_CLOSE of a released slot's socket (a worker operation: the slot is gone).
+    Close = 23,
 }
 
 /// Which in-flight count of a slot an operation belongs to.
@@ -72,6 +74,7 @@ impl Op {
             20 => Op::Statx,
             21 => Op::Timeout,
             22 => Op::Connect,
+            23 => Op::Close,
             _ => return None,
         })
     }
@@ -91,7 +94,8 @@ impl Op {
             | Op::OpenAt2
             | Op::Statx
             | Op::Timeout
-            | Op::Connect => Direction::Transmit,
+            | Op::Connect
+            | Op::Close => Direction::Transmit,
         }
     }
 
@@ -166,6 +170,7 @@ mod tests {
             Op::Statx,
             Op::Timeout,
             Op::Connect,
+            Op::Close,
         ] {
             let ud = UserData::new(op, 123_456, 0x00ab_cdef);
             assert_eq!(UserData::decode(ud.encode()), Some(ud));

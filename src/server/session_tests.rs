@@ -689,8 +689,9 @@ fn a_kick_posted_to_the_mailbox_closes_that_session_only() {
     h.settle();
     assert_eq!(h.closes(), [CloseReason::Kicked]);
     assert!(h.w.conns.get(key).is_none(), "reader 1 is gone");
+    assert!(h.w.driver.peer(r1).closed);
     assert_eq!(h.w.conns.len(), 2, "the publisher and reader 2 stay");
-    assert!(!h.w.driver.peer(r2).shut);
+    assert!(!h.w.driver.peer(r2).shut && !h.w.driver.peer(r2).closed);
 }
 
 #[test]

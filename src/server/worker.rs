@@ -289,7 +289,8 @@ impl<R: Ring> Worker<R> {
         self.start();
         let mut completions = std::mem::take(&mut self.completions);
         while !self.turn(&mut completions)? {}
-        Ok(())
+        // The last releases queued their sockets' closes: submit them before the ring goes.
+        self.driver.submit_and_wait(0)
     }
 
     /// Arm the listeners' accepts and the shutdown eventfd's read.
@@ -374,6 +375,11 @@ impl<R: Ring> Worker<R> {
             Op::EventRead => self.on_wake(result),
             Op::Doorbell => self.drain_mailbox(),
             Op::MsgRingSent => self.on_msg_ring_sent(result, ud.key),
+            Op::Close if result < 0 => {
+                // Cannot fail for a descriptor we owned; counted in the logs if it does.
+                tracing::debug!(worker = self.id, error = %io::Error::from_raw_os_error(-result), "close failed");
+            }
+            Op::Close => {}
             _ => {
                 let key = ud.key as usize;
                 let Some(conn) = self.conns.get_mut(key) else {
@@ -562,7 +568,7 @@ impl<R: Ring> Worker<R> {
         if let Some(fd) = fd {
             if !self.accepting || self.conns.len() >= self.config.http.connections_max_per_worker {
                 self.stats.refused += 1;
-                drop(fd);
+                self.close_fd(fd);
             } else {
                 self.stats.accepted += 1;
                 if listener == LISTENER_RTMP {
@@ -743,6 +749,14 @@ impl<R: Ring> Worker<R> {
         if let Some(rtmp) = conn.rtmp.take() {
             self.drop_rtmp(rtmp);
         }
-        drop(conn);
+        // The socket closes in the ring's next submission (batched with the turn's other
+        // work, not a close(2) of its own); the rest of the slot is freed here.
+        let Conn { fd, .. } = conn;
+        self.close_fd(fd);
+    }
+
+    /// Close `fd` through the ring (IORING_OP_CLOSE).
+    pub(super) fn close_fd(&mut self, fd: OwnedFd) {
+        self.driver.submit_worker(Op::Close, 0, 0, ops::close(fd));
     }
 }
