@@ -353,7 +353,8 @@ fn the_console_plays_streams_that_need_credentials_in_chromium() {
     let server = Server::start(
         "browser-console-auth",
         &format!(
-            "[auth]\nplay = \"signed\"\nsecrets = [\"{SECRET}\"]\n\
+            "[hls]\nsegment_target_ms = 1000\n\
+             [auth]\nplay = \"signed\"\nsecrets = [\"{SECRET}\"]\n\
              [auth.apps.paid]\nplay = \"key\"\nkeys = [\"{PLAY_KEY}\"]\n"
         ),
     );
@@ -429,8 +430,16 @@ fn the_console_plays_streams_that_need_credentials_in_chromium() {
         .unwrap_or_default();
     assert_eq!(token.len(), 64, "{query}");
 
-    // The console plays both: a signed URL, and the app's key.
-    let j = run_console(&server, "live/cam", &["flv"], 8, "console-signed", None);
+    // The console plays both: a signed URL (HLS too: the playlist hands its query on to the
+    // segments), and the app's key.
+    let j = run_console(
+        &server,
+        "live/cam",
+        &["flv", "hls"],
+        8,
+        "console-signed",
+        None,
+    );
     assert_eq!(j["errors"], Value::Array(vec![]), "page errors: {j}");
     assert_eq!(j["credentials"], "signed", "{j}");
     let flv = j["urls"]["flv"].as_str().unwrap_or_default();
@@ -446,6 +455,7 @@ fn the_console_plays_streams_that_need_credentials_in_chromium() {
         "{j}"
     );
     assert_plays("flv", &j);
+    assert_plays("hls", &j);
     assert_eq!(j["ok"], Value::Bool(true), "{j}");
 
     let j = run_console(&server, "paid/cam", &["flv"], 8, "console-key", None);
@@ -468,6 +478,109 @@ fn the_console_plays_streams_that_need_credentials_in_chromium() {
     assert!(!log.contains(&token), "the token is in the server's log");
     assert!(!log.contains("paid key"), "the key is in the server's log");
     eprintln!("{test}: whole test {:?}", begin.elapsed());
+}
+
+/// What the operator pastes for the auth service of the next test.
+const TICKET: &str = "opensesame";
+
+#[test]
+fn the_console_appends_pasted_credentials_for_an_auth_service_in_chromium() {
+    let test = "the_console_appends_pasted_credentials_for_an_auth_service_in_chromium";
+    if !browser_ready(test) {
+        return;
+    }
+    let mut missing: Vec<String> = Vec::new();
+    for tool in ["curl", "python3"] {
+        if !common::have(tool) {
+            missing.push(tool.into());
+        }
+    }
+    if !required_or_skip(test, &missing) {
+        return;
+    }
+    // The auth service allows a query with ticket=TICKET: the server cannot mint that.
+    let log = common::scratch("ticket-service").join("requests.jsonl");
+    let mut service = Command::new("python3")
+        .arg(harness_dir().join("ticket_service.py"))
+        .args([TICKET.as_ref(), log.as_os_str()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    let port = service.stdout.take().and_then(|out| {
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).ok()?;
+        line.trim().parse::<u16>().ok()
+    });
+    let Some(port) = port else {
+        let _ = service.kill();
+        let _ = service.wait();
+        panic!("the ticket service printed no port: {line:?}");
+    };
+    let server = Server::start(
+        "browser-console-external",
+        &format!(
+            "[auth]\nplay = \"http\"\nhttp_url = \"http://127.0.0.1:{port}/auth\"\n\
+             http_notify = false\n"
+        ),
+    );
+    let mut publisher = publish_clip(&server.url("/live/cam.flv"), &clip_30s(), None);
+    wait_for_stream(&server, "cam");
+
+    // Without the ticket the service refuses; the API says credentials are needed.
+    let (status, _) = curl_head(&server.url("/live/cam.flv"), None);
+    assert_eq!(status, 403, "played without the ticket");
+    let r = server.admin_get("/api/v1/streams/live/cam/play", &[]);
+    let j: Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(j["credentials"], "external", "{j}");
+    assert_eq!(j["needs_credentials"], true, "{j}");
+    assert!(j["query"].is_null() && j["expires"].is_null(), "{j}");
+
+    let j = run_console(
+        &server,
+        "live/cam",
+        &["flv"],
+        8,
+        "console-external",
+        Some(&format!("?ticket={TICKET}")),
+    );
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    let _ = service.kill();
+    let _ = service.wait();
+    assert_eq!(j["errors"], Value::Array(vec![]), "page errors: {j}");
+    assert_eq!(j["credentials"], "external", "{j}");
+    assert_eq!(
+        j["urls"]["flv"],
+        server.url(&format!("/live/cam.flv?ticket={TICKET}")),
+        "{j}"
+    );
+    assert_eq!(
+        j["urls"]["rtmp"],
+        format!(
+            "rtmp://127.0.0.1:{}/live/cam?ticket={TICKET}",
+            server.rtmp_addr.port()
+        ),
+        "{j}"
+    );
+    assert!(
+        j["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("auth service"),
+        "{j}"
+    );
+    assert_plays("flv", &j);
+    assert_eq!(j["ok"], Value::Bool(true), "{j}");
+    // The service saw the console's play with the pasted ticket.
+    let asked = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        asked.lines().any(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
+            v["action"] == "play" && v["query"] == format!("ticket={TICKET}")
+        }),
+        "{asked}"
+    );
 }
 
 /// `curl -sS -D - -o /dev/null URL [-H header]`: (status, lower-cased headers).

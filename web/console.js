@@ -30,6 +30,7 @@ const state = {
   access: null, // the selected stream's /play answer, plus its key: {key, flv, ts, hls, rtmp, ...}
   accessTimer: null, // renews signed URLs before they expire
   extra: "", // the operator's "credentials (query)"
+  held: false, // the selected stream was not played: it needs credentials the operator has not given
 };
 
 // ---- formatting -----------------------------------------------------------------------
@@ -214,13 +215,14 @@ function renderTable() {
 function select(key) {
   if (state.selected !== key) {
     stopPlayer();
+    state.held = false;
     state.selected = key;
     forgetAccess();
     window.history.replaceState(null, "", `#${key}`);
   }
   renderTable();
   renderPanel();
-  if (!state.player && !state.format) startPlayer("flv");
+  if (!state.player && !state.format) startPlayer("flv", true);
 }
 
 // ---- play URLs and their credentials --------------------------------------------------
@@ -399,10 +401,13 @@ function stopPlayer() {
   video.load();
 }
 
-async function startPlayer(format) {
+// `auto`: on selection, where a stream that needs credentials nobody gave is held back until
+// they are typed in (or a format is chosen), rather than refused.
+async function startPlayer(format, auto) {
   const key = state.selected;
   if (!key) return;
   stopPlayer();
+  state.held = false;
   state.format = format;
   const generation = state.generation;
   renderPanel();
@@ -410,6 +415,14 @@ async function startPlayer(format) {
   await ensureAccess(key);
   // Stopped, or another start, while the URLs were asked for.
   if (generation !== state.generation || state.selected !== key) return;
+  const access = state.access && state.access.key === key ? state.access : null;
+  if (auto && access && access.needs_credentials && !state.extra) {
+    state.format = null;
+    state.held = true;
+    renderPanel();
+    status("this stream needs credentials the server cannot add: type them in \"credentials (query)\"");
+    return;
+  }
   const url = mediaUrls(key)[format];
   try {
     state.player = format === "hls" ? startHls(url) : startMpegts(format, url);
@@ -542,8 +555,9 @@ credentials.addEventListener("change", () => {
   state.extra = cleanQuery(credentials.value);
   renderAccess();
   if (state.selected) renderUrls(state.selected);
-  // A running player restarts with them.
+  // A running player restarts with them; one held back for want of them starts.
   if (state.format) startPlayer(state.format);
+  else if (state.held && state.extra) startPlayer("flv");
 });
 // A stream named in the address (#app/name) is shown at once; it plays when a format is chosen.
 const wanted = decodeURIComponent(location.hash.slice(1));

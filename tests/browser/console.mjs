@@ -5,9 +5,9 @@
 //   node console.mjs --url http://HOST:PORT/ --stream APP/NAME --formats flv,hls \
 //                    --seconds N --screenshot PREFIX [--credentials QUERY]
 //
-// Loads the console, types QUERY (if given) into its "credentials (query)" field, waits for
-// the stream's row in the table, clicks it (which starts the player), waits for the URLs the
-// server hands out for it (/api/v1/streams/APP/NAME/play), then for each format clicks its
+// Loads the console, waits for the stream's row in the table, clicks it (which starts the
+// player), waits for the URLs the server hands out for it (/api/v1/streams/APP/NAME/play),
+// types QUERY (if given) into its "credentials (query)" field, then for each format clicks its
 // button, waits for playback (currentTime > 0, readyState >= 2, playing) and samples the
 // <video> element every 500 ms for N seconds, and saves PREFIX-FORMAT.png. Prints ONE JSON
 // line on stdout:
@@ -157,17 +157,18 @@ async function play(format, first) {
 
 async function run() {
   await page.goto(args.url, { timeout: 10_000 });
-  if (args.credentials !== undefined) {
-    // As an operator would: type, then leave the field (its change event).
-    await page.fill("#credentials", args.credentials, { timeout: 5_000 });
-    await page.press("#credentials", "Tab");
-  }
   const row = page.locator(`#streams tbody tr[data-stream="${args.stream}"]`);
   await row.waitFor({ timeout: 10_000 });
   result.row = await row.innerText();
   await row.click();
   // The URL table is rebuilt from the server's answer once it is in.
   await page.locator('#urls[data-source="server"]').waitFor({ state: "attached", timeout: 10_000 });
+  if (args.credentials !== undefined) {
+    // As an operator would, once the panel says they are needed: type, then leave the field
+    // (its change event starts the player the console held back).
+    await page.fill("#credentials", args.credentials, { timeout: 5_000 });
+    await page.press("#credentials", "Tab");
+  }
   Object.assign(
     result,
     await page.evaluate(() => ({
