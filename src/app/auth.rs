@@ -426,8 +426,11 @@ pub enum Credentials {
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Credentials::Signed { expires, .. } => write!(f, "Signed {{ expires: {expires} }}"),
-            other => f.write_str(other.kind()),
+            Credentials::Open => f.write_str("Open"),
+            Credentials::Loopback => f.write_str("Loopback"),
+            Credentials::Key(_) => f.write_str("Key(..)"),
+            Credentials::Signed { expires, .. } => write!(f, "Signed {{ expires: {expires}, .. }}"),
+            Credentials::External => f.write_str("External"),
         }
     }
 }
