@@ -102,10 +102,16 @@ pub struct AdminConfig {
     pub allow: Vec<String>,
     /// A bearer token accepted from any address (at least 16 bytes); unset = none.
     pub token: Option<String>,
+    /// Lifetime of the signed play URLs the console is handed
+    /// (`/api/v1/streams/{app}/{stream}/play`) when `auth.play` is `signed`.
+    pub console_token_ttl_s: u64,
 }
 
 /// Shortest `admin.token` accepted.
 pub const ADMIN_TOKEN_BYTES_MIN: usize = 16;
+
+/// `admin.console_token_ttl_s` bounds: a minute (time for a player to start) to a week.
+pub const ADMIN_CONSOLE_TOKEN_TTL_S: (u64, u64) = (60, 7 * 86_400);
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -515,6 +521,7 @@ impl Default for AdminConfig {
             listen: "0.0.0.0:8081".into(),
             allow: vec!["127.0.0.0/8".into(), "::1/128".into()],
             token: None,
+            console_token_ttl_s: 3600,
         }
     }
 }
@@ -600,6 +607,12 @@ impl Config {
         self.rtmp_listen_addr()?;
         self.admin_listen_addr()?;
         crate::app::api::AdminAccess::new(&self.admin)?;
+        range(
+            "admin.console_token_ttl_s",
+            self.admin.console_token_ttl_s,
+            ADMIN_CONSOLE_TOKEN_TTL_S.0,
+            ADMIN_CONSOLE_TOKEN_TTL_S.1,
+        )?;
         let r = &self.rtmp;
         range(
             "rtmp.chunk_size_max",
@@ -1153,12 +1166,21 @@ mod tests {
         assert_eq!(config.admin.listen, "0.0.0.0:8081");
         assert_eq!(config.admin.allow, ["127.0.0.0/8", "::1/128"]);
         assert_eq!(config.admin.token, None);
+        assert_eq!(config.admin.console_token_ttl_s, 3600);
         assert!(config.to_toml().contains("[admin]"));
         for (toml, key) in [
             ("[admin]\nlisten = \"nope\"\n", "admin.listen"),
             ("[admin]\nallow = [\"10.0.0.0/33\"]\n", "admin.allow"),
             ("[admin]\nallow = [\"localhost\"]\n", "admin.allow"),
             ("[admin]\ntoken = \"short\"\n", "admin.token"),
+            (
+                "[admin]\nconsole_token_ttl_s = 59\n",
+                "admin.console_token_ttl_s",
+            ),
+            (
+                "[admin]\nconsole_token_ttl_s = 604801\n",
+                "admin.console_token_ttl_s",
+            ),
         ] {
             let config = Config::from_toml(toml).unwrap();
             assert_eq!(config.validate().unwrap_err().key, key, "{toml}");

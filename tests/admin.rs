@@ -138,6 +138,69 @@ fn the_api_answers_allowed_networks_or_the_bearer_token() {
     );
 }
 
+#[test]
+fn play_urls_with_credentials_are_for_the_allowed_only() {
+    // The play URLs carry the play key: restricted exactly like the rest of the API.
+    let server = Server::start(
+        "admin-play-urls",
+        &format!(
+            "[admin]\nallow = [\"10.0.0.0/8\"]\ntoken = \"{TOKEN}\"\n\
+             [auth]\nplay = \"key\"\nkeys = [\"{KEY}\"]\n"
+        ),
+    );
+    let path = "/api/v1/streams/live/cam/play";
+    let r = server.admin_get(path, &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    assert!(!text(r.body).contains(KEY));
+    let r = server.admin_get(path, &[("Authorization", "Bearer wrong-token-0123456789")]);
+    assert_eq!(r.status, 403);
+    assert!(!text(r.body).contains(KEY));
+    // Not on the public listener at all.
+    let r = server.get(path, &[("Authorization", &format!("Bearer {TOKEN}"))]);
+    assert_eq!(r.status, 404);
+
+    let bearer = format!("Bearer {TOKEN}");
+    let r = server.admin_get(path, &[("Authorization", &bearer)]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let j: serde_json::Value = serde_json::from_slice(&r.body).expect("json");
+    // On the host the client asked by (the test client sends `Host: test`), the public ports.
+    let (http, rtmp) = (server.addr.port(), server.rtmp_addr.port());
+    assert_eq!(
+        j["flv"],
+        format!("http://test:{http}/live/cam.flv?key={KEY}")
+    );
+    assert_eq!(j["ts"], format!("http://test:{http}/live/cam.ts?key={KEY}"));
+    assert_eq!(
+        j["hls"],
+        format!("http://test:{http}/live/cam/index.m3u8?key={KEY}")
+    );
+    assert_eq!(j["rtmp"], format!("rtmp://test:{rtmp}/live/cam?key={KEY}"));
+    assert_eq!(j["credentials"], "key");
+    assert_eq!(j["needs_credentials"], false);
+    assert!(j["expires"].is_null());
+    // Any valid stream name, live or not; HEAD gets the head only; other methods 405.
+    let r = server.admin_request("HEAD", path, &[("Authorization", &bearer)]);
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    let r = server.admin_request("POST", path, &[("Authorization", &bearer)]);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let r = server.admin_get(
+        "/api/v1/streams/live/a.b/play",
+        &[("Authorization", &bearer)],
+    );
+    assert_eq!(r.status, 404);
+    // What it minted gets past the policy (to a 404: nothing is live); without it, 401.
+    let key_path = format!("/live/cam.flv?key={KEY}");
+    assert_eq!(server.request("HEAD", "/live/cam.flv", &[]).status, 401);
+    assert_eq!(server.request("HEAD", &key_path, &[]).status, 404);
+    // The key never reaches the log.
+    assert!(!server.stderr().contains(KEY));
+}
+
 /// ffmpeg publishing the 30 s clip in a loop (`-re`), for at most a minute.
 fn publish(url: &str) -> Child {
     let mut cmd = Command::new("ffmpeg");

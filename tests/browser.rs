@@ -191,6 +191,51 @@ fn hls_js_plays_live_hls_in_chromium() {
     );
 }
 
+/// `node console.mjs`: the server's console plays `stream` in each of `formats` for `seconds`
+/// (with `credentials` typed into its "credentials (query)" field first); its JSON, kept as
+/// ARTEFACT.json next to the screenshots ARTEFACT-FORMAT.png. Panics if the harness itself
+/// fails or overruns.
+fn run_console(
+    server: &Server,
+    stream: &str,
+    formats: &[&str],
+    seconds: u64,
+    artefact: &str,
+    credentials: Option<&str>,
+) -> Value {
+    for format in formats {
+        let _ = std::fs::remove_file(artifacts_dir().join(format!("{artefact}-{format}.png")));
+    }
+    let mut cmd = Command::new("node");
+    cmd.current_dir(harness_dir())
+        .arg("console.mjs")
+        .args(["--url", &server.admin_url("/"), "--stream", stream])
+        .args([
+            "--formats",
+            &formats.join(","),
+            "--seconds",
+            &seconds.to_string(),
+        ])
+        .arg("--screenshot")
+        .arg(artifacts_dir().join(artefact));
+    if let Some(query) = credentials {
+        cmd.args(["--credentials", query]);
+    }
+    // console.mjs bounds itself to formats × (N + 15) + 20 s; a little more for node to exit.
+    let timeout = Duration::from_secs(formats.len() as u64 * (seconds + 15) + 25);
+    let (status, stdout, stderr) = run_bounded_output(&mut cmd, timeout);
+    assert_eq!(
+        status,
+        Some(true),
+        "console.mjs failed or overran {timeout:?}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    std::fs::write(artifacts_dir().join(format!("{artefact}.json")), line).unwrap();
+    eprintln!("{artefact}: {line}\n{stderr}");
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("console.mjs printed no JSON ({e}): {stdout}\n{stderr}"))
+}
+
 /// That console.mjs saw `format` play: started, 320x240, and its (wall ms, currentTime s)
 /// samples show the clock running with wall time.
 fn assert_plays(format: &str, j: &Value) {
@@ -239,33 +284,9 @@ fn the_console_lists_a_live_stream_and_plays_it_in_chromium() {
     let mut publisher = publish_clip(&server.url("/live/cam.flv"), &clip_30s(), None);
     wait_for_stream(&server, "cam");
 
-    let shots = artifacts_dir().join("console");
-    for format in ["flv", "hls"] {
-        let _ = std::fs::remove_file(artifacts_dir().join(format!("console-{format}.png")));
-    }
-    let seconds = 8;
-    let mut cmd = Command::new("node");
-    cmd.current_dir(harness_dir())
-        .arg("console.mjs")
-        .args(["--url", &server.admin_url("/"), "--stream", "live/cam"])
-        .args(["--formats", "flv,hls", "--seconds", &seconds.to_string()])
-        .arg("--screenshot")
-        .arg(&shots);
-    // console.mjs bounds itself to 2 × (N + 15) + 20 s; a little more for node to exit.
-    let timeout = Duration::from_secs(2 * (seconds + 15) + 25);
-    let (status, stdout, stderr) = run_bounded_output(&mut cmd, timeout);
+    let j = run_console(&server, "live/cam", &["flv", "hls"], 8, "console", None);
     let _ = publisher.kill();
     let _ = publisher.wait();
-    assert_eq!(
-        status,
-        Some(true),
-        "console.mjs failed or overran {timeout:?}\nstdout: {stdout}\nstderr: {stderr}"
-    );
-    let line = stdout.lines().last().unwrap_or_default();
-    std::fs::write(artifacts_dir().join("console.json"), line).unwrap();
-    eprintln!("console: {line}\n{stderr}");
-    let j: Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("console.mjs printed no JSON ({e}): {stdout}\n{stderr}"));
 
     // No uncaught error and nothing on the page's console at error level, from the load to
     // the end of both players.
@@ -307,6 +328,259 @@ fn the_console_lists_a_live_stream_and_plays_it_in_chromium() {
     }
     assert_eq!(j["ok"], Value::Bool(true), "{j}");
     eprintln!("{test}: whole test {:?}", begin.elapsed());
+}
+
+/// A secret for the signed-URL policy of the credentials test, and a play key.
+const SECRET: &str = "console-secret-0123456789";
+const PLAY_KEY: &str = "paid key&1";
+
+#[test]
+fn the_console_plays_streams_that_need_credentials_in_chromium() {
+    let test = "the_console_plays_streams_that_need_credentials_in_chromium";
+    if !browser_ready(test) {
+        return;
+    }
+    let missing: Vec<String> = (!common::have("curl"))
+        .then(|| "curl".into())
+        .into_iter()
+        .collect();
+    if !required_or_skip(test, &missing) {
+        return;
+    }
+    let begin = Instant::now();
+    // Play needs a signed URL by default and a key in the app `paid`; publishing stays
+    // loopback-only (the publishers below are on this machine).
+    let server = Server::start(
+        "browser-console-auth",
+        &format!(
+            "[hls]\nsegment_target_ms = 1000\n\
+             [auth]\nplay = \"signed\"\nsecrets = [\"{SECRET}\"]\n\
+             [auth.apps.paid]\nplay = \"key\"\nkeys = [\"{PLAY_KEY}\"]\n"
+        ),
+    );
+    let mut publishers = [
+        publish_clip(&server.url("/live/cam.flv"), &clip_30s(), None),
+        publish_clip(&server.url("/paid/cam.flv"), &clip_30s(), None),
+    ];
+    wait_for_stream(&server, "cam");
+    let streams_live = || {
+        let r = server.admin_get("/api/v1/streams", &[]);
+        let j: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        j["streams"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|s| s["publishing"] == true).count())
+    };
+    assert!(
+        common::poll_until(common::in_ms(15_000), || streams_live() == 2),
+        "both streams are not live"
+    );
+
+    // Without credentials the media is refused (what the console got before it asked the
+    // server for its URLs): curl, no token or key → 401.
+    for path in ["/live/cam.flv", "/live/cam/index.m3u8", "/paid/cam.flv"] {
+        let (status, _) = curl_head(&server.url(path), None);
+        assert_eq!(status, 401, "{path} without credentials");
+    }
+
+    // The API hands out the play URLs with credentials, on the host the client asked by.
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let r = server.admin_get("/api/v1/streams/live/cam/play", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let j: Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(j["credentials"], "signed", "{j}");
+    assert_eq!(j["needs_credentials"], false, "{j}");
+    let expires = j["expires"].as_u64().expect("expires");
+    assert!(
+        (now_s + 3590..=now_s + 3610).contains(&expires),
+        "expires {expires}, now {now_s}: {j}"
+    );
+    let flv = j["flv"].as_str().unwrap_or_default();
+    let http_port = server.addr.port();
+    assert!(
+        flv.starts_with(&format!(
+            "http://test:{http_port}/live/cam.flv?expires={expires}&token="
+        )),
+        "{j}"
+    );
+    let query = j["query"].as_str().unwrap_or_default().to_string();
+    assert!(
+        j["hls"].as_str().unwrap_or_default().ends_with(&query),
+        "{j}"
+    );
+    assert_eq!(
+        j["rtmp"],
+        format!("rtmp://test:{}/live/cam?{query}", server.rtmp_addr.port())
+    );
+    // The token is for this stream only: another one's URL with it is refused.
+    let (status, _) = curl_head(&server.url(&format!("/paid/cam.flv?{query}")), None);
+    assert_eq!(status, 401, "the key app wants a key, not a token");
+    let r = server.admin_get("/api/v1/streams/live/other/play", &[]);
+    let other: Value = serde_json::from_slice(&r.body).expect("json");
+    let other_query = other["query"].as_str().unwrap_or_default();
+    let (status, _) = curl_head(&server.url(&format!("/live/cam.flv?{other_query}")), None);
+    assert_eq!(status, 403, "a token for live/other played live/cam");
+    let token = query
+        .rsplit_once("token=")
+        .map(|(_, t)| t.to_string())
+        .unwrap_or_default();
+    assert_eq!(token.len(), 64, "{query}");
+
+    // The console plays both: a signed URL (HLS too: the playlist hands its query on to the
+    // segments), and the app's key.
+    let j = run_console(
+        &server,
+        "live/cam",
+        &["flv", "hls"],
+        8,
+        "console-signed",
+        None,
+    );
+    assert_eq!(j["errors"], Value::Array(vec![]), "page errors: {j}");
+    assert_eq!(j["credentials"], "signed", "{j}");
+    let flv = j["urls"]["flv"].as_str().unwrap_or_default();
+    assert!(
+        flv.starts_with(&server.url("/live/cam.flv?expires=")) && flv.contains("&token="),
+        "{j}"
+    );
+    assert!(
+        j["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("valid until"),
+        "{j}"
+    );
+    assert_plays("flv", &j);
+    assert_plays("hls", &j);
+    assert_eq!(j["ok"], Value::Bool(true), "{j}");
+
+    let j = run_console(&server, "paid/cam", &["flv"], 8, "console-key", None);
+    assert_eq!(j["errors"], Value::Array(vec![]), "page errors: {j}");
+    assert_eq!(j["credentials"], "key", "{j}");
+    assert_eq!(
+        j["urls"]["flv"],
+        server.url("/paid/cam.flv?key=paid%20key%261"),
+        "{j}"
+    );
+    assert_plays("flv", &j);
+    assert_eq!(j["ok"], Value::Bool(true), "{j}");
+    for publisher in &mut publishers {
+        let _ = publisher.kill();
+        let _ = publisher.wait();
+    }
+
+    let log = server.stderr();
+    // Never the token or the key in the server's log.
+    assert!(!log.contains(&token), "the token is in the server's log");
+    assert!(!log.contains("paid key"), "the key is in the server's log");
+    eprintln!("{test}: whole test {:?}", begin.elapsed());
+}
+
+/// What the operator pastes for the auth service of the next test.
+const TICKET: &str = "opensesame";
+
+#[test]
+fn the_console_appends_pasted_credentials_for_an_auth_service_in_chromium() {
+    let test = "the_console_appends_pasted_credentials_for_an_auth_service_in_chromium";
+    if !browser_ready(test) {
+        return;
+    }
+    let mut missing: Vec<String> = Vec::new();
+    for tool in ["curl", "python3"] {
+        if !common::have(tool) {
+            missing.push(tool.into());
+        }
+    }
+    if !required_or_skip(test, &missing) {
+        return;
+    }
+    // The auth service allows a query with ticket=TICKET: the server cannot mint that.
+    let log = common::scratch("ticket-service").join("requests.jsonl");
+    let mut service = Command::new("python3")
+        .arg(harness_dir().join("ticket_service.py"))
+        .args([TICKET.as_ref(), log.as_os_str()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    let port = service.stdout.take().and_then(|out| {
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).ok()?;
+        line.trim().parse::<u16>().ok()
+    });
+    let Some(port) = port else {
+        let _ = service.kill();
+        let _ = service.wait();
+        panic!("the ticket service printed no port: {line:?}");
+    };
+    let server = Server::start(
+        "browser-console-external",
+        &format!(
+            "[auth]\nplay = \"http\"\nhttp_url = \"http://127.0.0.1:{port}/auth\"\n\
+             http_notify = false\n"
+        ),
+    );
+    let mut publisher = publish_clip(&server.url("/live/cam.flv"), &clip_30s(), None);
+    wait_for_stream(&server, "cam");
+
+    // Without the ticket the service refuses; the API says credentials are needed.
+    let (status, _) = curl_head(&server.url("/live/cam.flv"), None);
+    assert_eq!(status, 403, "played without the ticket");
+    let r = server.admin_get("/api/v1/streams/live/cam/play", &[]);
+    let j: Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(j["credentials"], "external", "{j}");
+    assert_eq!(j["needs_credentials"], true, "{j}");
+    assert!(j["query"].is_null() && j["expires"].is_null(), "{j}");
+
+    let j = run_console(
+        &server,
+        "live/cam",
+        &["flv"],
+        8,
+        "console-external",
+        Some(&format!("?ticket={TICKET}")),
+    );
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    let _ = service.kill();
+    let _ = service.wait();
+    assert_eq!(j["errors"], Value::Array(vec![]), "page errors: {j}");
+    assert_eq!(j["credentials"], "external", "{j}");
+    assert_eq!(
+        j["urls"]["flv"],
+        server.url(&format!("/live/cam.flv?ticket={TICKET}")),
+        "{j}"
+    );
+    assert_eq!(
+        j["urls"]["rtmp"],
+        format!(
+            "rtmp://127.0.0.1:{}/live/cam?ticket={TICKET}",
+            server.rtmp_addr.port()
+        ),
+        "{j}"
+    );
+    assert!(
+        j["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("auth service"),
+        "{j}"
+    );
+    assert_plays("flv", &j);
+    assert_eq!(j["ok"], Value::Bool(true), "{j}");
+    // The service saw the console's play with the pasted ticket.
+    let asked = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        asked.lines().any(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or(Value::Null);
+            v["action"] == "play" && v["query"] == format!("ticket={TICKET}")
+        }),
+        "{asked}"
+    );
 }
 
 /// `curl -sS -D - -o /dev/null URL [-H header]`: (status, lower-cased headers).

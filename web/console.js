@@ -1,6 +1,11 @@
 // The operator's console: polls /api/v1/streams, lists the live streams, plays the selected
 // one (mpegts.js for HTTP-FLV and HTTP-TS, hls.js or the browser's own HLS), and charts its
 // figures from what was polled. No dependency beyond the two players; no build step.
+//
+// The selected stream's URLs come from /api/v1/streams/{app}/{stream}/play, which writes in
+// the credentials the play policy needs when the server can mint them (a signed token, a
+// key); what the operator types in "credentials (query)" is appended to every URL (for an
+// auth service's credentials, which the server cannot mint).
 "use strict";
 
 const POLL_MS = 2000;
@@ -8,6 +13,8 @@ const POLL_TIMEOUT_MS = 5000;
 const HISTORY = 150; // samples kept per stream: 5 minutes at one poll every 2 s
 const CHART_MIN_MS = 60_000; // a chart spans at least a minute, then all the history
 const FORMATS = { flv: "HTTP-FLV", ts: "HTTP-TS", hls: "HLS" };
+const ACCESS_TIMEOUT_MS = 5000;
+const ACCESS_MARGIN_S = 60; // signed URLs closer than this to their expiry are renewed first
 
 const $ = (id) => document.getElementById(id);
 const video = $("video");
@@ -19,6 +26,11 @@ const state = {
   selected: null, // "app/name"
   format: null, // key of FORMATS while playing
   player: null, // {destroy()}
+  generation: 0, // bumped by every start and stop: a start that awaited and was overtaken gives up
+  access: null, // the selected stream's /play answer, plus its key: {key, flv, ts, hls, rtmp, ...}
+  accessTimer: null, // renews signed URLs before they expire
+  extra: "", // the operator's "credentials (query)"
+  held: false, // the selected stream was not played: it needs credentials the operator has not given
 };
 
 // ---- formatting -----------------------------------------------------------------------
@@ -45,8 +57,35 @@ function kbps(value) {
 
 // ---- media URLs -----------------------------------------------------------------------
 
-// Media is served on the public HTTP port the API names, which may not be the console's.
+// The stream's URLs: the server's answer (with credentials) once it is in, else built from the
+// ports the API names (media may be served on another port than the console's); plus the
+// operator's credentials.
 function mediaUrls(key) {
+  const access = state.access && state.access.key === key ? state.access : null;
+  const urls = access ? serverUrls(access) : builtUrls(key);
+  if (state.extra) {
+    for (const format of Object.keys(urls)) urls[format] = withQuery(urls[format], state.extra);
+  }
+  return urls;
+}
+
+function serverUrls(access) {
+  const urls = { flv: access.flv, ts: access.ts, hls: access.hls };
+  if (access.rtmp) urls.rtmp = access.rtmp;
+  return urls;
+}
+
+function withQuery(url, query) {
+  return `${url}${url.includes("?") ? "&" : "?"}${query}`;
+}
+
+// "?key=a", " &token=b " -> "key=a", "token=b".
+function cleanQuery(text) {
+  return text.trim().replace(/^[?&]+/, "");
+}
+
+// Media is served on the public HTTP port the API names, which may not be the console's.
+function builtUrls(key) {
   const play = state.play || {};
   const host = location.hostname; // IPv6 hosts come bracketed
   const port = play.http_port || location.port;
@@ -176,12 +215,97 @@ function renderTable() {
 function select(key) {
   if (state.selected !== key) {
     stopPlayer();
+    state.held = false;
     state.selected = key;
+    forgetAccess();
     window.history.replaceState(null, "", `#${key}`);
   }
   renderTable();
   renderPanel();
-  if (!state.player) startPlayer("flv");
+  if (!state.player && !state.format) startPlayer("flv", true);
+}
+
+// ---- play URLs and their credentials --------------------------------------------------
+
+function forgetAccess() {
+  clearTimeout(state.accessTimer);
+  state.accessTimer = null;
+  state.access = null;
+  renderAccess();
+}
+
+// The selected stream's URLs from the server, asked for again when signed ones are about to
+// expire. Resolves once they are in (or the asking failed, said in the player's status).
+async function ensureAccess(key) {
+  const a = state.access;
+  const fresh = a && a.key === key && (a.expires == null || a.expires - Date.now() / 1000 > ACCESS_MARGIN_S);
+  if (!fresh) await fetchAccess(key);
+}
+
+async function fetchAccess(key) {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), ACCESS_TIMEOUT_MS);
+  try {
+    const path = `/api/v1/streams/${key.split("/").map(encodeURIComponent).join("/")}/play`;
+    const answer = await fetch(path, { cache: "no-store", signal: abort.signal });
+    if (!answer.ok) throw new Error(`HTTP ${answer.status}`);
+    const json = await answer.json();
+    if (state.selected !== key) return;
+    state.access = { ...json, key };
+    clearTimeout(state.accessTimer);
+    state.accessTimer = null;
+    if (json.expires != null) {
+      // Renew at 80 % of the lifetime left (the players' own connections outlive a token:
+      // it is checked when they start; hls.js asks again for every playlist and segment).
+      const left = json.expires * 1000 - Date.now();
+      const delay = Math.min(2 ** 31 - 1, Math.max(10_000, left * 0.8));
+      state.accessTimer = setTimeout(() => {
+        if (state.selected === key) fetchAccess(key);
+      }, delay);
+    }
+  } catch (e) {
+    if (state.selected === key) status(`cannot read the play URLs: ${e.message || e}`, true);
+  } finally {
+    clearTimeout(timer);
+  }
+  renderAccess();
+  if (state.selected) renderUrls(state.selected);
+}
+
+// What the server said about credentials, under the URLs.
+function renderAccess() {
+  const note = $("access-note");
+  const a = state.access;
+  const parts = [];
+  if (a) {
+    if (a.credentials === "signed" && a.expires != null) {
+      parts.push(`signed URLs, valid until ${new Date(a.expires * 1000).toLocaleString()}`);
+    }
+    if (a.note) parts.push(a.note);
+    if (a.needs_credentials && !state.extra) parts.push("no credentials given yet");
+  }
+  note.textContent = parts.join(". ");
+  note.hidden = parts.length === 0;
+  note.className = a && a.needs_credentials && !state.extra ? "error" : "muted";
+  $("urls").dataset.credentials = a ? a.credentials : "";
+}
+
+// hls.js asks for the playlist again and again: a signed URL past its expiry is refused, so
+// every request gets the newest expires and token the console holds (the segments' URIs carry
+// the playlist request's query, so they follow).
+function renewSigned(url) {
+  const a = state.access;
+  if (!a || a.credentials !== "signed" || !a.query) return url;
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return url;
+  }
+  if (!parsed.searchParams.has("token") || !parsed.searchParams.has("expires")) return url;
+  const fresh = new URLSearchParams(a.query);
+  for (const name of ["expires", "token"]) parsed.searchParams.set(name, fresh.get(name));
+  return parsed.href;
 }
 
 function renderPanel() {
@@ -191,12 +315,7 @@ function renderPanel() {
   const s = state.streams.get(key);
   $("panel-title").textContent = key;
   $("panel-state").textContent = s ? (s.publishing ? "live" : "publisher gone") : "not live";
-  // Rows are rebuilt on every poll: one listener on the table body serves them all.
-$("streams").tBodies[0].addEventListener("click", (event) => {
-  const row = event.target.closest("tr[data-stream]");
-  if (row) select(row.dataset.stream);
-});
-for (const button of document.querySelectorAll(".formats button[data-format]")) {
+  for (const button of document.querySelectorAll(".formats button[data-format]")) {
     const format = button.dataset.format;
     button.classList.toggle("active", format === state.format);
     button.disabled = format === "hls" && s !== undefined && !s.hls_enabled;
@@ -224,6 +343,9 @@ for (const button of document.querySelectorAll(".formats button[data-format]")) 
 // The URL table is rebuilt only when the URLs change, so a selection in it survives polls.
 function renderUrls(key) {
   const urls = mediaUrls(key);
+  // The table says whose URLs these are: the server's (with credentials) or built here.
+  const access = state.access && state.access.key === key;
+  $("urls").dataset.source = access ? "server" : "built";
   const body = $("urls").tBodies[0];
   const signature = JSON.stringify(urls);
   if (body.dataset.signature === signature) return;
@@ -274,16 +396,34 @@ function stopPlayer() {
   }
   state.player = null;
   state.format = null;
+  state.generation++;
   video.removeAttribute("src");
   video.load();
 }
 
-function startPlayer(format) {
+// `auto`: on selection, where a stream that needs credentials nobody gave is held back until
+// they are typed in (or a format is chosen), rather than refused.
+async function startPlayer(format, auto) {
   const key = state.selected;
   if (!key) return;
   stopPlayer();
-  const url = mediaUrls(key)[format];
+  state.held = false;
   state.format = format;
+  const generation = state.generation;
+  renderPanel();
+  status(`${FORMATS[format]}: asking for the play URLs`);
+  await ensureAccess(key);
+  // Stopped, or another start, while the URLs were asked for.
+  if (generation !== state.generation || state.selected !== key) return;
+  const access = state.access && state.access.key === key ? state.access : null;
+  if (auto && access && access.needs_credentials && !state.extra) {
+    state.format = null;
+    state.held = true;
+    renderPanel();
+    status("this stream needs credentials the server cannot add: type them in \"credentials (query)\"");
+    return;
+  }
+  const url = mediaUrls(key)[format];
   try {
     state.player = format === "hls" ? startHls(url) : startMpegts(format, url);
   } catch (e) {
@@ -319,7 +459,14 @@ function startMpegts(format, url) {
 
 function startHls(url) {
   if (window.Hls && Hls.isSupported()) {
-    const hls = new Hls({ liveDurationInfinity: true });
+    const hls = new Hls({
+      liveDurationInfinity: true,
+      xhrSetup(xhr, requested) {
+        const renewed = renewSigned(requested);
+        // Opened here, hls.js sends it as it is (it opens the request only if we did not).
+        if (renewed !== requested) xhr.open("GET", renewed, true);
+      },
+    });
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (data.fatal) status(`HLS: ${data.type} ${data.details}`, true);
     });
@@ -403,10 +550,20 @@ video.addEventListener("error", () => {
   const e = video.error;
   if (e && state.player) status(`video: ${e.message || `error ${e.code}`}`, true);
 });
+const credentials = $("credentials");
+credentials.addEventListener("change", () => {
+  state.extra = cleanQuery(credentials.value);
+  renderAccess();
+  if (state.selected) renderUrls(state.selected);
+  // A running player restarts with them; one held back for want of them starts.
+  if (state.format) startPlayer(state.format);
+  else if (state.held && state.extra) startPlayer("flv");
+});
 // A stream named in the address (#app/name) is shown at once; it plays when a format is chosen.
 const wanted = decodeURIComponent(location.hash.slice(1));
 if (wanted) {
   state.selected = wanted;
   renderPanel();
+  fetchAccess(wanted);
 }
 poll();

@@ -8,6 +8,7 @@ use crate::media::qos::{BOUNDS, FIRST_BYTE_BUCKETS_MS, LAG_BUCKETS_MS, LocalHist
 use ipnet::IpNet;
 use subtle::ConstantTimeEq;
 
+use crate::app::auth::Credentials;
 use crate::config::{ADMIN_TOKEN_BYTES_MIN, AdminConfig, ConfigError};
 use crate::media::stream::Registry;
 
@@ -282,6 +283,101 @@ pub struct PlayPorts {
     pub http_port: u16,
     /// None: RTMP is off.
     pub rtmp_port: Option<u16>,
+}
+
+/// The host part of the media URLs handed to the console: the host the client reached the
+/// admin listener by (its `Host` field, without the port: media is on the public listener's),
+/// or, when there is none or it is not a plain host name or address, `bound` (the public
+/// listener's address; loopback when it listens on every address).
+pub fn media_host(host_field: Option<&str>, bound: IpAddr) -> String {
+    let from_field = host_field.and_then(|field| {
+        let field = field.trim();
+        let host = if field.starts_with('[') {
+            // [v6]:port or [v6]
+            let end = field.find(']')?;
+            let inside = field.get(1..end)?;
+            inside.parse::<std::net::Ipv6Addr>().ok()?;
+            &field[..=end]
+        } else {
+            let host = field.split_once(':').map_or(field, |(h, _)| h);
+            let name_like = !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+            if !name_like {
+                return None;
+            }
+            host
+        };
+        Some(host.to_string())
+    });
+    from_field.unwrap_or_else(|| {
+        let ip = if bound.is_unspecified() {
+            match bound {
+                IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            }
+        } else {
+            bound
+        };
+        match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        }
+    })
+}
+
+/// `/api/v1/streams/{app}/{stream}/play`: where to play one stream, with the credentials the
+/// play policy needs written into every URL when the server can mint them
+/// ([`Auth::mint`](crate::app::auth::Auth::mint)): `credentials` says which (`none`, `key`,
+/// `signed` with its `expires`, or `external`: the auth service decides, so the operator must
+/// supply them, `needs_credentials`), and `note` what the operator should know.
+pub fn play_urls_json(
+    app: &str,
+    name: &str,
+    host: &str,
+    play: PlayPorts,
+    credentials: &Credentials,
+) -> String {
+    let query = credentials.query();
+    let with_query = |url: String| match &query {
+        Some(q) => format!("{url}?{q}"),
+        None => url,
+    };
+    let http = format!("http://{host}:{}", play.http_port);
+    let rtmp = play
+        .rtmp_port
+        .map(|port| with_query(format!("rtmp://{host}:{port}/{app}/{name}")));
+    let policy = format!("auth.play (or auth.apps.{app}.play)");
+    let note = match credentials {
+        Credentials::Open | Credentials::Signed { .. } => None,
+        Credentials::Loopback => Some(format!(
+            "{policy} is loopback: these URLs play only from the server's own machine"
+        )),
+        Credentials::Key(_) => Some(format!(
+            "{policy} is key: these URLs carry a play key; share them as you would the key"
+        )),
+        Credentials::External => Some(format!(
+            "{policy} is http: the auth service decides, so the server cannot add credentials; append what it accepts to the URLs (the console's \"credentials (query)\" field)"
+        )),
+    };
+    let mut text = serde_json::json!({
+        "app": app,
+        "name": name,
+        "flv": with_query(format!("{http}/{app}/{name}.flv")),
+        "ts": with_query(format!("{http}/{app}/{name}.ts")),
+        "hls": with_query(format!("{http}/{app}/{name}/index.m3u8")),
+        "rtmp": rtmp,
+        "credentials": credentials.kind(),
+        "query": query,
+        "expires": credentials.expires(),
+        "needs_credentials": *credentials == Credentials::External,
+        "note": note,
+    })
+    .to_string();
+    text.push('\n');
+    text
 }
 
 /// `/api/v1/streams`: where to play, and every live stream with its figures.
@@ -583,6 +679,7 @@ mod tests {
             listen: String::new(),
             allow: allow.iter().map(|s| s.to_string()).collect(),
             token: token.map(str::to_string),
+            ..AdminConfig::default()
         })
         .unwrap()
     }
@@ -640,6 +737,7 @@ mod tests {
                 listen: String::new(),
                 allow: allow.iter().map(|s| s.to_string()).collect(),
                 token: token.map(str::to_string),
+                ..AdminConfig::default()
             })
             .err()
             .map(|e| e.key)
@@ -676,5 +774,145 @@ mod tests {
             not_found_json("session"),
             "{\"error\":\"no such session\"}\n"
         );
+    }
+
+    #[test]
+    fn media_host_is_the_host_the_console_was_reached_by() {
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let one: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(media_host(Some("box.example:8081"), any), "box.example");
+        assert_eq!(media_host(Some("10.1.2.3"), any), "10.1.2.3");
+        assert_eq!(media_host(Some("[::1]:8081"), any), "[::1]");
+        assert_eq!(media_host(Some("[fe80::1]"), any), "[fe80::1]");
+        // Nothing usable: the public listener's address, loopback for a wildcard.
+        for bad in [
+            None,
+            Some(""),
+            Some("a b"),
+            Some("x\"y"),
+            Some("[nope]:1"),
+            Some("a/b"),
+        ] {
+            assert_eq!(media_host(bad, any), "127.0.0.1", "{bad:?}");
+            assert_eq!(media_host(bad, one), "192.0.2.1", "{bad:?}");
+        }
+        assert_eq!(media_host(None, "::".parse().unwrap()), "[::1]");
+        assert_eq!(
+            media_host(None, "2001:db8::5".parse().unwrap()),
+            "[2001:db8::5]"
+        );
+    }
+
+    #[test]
+    fn play_urls_carry_what_each_play_mode_needs() {
+        use crate::app::auth::{Action, Auth, AuthConfig, sign};
+        const SECRET: &str = "0123456789abcdef-secret";
+        let auth = |toml: &str| {
+            let config: AuthConfig = toml::from_str(toml).expect("toml");
+            Auth::new(&config).expect("valid")
+        };
+        let ports = PlayPorts {
+            http_port: 8080,
+            rtmp_port: Some(1935),
+        };
+        let now = 1_800_000_000;
+        let json = |auth: &Auth, app: &str, play: PlayPorts| -> serde_json::Value {
+            let credentials = auth.mint(Action::Play, app, "cam", now, 600);
+            let text = play_urls_json(app, "cam", "h.example", play, &credentials);
+            assert!(text.ends_with('\n'));
+            serde_json::from_str(&text).expect("json")
+        };
+
+        // open: bare URLs.
+        let j = json(&auth(""), "live", ports);
+        assert_eq!(j["app"], "live");
+        assert_eq!(j["name"], "cam");
+        assert_eq!(j["flv"], "http://h.example:8080/live/cam.flv");
+        assert_eq!(j["ts"], "http://h.example:8080/live/cam.ts");
+        assert_eq!(j["hls"], "http://h.example:8080/live/cam/index.m3u8");
+        assert_eq!(j["rtmp"], "rtmp://h.example:1935/live/cam");
+        assert_eq!(j["credentials"], "none");
+        assert_eq!(j["needs_credentials"], false);
+        assert!(j["expires"].is_null() && j["query"].is_null() && j["note"].is_null());
+        // RTMP off: no RTMP URL.
+        let no_rtmp = PlayPorts {
+            http_port: 8080,
+            rtmp_port: None,
+        };
+        assert!(json(&auth(""), "live", no_rtmp)["rtmp"].is_null());
+
+        // signed: a token for play of this stream, in every URL.
+        let signed = auth(&format!(
+            "play = \"signed\"\nsecrets = [\"{SECRET}\", \"another-secret-0123456\"]\n"
+        ));
+        let j = json(&signed, "live", ports);
+        let expires = now + 600;
+        let query = format!(
+            "expires={expires}&token={}",
+            sign(SECRET.as_bytes(), Action::Play, "live", "cam", expires)
+        );
+        assert_eq!(j["credentials"], "signed");
+        assert_eq!(j["expires"], expires);
+        assert_eq!(j["query"], query.as_str());
+        assert_eq!(j["needs_credentials"], false);
+        assert_eq!(
+            j["flv"],
+            format!("http://h.example:8080/live/cam.flv?{query}")
+        );
+        assert_eq!(
+            j["ts"],
+            format!("http://h.example:8080/live/cam.ts?{query}")
+        );
+        assert_eq!(
+            j["hls"],
+            format!("http://h.example:8080/live/cam/index.m3u8?{query}")
+        );
+        assert_eq!(j["rtmp"], format!("rtmp://h.example:1935/live/cam?{query}"));
+        let flv = j["flv"].as_str().unwrap();
+        let (_, q) = flv.split_once('?').unwrap();
+        assert!(
+            signed
+                .check(Action::Play, "live", "cam", Some(q), None, now)
+                .is_ok()
+        );
+
+        // key (per app), loopback and http.
+        let mixed = auth(
+            "keys = [\"k 1\"]\nhttp_url = \"http://127.0.0.1:1/\"\n\
+             [apps.paid]\nplay = \"key\"\n[apps.box]\nplay = \"loopback\"\n\
+             [apps.svc]\nplay = \"http\"\n",
+        );
+        let j = json(&mixed, "paid", ports);
+        assert_eq!(j["credentials"], "key");
+        assert_eq!(j["query"], "key=k%201");
+        assert_eq!(j["flv"], "http://h.example:8080/paid/cam.flv?key=k%201");
+        assert_eq!(j["rtmp"], "rtmp://h.example:1935/paid/cam?key=k%201");
+        assert!(j["expires"].is_null());
+        assert!(j["note"].as_str().unwrap().contains("key"));
+        assert_eq!(j["needs_credentials"], false);
+
+        let j = json(&mixed, "box", ports);
+        assert_eq!(j["credentials"], "none");
+        assert_eq!(j["flv"], "http://h.example:8080/box/cam.flv");
+        let note = j["note"].as_str().unwrap();
+        assert!(
+            note.contains("loopback") && note.contains("own machine"),
+            "{note}"
+        );
+        assert_eq!(j["needs_credentials"], false);
+
+        let j = json(&mixed, "svc", ports);
+        assert_eq!(j["credentials"], "external");
+        assert_eq!(j["needs_credentials"], true);
+        assert_eq!(j["flv"], "http://h.example:8080/svc/cam.flv");
+        assert!(j["query"].is_null() && j["expires"].is_null());
+        let note = j["note"].as_str().unwrap();
+        assert!(
+            note.contains("auth.apps.svc.play") && note.contains("credentials"),
+            "{note}"
+        );
+
+        // The default app of that policy is open.
+        assert_eq!(json(&mixed, "live", ports)["credentials"], "none");
     }
 }

@@ -21,6 +21,10 @@
 //!   its own and refuses (fail closed); callers ask [`Auth::needs_callout`] first.
 //!
 //! No credentials at all → 401; wrong, expired or for another action or stream → 403.
+//!
+//! [`Auth::mint`] goes the other way, for the operator's console: the credentials a play URL
+//! needs under the policy (a fresh signed token, the first key, or none), minted by the
+//! server so that the console's player and the URLs it shows work.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -402,6 +406,111 @@ impl Auth {
     }
 }
 
+/// What a URL must carry for `action` on a stream to be allowed, as the server can mint it
+/// ([`Auth::mint`]): for the operator's console, which plays and shows URLs that work.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// Mode `open`: nothing.
+    Open,
+    /// Mode `loopback`: nothing a URL can carry; the client's address decides.
+    Loopback,
+    /// Mode `key`: `?key=K`, the first configured key.
+    Key(String),
+    /// Mode `signed`: `?expires=E&token=T`, signed with the first configured secret.
+    Signed { expires: u64, token: String },
+    /// Mode `http`: the auth service decides; the server has nothing to mint.
+    External,
+}
+
+/// Never the key or the token: credentials may end up in a log line through `{:?}`.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Open => f.write_str("Open"),
+            Credentials::Loopback => f.write_str("Loopback"),
+            Credentials::Key(_) => f.write_str("Key(..)"),
+            Credentials::Signed { expires, .. } => write!(f, "Signed {{ expires: {expires}, .. }}"),
+            Credentials::External => f.write_str("External"),
+        }
+    }
+}
+
+impl Credentials {
+    /// `none` (open, loopback), `key`, `signed` or `external` (the auth service's).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credentials::Open | Credentials::Loopback => "none",
+            Credentials::Key(_) => "key",
+            Credentials::Signed { .. } => "signed",
+            Credentials::External => "external",
+        }
+    }
+
+    /// The query that carries them (percent-encoded as [`param`] decodes it); None if none.
+    pub fn query(&self) -> Option<String> {
+        match self {
+            Credentials::Key(key) => Some(format!("key={}", query_escape(key))),
+            Credentials::Signed { expires, token } => {
+                Some(format!("expires={expires}&token={token}"))
+            }
+            Credentials::Open | Credentials::Loopback | Credentials::External => None,
+        }
+    }
+
+    /// Until when they are valid (signed URLs only).
+    pub fn expires(&self) -> Option<u64> {
+        match self {
+            Credentials::Signed { expires, .. } => Some(*expires),
+            _ => None,
+        }
+    }
+}
+
+/// Everything but unreserved characters escaped: a key may hold `&`, `=`, `%` or `+`.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn query_escape(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, QUERY_VALUE).to_string()
+}
+
+impl Auth {
+    /// The credentials a URL for `action` on `app/stream` needs under the policy, minted now
+    /// (`now_unix_s`): a signed token valid for `ttl_s` (with the first secret), or the first
+    /// key. [`Auth::check`] lets what this mints through until it expires.
+    pub fn mint(
+        &self,
+        action: Action,
+        app: &str,
+        stream: &str,
+        now_unix_s: u64,
+        ttl_s: u64,
+    ) -> Credentials {
+        let (mode, keys) = self.policy(action, app);
+        match mode {
+            Mode::Open => Credentials::Open,
+            Mode::Loopback => Credentials::Loopback,
+            // `Auth::new` refuses a mode without what it needs; were it missing all the same,
+            // the operator is told credentials are needed rather than handed a broken URL.
+            Mode::Key => keys
+                .first()
+                .map_or(Credentials::External, |k| Credentials::Key(k.clone())),
+            Mode::Signed => match self.secrets.first() {
+                Some(secret) => {
+                    let expires = now_unix_s.saturating_add(ttl_s);
+                    let token = sign(secret, action, app, stream, expires);
+                    Credentials::Signed { expires, token }
+                }
+                None => Credentials::External,
+            },
+            Mode::Http => Credentials::External,
+        }
+    }
+}
+
 /// What the auth service's answer means, for the client and the metrics.
 pub fn http_refusal(reason: &'static str) -> Refusal {
     let message = match reason {
@@ -607,6 +716,89 @@ mod tests {
             Err((403, "bad_token"))
         );
         assert_eq!(check(Action::Publish, "cam", "x=1"), Err((401, "no_token")));
+    }
+
+    #[test]
+    fn a_minted_signed_url_is_let_through_until_it_expires() {
+        let a = auth(&format!(
+            "publish = \"signed\"\nplay = \"signed\"\nsecrets = [\"{SECRET}\", \"another-secret-0123456\"]\n"
+        ));
+        let now = 1_800_000_000;
+        let minted = a.mint(Action::Play, "live", "cam", now, 3600);
+        assert_eq!(minted.kind(), "signed");
+        assert_eq!(minted.expires(), Some(now + 3600));
+        // Signed with the first secret, in the format `check` verifies.
+        let query = minted.query().expect("a query");
+        assert_eq!(
+            query,
+            format!(
+                "expires={}&token={}",
+                now + 3600,
+                sign(SECRET.as_bytes(), Action::Play, "live", "cam", now + 3600)
+            )
+        );
+        let check = |stream, action, at| {
+            a.check(action, "live", stream, Some(&query), ip("192.0.2.7"), at)
+                .map_err(|r| (r.status, r.reason))
+        };
+        assert_eq!(check("cam", Action::Play, now), Ok(()));
+        assert_eq!(check("cam", Action::Play, now + 3600), Ok(()));
+        assert_eq!(
+            check("cam", Action::Play, now + 3601),
+            Err((403, "expired"))
+        );
+        // For that stream and that action only.
+        assert_eq!(check("other", Action::Play, now), Err((403, "bad_token")));
+        assert_eq!(check("cam", Action::Publish, now), Err((403, "bad_token")));
+        // An expired one minted in the past does not verify.
+        let old = a.mint(Action::Play, "live", "cam", now - 7200, 3600);
+        let old = old.query().unwrap();
+        assert_eq!(
+            a.check(Action::Play, "live", "cam", Some(&old), None, now)
+                .map_err(|r| r.reason),
+            Err("expired")
+        );
+        // Never the token in a Debug rendering.
+        let token = sign(SECRET.as_bytes(), Action::Play, "live", "cam", now + 3600);
+        assert!(!format!("{minted:?}").contains(&token));
+    }
+
+    #[test]
+    fn minted_credentials_follow_each_mode_and_app() {
+        let a = auth(
+            "play = \"key\"\nkeys = [\"a&b=c %+\", \"second\"]\n\
+             http_url = \"http://127.0.0.1:1/\"\n\
+             [apps.open]\nplay = \"open\"\n[apps.box]\nplay = \"loopback\"\n\
+             [apps.svc]\nplay = \"http\"\n\
+             [apps.own]\nplay = \"key\"\nkeys = [\"own-key\"]\n",
+        );
+        let mint = |app| a.mint(Action::Play, app, "cam", 1000, 60);
+        // The first key, escaped so that `param` gives it back and `check` accepts it.
+        let key = mint("live");
+        assert_eq!(key.kind(), "key");
+        assert_eq!(key.expires(), None);
+        let query = key.query().unwrap();
+        assert_eq!(query, "key=a%26b%3Dc%20%25%2B");
+        assert_eq!(param(Some(&query), "key").as_deref(), Some("a&b=c %+"));
+        let client = ip("192.0.2.7");
+        assert!(
+            a.check(Action::Play, "live", "cam", Some(&query), client, 1000)
+                .is_ok()
+        );
+        assert!(!format!("{key:?}").contains("a&b"));
+        assert_eq!(mint("own").query().as_deref(), Some("key=own-key"));
+        assert_eq!(mint("open"), Credentials::Open);
+        assert_eq!(mint("box"), Credentials::Loopback);
+        assert_eq!(mint("svc"), Credentials::External);
+        for (app, kind) in [("open", "none"), ("box", "none"), ("svc", "external")] {
+            assert_eq!(mint(app).kind(), kind, "{app}");
+            assert_eq!(mint(app).query(), None, "{app}");
+        }
+        // Publishing is loopback by default: nothing to mint.
+        assert_eq!(
+            a.mint(Action::Publish, "live", "cam", 0, 60),
+            Credentials::Loopback
+        );
     }
 
     #[test]

@@ -64,6 +64,13 @@ pub enum Route {
     Page { page: Page, send_body: bool },
     /// `DELETE` of a session or a stream on the admin API.
     Kick(Kick),
+    /// `GET /api/v1/streams/{app}/{stream}/play`: the stream's play URLs, with the
+    /// credentials the play policy needs (for the console, [`super::api::play_urls_json`]).
+    PlayUrls {
+        app: String,
+        name: String,
+        send_body: bool,
+    },
     /// A file of the operator's console (`/` and `/console/...`), embedded in the binary.
     Console {
         asset: &'static Asset,
@@ -137,7 +144,8 @@ impl Route {
                 matches!(page, Page::Streams | Page::Sessions)
             }
             // The console (the operator's status page) shows what the API does.
-            Route::Kick(_) | Route::Console { .. } => true,
+            // The play URLs may carry a key or a signed token: the API's like the rest.
+            Route::Kick(_) | Route::Console { .. } | Route::PlayUrls { .. } => true,
             _ => false,
         }
     }
@@ -249,6 +257,16 @@ fn route_admin(head: &RequestHead) -> Route {
     if is_media_path(path) {
         return not_found("not found (media is served on the public listener)\n");
     }
+    if let Some((app, name)) = parse_play_urls_path(path) {
+        if !matches!(head.method, Method::Get | Method::Head) {
+            return not_allowed(head.method, PAGE_METHODS);
+        }
+        return Route::PlayUrls {
+            app: app.to_string(),
+            name: name.to_string(),
+            send_body: head.method == Method::Get,
+        };
+    }
     if let Some(kick) = parse_kick_path(path) {
         return match head.method {
             Method::Delete => Route::Kick(kick),
@@ -278,6 +296,15 @@ fn route_admin(head: &RequestHead) -> Route {
         page,
         send_body: head.method == Method::Get,
     }
+}
+
+/// `/api/v1/streams/{app}/{stream}/play` → (app, stream).
+fn parse_play_urls_path(path: &str) -> Option<(&str, &str)> {
+    let rest = path
+        .strip_prefix("/api/v1/streams/")?
+        .strip_suffix("/play")?;
+    let (app, name) = rest.split_once('/')?;
+    (app != "vod" && valid_live_name(app) && valid_live_name(name)).then_some((app, name))
 }
 
 /// `/api/v1/sessions/{id}` or `/api/v1/streams/{app}/{stream}`.
@@ -740,5 +767,62 @@ mod tests {
             h("DELETE /api/v1/sessions/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"),
             Route::Refuse { status: 400, .. }
         ));
+    }
+
+    #[test]
+    fn play_urls_are_on_the_admin_api_and_restricted() {
+        let h = |t: &str| route(&head(t), Listener::Admin);
+        let r = h("GET /api/v1/streams/live/cam-1/play HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(
+            r,
+            Route::PlayUrls {
+                app: "live".into(),
+                name: "cam-1".into(),
+                send_body: true
+            }
+        );
+        assert!(r.restricted());
+        assert_eq!(
+            h("HEAD /api/v1/streams/live/cam/play HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::PlayUrls {
+                app: "live".into(),
+                name: "cam".into(),
+                send_body: false
+            }
+        );
+        // A query is not part of the path.
+        assert!(matches!(
+            h("GET /api/v1/streams/live/cam/play?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::PlayUrls { .. }
+        ));
+        assert!(matches!(
+            h("DELETE /api/v1/streams/live/cam/play HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Refuse {
+                status: 405,
+                allow: Some(PAGE_METHODS),
+                ..
+            }
+        ));
+        for bad in [
+            "/api/v1/streams/live/a.b/play",
+            "/api/v1/streams/vod/cam/play",
+            "/api/v1/streams/live/cam/play/",
+            "/api/v1/streams/live/cam/x/play",
+            "/api/v1/streams//cam/play",
+        ] {
+            assert!(
+                matches!(
+                    h(&format!("GET {bad} HTTP/1.1\r\nHost: x\r\n\r\n")),
+                    Route::Refuse { status: 404, .. }
+                ),
+                "{bad}"
+            );
+        }
+        // Not on the public listener.
+        let p = route(
+            &head("GET /api/v1/streams/live/cam/play HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Listener::Public,
+        );
+        assert!(matches!(p, Route::Refuse { status: 404, .. }));
     }
 }

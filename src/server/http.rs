@@ -157,6 +157,14 @@ impl<R: Ring> Worker<R> {
             }
             Route::Preflight { methods } => self.respond_preflight(key, methods),
             Route::Kick(kick) => self.respond_kick(key, &kick),
+            Route::PlayUrls {
+                app,
+                name,
+                send_body,
+            } => {
+                let body = self.play_urls_body(&app, &name, &head);
+                self.respond_body(key, 200, "application/json", body, send_body);
+            }
             Route::Page { page, send_body } => {
                 let body = self.page_body(page);
                 self.respond_body(key, 200, page.content_type(), body, send_body);
@@ -255,6 +263,24 @@ impl<R: Ring> Worker<R> {
             }
         };
         Bytes::from(text)
+    }
+
+    /// `/api/v1/streams/{app}/{stream}/play`: the URLs on the host the client reached us by,
+    /// with play credentials minted now (never logged).
+    fn play_urls_body(&self, app: &str, name: &str, head: &RequestHead) -> Bytes {
+        let play = api::PlayPorts {
+            http_port: self.shared.http_bound.port(),
+            rtmp_port: self.shared.rtmp_bound.map(|a| a.port()),
+        };
+        let host = api::media_host(head.host.as_deref(), self.shared.http_bound.ip());
+        let now_s = crate::media::stream::unix_ms() / 1000;
+        let ttl_s = self.config.admin.console_token_ttl_s;
+        let credentials = self
+            .shared
+            .auth
+            .load()
+            .mint(Action::Play, app, name, now_s, ttl_s);
+        Bytes::from(api::play_urls_json(app, name, &host, play, &credentials))
     }
 
     /// A file of the console ([`crate::app::console`]): 304 when the client's copy is

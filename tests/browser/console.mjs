@@ -3,13 +3,16 @@
 // operator would, and reports what happened.
 //
 //   node console.mjs --url http://HOST:PORT/ --stream APP/NAME --formats flv,hls \
-//                    --seconds N --screenshot PREFIX
+//                    --seconds N --screenshot PREFIX [--credentials QUERY]
 //
 // Loads the console, waits for the stream's row in the table, clicks it (which starts the
-// player), then for each format clicks its button, waits for playback (currentTime > 0,
-// readyState >= 2, playing) and samples the <video> element every 500 ms for N seconds, and
-// saves PREFIX-FORMAT.png. Prints ONE JSON line on stdout:
-//   {"ok":bool,"row":"...","urls":{"flv":..},"formats":{"flv":{"started_after_ms":..,
+// player), waits for the URLs the server hands out for it (/api/v1/streams/APP/NAME/play),
+// types QUERY (if given) into its "credentials (query)" field, then for each format clicks its
+// button, waits for playback (currentTime > 0, readyState >= 2, playing) and samples the
+// <video> element every 500 ms for N seconds, and saves PREFIX-FORMAT.png. Prints ONE JSON
+// line on stdout:
+//   {"ok":bool,"row":"...","urls":{"flv":..},"credentials":"signed","note":"...",
+//    "formats":{"flv":{"started_after_ms":..,
 //    "samples":[[wall_ms,currentTime],..],"width":..,"height":..,"status":".."},..},
 //    "chart_pixels":N,"errors":[...],"console":[...],"screenshots":[...]}
 // errors: uncaught page errors, console.error messages and harness failures (ok = none, and
@@ -37,6 +40,7 @@ try {
       formats: { type: "string", default: "flv,hls" },
       seconds: { type: "string", default: "6" },
       screenshot: { type: "string" },
+      credentials: { type: "string" },
     },
   }).values;
 } catch (e) {
@@ -54,6 +58,8 @@ const result = {
   ok: false,
   row: null,
   urls: {},
+  credentials: null,
+  note: null,
   formats: {},
   chart_pixels: 0,
   gop_chart_pixels: 0,
@@ -155,8 +161,21 @@ async function run() {
   await row.waitFor({ timeout: 10_000 });
   result.row = await row.innerText();
   await row.click();
-  result.urls = await page.evaluate(() =>
-    Object.fromEntries([...document.querySelectorAll("#urls input")].map((i) => [i.dataset.format, i.value]))
+  // The URL table is rebuilt from the server's answer once it is in.
+  await page.locator('#urls[data-source="server"]').waitFor({ state: "attached", timeout: 10_000 });
+  if (args.credentials !== undefined) {
+    // As an operator would, once the panel says they are needed: type, then leave the field
+    // (its change event starts the player the console held back).
+    await page.fill("#credentials", args.credentials, { timeout: 5_000 });
+    await page.press("#credentials", "Tab");
+  }
+  Object.assign(
+    result,
+    await page.evaluate(() => ({
+      urls: Object.fromEntries([...document.querySelectorAll("#urls input")].map((i) => [i.dataset.format, i.value])),
+      credentials: document.getElementById("urls").dataset.credentials,
+      note: document.getElementById("access-note").textContent,
+    }))
   );
   for (const [i, format] of formats.entries()) await play(format, i === 0);
   // The bitrate chart of the selected stream has been drawn from the polls by now.
