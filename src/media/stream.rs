@@ -713,9 +713,9 @@ impl Publisher {
                     base36(u64::from(stream.id)),
                     base36(u64::from(ts.segmenters))
                 );
-                let segmenter = ts.segmenter.insert(
-                    Segmenter::new(params).count_memory_in(stream.hls_memory.clone()),
-                );
+                let segmenter = ts
+                    .segmenter
+                    .insert(Segmenter::new(params).count_memory_in(stream.hls_memory.clone()));
                 for s in gop.unwrap_or_default() {
                     if let Some(past) = ring.get(s)
                         && let Some(bytes) = past.ts.get()
@@ -1297,7 +1297,10 @@ mod tests {
             snapshot.segments.iter().map(|s| s.bytes.len()).sum()
         };
         let (live, snapshot) = registry.hls_lookup("live", "h");
-        assert!(live.is_some_and(|s| s.id == stream.id), "one lookup finds both");
+        assert!(
+            live.is_some_and(|s| s.id == stream.id),
+            "one lookup finds both"
+        );
         let snapshot = snapshot.expect("segmenting");
         assert!(snapshot.has_segments());
         assert!(held(&snapshot) > 0);

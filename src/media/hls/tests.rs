@@ -430,9 +430,8 @@ fn segments_leave_the_playlist_then_stay_fetchable_for_retain_segments() {
 fn held_segments_count_in_the_memory_counter_until_the_last_holder_drops() {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let counter = Arc::new(AtomicUsize::new(0));
-    let held = |snapshot: &HlsSnapshot| -> usize {
-        snapshot.segments.iter().map(|s| s.bytes.len()).sum()
-    };
+    let held =
+        |snapshot: &HlsSnapshot| -> usize { snapshot.segments.iter().map(|s| s.bytes.len()).sum() };
     // Segment 0: 25 video entries of 3 packets, PAT and PMT before the keyframe.
     let first_len = (25 * 3 + 2) * TS_PACKET_LEN;
     let mut segmenter = Segmenter::new(params(1000, 3, 1)).count_memory_in(counter.clone());
@@ -463,7 +462,10 @@ fn held_segments_count_in_the_memory_counter_until_the_last_holder_drops() {
         dts_ms += 40;
     }
     let snapshot = segmenter.snapshot();
-    assert!(snapshot.segments.iter().all(|s| s.seq > 0), "segment 0 left");
+    assert!(
+        snapshot.segments.iter().all(|s| s.seq > 0),
+        "segment 0 left"
+    );
     let kept = kept.expect("a segment at 3 s");
     assert_eq!(
         counter.load(Ordering::Relaxed),
