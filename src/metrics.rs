@@ -4,10 +4,14 @@
 //! to the `metrics` recorder (metrics-exporter-prometheus, rendered by our own `/metrics`
 //! handler). So the cost on the data path is an add, never a map lookup or an atomic.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 
 use metrics::{Counter, Gauge, counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::media::stream::Stream;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -141,6 +145,14 @@ fn describe() {
             "uringcast_rtmp_refused_total",
             "RTMP connects, publishes and plays refused, by status code.",
         ),
+        (
+            "uringcast_hls_requests_total",
+            "HLS GET and HEAD requests answered (live and pushed), by kind and status.",
+        ),
+        (
+            "uringcast_hls_bytes_total",
+            "HLS body bytes answered (a range: its length; HEAD: none), by kind.",
+        ),
     ] {
         describe_counter!(name, help);
     }
@@ -235,6 +247,102 @@ impl CloseReason {
     }
 }
 
+/// What an HLS request asked for: a playlist (`.m3u8`) or a media object (a live segment, or
+/// a pushed `.ts`, `.m4s`, `.mp4`, `.aac`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HlsKind {
+    Playlist,
+    Segment,
+}
+
+impl HlsKind {
+    pub const ALL: [HlsKind; 2] = [HlsKind::Playlist, HlsKind::Segment];
+
+    pub fn of_file(file: &str) -> HlsKind {
+        if file.ends_with(".m3u8") {
+            HlsKind::Playlist
+        } else {
+            HlsKind::Segment
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            HlsKind::Playlist => "playlist",
+            HlsKind::Segment => "segment",
+        }
+    }
+}
+
+/// The statuses HLS GET/HEAD answers are counted by (`status` label); any other is `other`.
+pub const HLS_STATUSES: [&str; 6] = ["200", "206", "304", "404", "416", "other"];
+
+fn hls_status_index(status: u16) -> usize {
+    match status {
+        200 => 0,
+        206 => 1,
+        304 => 2,
+        404 => 3,
+        416 => 4,
+        _ => 5,
+    }
+}
+
+/// A worker's HLS figures per live stream since the last flush: requests by kind and segment
+/// body bytes, added to the stream's shared figures ([`Stream::stats`]) at the flush, so a
+/// request costs no atomic and no shared cache line. Holds the streams until then.
+#[derive(Default)]
+pub struct HlsStreamTally {
+    streams: HashMap<u32, (Arc<Stream>, HlsStreamCounts)>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct HlsStreamCounts {
+    playlists: u64,
+    segments: u64,
+    segment_bytes: u64,
+}
+
+impl std::fmt::Debug for HlsStreamTally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HlsStreamTally")
+            .field("streams", &self.streams.len())
+            .finish()
+    }
+}
+
+impl HlsStreamTally {
+    fn count(&mut self, stream: &Arc<Stream>, kind: HlsKind, body_bytes: u64) {
+        let (_, counts) = self
+            .streams
+            .entry(stream.id)
+            .or_insert_with(|| (stream.clone(), HlsStreamCounts::default()));
+        match kind {
+            HlsKind::Playlist => counts.playlists += 1,
+            HlsKind::Segment => {
+                counts.segments += 1;
+                counts.segment_bytes += body_bytes;
+            }
+        }
+    }
+
+    /// Hand the counts to the streams' figures and let the streams go.
+    fn flush(&mut self) {
+        for (_, (stream, counts)) in self.streams.drain() {
+            let stats = &stream.stats;
+            for (shared, local) in [
+                (&stats.hls_playlist_requests, counts.playlists),
+                (&stats.hls_segment_requests, counts.segments),
+                (&stats.hls_segment_bytes, counts.segment_bytes),
+            ] {
+                if local > 0 {
+                    shared.fetch_add(local, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
 /// Counters a worker accumulates between flushes.
 #[derive(Default, Debug)]
 pub struct WorkerStats {
@@ -270,6 +378,12 @@ pub struct WorkerStats {
     pub vod_ring_statx: u64,
     /// Opens that completed after their connection had closed (the fd is closed at once).
     pub vod_opens_abandoned: u64,
+    /// HLS answers by kind ([`HlsKind::ALL`]) and status ([`HLS_STATUSES`]), and body bytes
+    /// by kind.
+    pub hls_requests: [[u64; HLS_STATUSES.len()]; HlsKind::ALL.len()],
+    pub hls_bytes: [u64; HlsKind::ALL.len()],
+    /// Per live stream (the `uringcast_stream_hls_*` figures).
+    pub hls_streams: HlsStreamTally,
     pub active: u64,
 }
 
@@ -296,6 +410,8 @@ pub struct WorkerMetrics {
     vod_ring_openat2: Counter,
     vod_ring_statx: Counter,
     vod_opens_abandoned: Counter,
+    hls_requests: Vec<Vec<Counter>>,
+    hls_bytes: Vec<Counter>,
     active: Gauge,
 }
 
@@ -315,6 +431,19 @@ impl WorkerMetrics {
         let deadline = |kind: &'static str| counter!("uringcast_deadline_expired_total", "worker" => w.clone(), "deadline" => kind);
         let vod_cache = |result: &'static str| counter!("uringcast_vod_file_cache_lookups_total", "worker" => w.clone(), "result" => result);
         let vod_ring = |op: &'static str| counter!("uringcast_vod_ring_ops_total", "worker" => w.clone(), "op" => op);
+        let hls_requests = HlsKind::ALL
+            .iter()
+            .map(|kind| {
+                HLS_STATUSES
+                    .iter()
+                    .map(|status| counter!("uringcast_hls_requests_total", "worker" => w.clone(), "kind" => kind.label(), "status" => *status))
+                    .collect()
+            })
+            .collect();
+        let hls_bytes = HlsKind::ALL
+            .iter()
+            .map(|kind| counter!("uringcast_hls_bytes_total", "worker" => w.clone(), "kind" => kind.label()))
+            .collect();
         WorkerMetrics {
             accepted: counter!("uringcast_connections_accepted_total", "worker" => w.clone()),
             rtmp_accepted: counter!("uringcast_rtmp_connections_accepted_total", "worker" => w.clone()),
@@ -337,6 +466,8 @@ impl WorkerMetrics {
             vod_ring_openat2: vod_ring("openat2"),
             vod_ring_statx: vod_ring("statx"),
             vod_opens_abandoned: counter!("uringcast_vod_opens_abandoned_total", "worker" => w.clone()),
+            hls_requests,
+            hls_bytes,
             active: gauge!("uringcast_connections_active", "worker" => w),
         }
     }
@@ -376,6 +507,15 @@ impl WorkerMetrics {
         take(&self.vod_ring_openat2, &mut stats.vod_ring_openat2);
         take(&self.vod_ring_statx, &mut stats.vod_ring_statx);
         take(&self.vod_opens_abandoned, &mut stats.vod_opens_abandoned);
+        for (counters, values) in self.hls_requests.iter().zip(stats.hls_requests.iter_mut()) {
+            for (c, v) in counters.iter().zip(values.iter_mut()) {
+                take(c, v);
+            }
+        }
+        for (c, v) in self.hls_bytes.iter().zip(stats.hls_bytes.iter_mut()) {
+            take(c, v);
+        }
+        stats.hls_streams.flush();
         self.active.set(stats.active as f64);
     }
 }
@@ -392,5 +532,22 @@ impl WorkerStats {
     pub fn request(&mut self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.requests[class] += 1;
+    }
+
+    /// An HLS GET/HEAD answered with `status` and `body_bytes` of body; `stream`: the live
+    /// stream it was for, if any (pushed HLS and ended streams have none).
+    pub fn hls(
+        &mut self,
+        stream: Option<&Arc<Stream>>,
+        kind: HlsKind,
+        status: u16,
+        body_bytes: u64,
+    ) {
+        let k = kind as usize;
+        self.hls_requests[k][hls_status_index(status)] += 1;
+        self.hls_bytes[k] += body_bytes;
+        if let Some(stream) = stream {
+            self.hls_streams.count(stream, kind, body_bytes);
+        }
     }
 }

@@ -162,6 +162,11 @@ struct StreamFigures {
     /// HLS segments are being made: a player asked within `hls.idle_ms` (HLS players are not
     /// counted one by one), or the stream is recorded.
     hls_segmenting: bool,
+    /// HLS GET/HEAD requests answered for the stream while it is live, by kind (any status;
+    /// `uringcast_hls_requests_total` has them by status, for every stream), and the segment
+    /// body bytes answered (a range: its length; HEAD: none).
+    hls_requests: HlsRequests,
+    hls_segment_bytes: u64,
     bytes_in: u64,
     bytes_out: u64,
     video_frames: u64,
@@ -194,6 +199,12 @@ struct StreamFigures {
     reader_lag: LocalHistogram,
     #[serde(skip)]
     first_byte: LocalHistogram,
+}
+
+#[derive(serde::Serialize)]
+struct HlsRequests {
+    playlist: u64,
+    segment: u64,
 }
 
 #[derive(serde::Serialize)]
@@ -244,6 +255,11 @@ fn stream_figures(s: &crate::media::stream::Stream, now_ms: u64) -> StreamFigure
         },
         hls_enabled: s.hls_enabled(),
         hls_segmenting: s.hls.load().is_some(),
+        hls_requests: HlsRequests {
+            playlist: s.stats.hls_playlist_requests.load(Relaxed),
+            segment: s.stats.hls_segment_requests.load(Relaxed),
+        },
+        hls_segment_bytes: s.stats.hls_segment_bytes.load(Relaxed),
         bytes_in,
         bytes_out: s.stats.bytes_out.load(Relaxed),
         video_frames,
@@ -413,6 +429,12 @@ const STREAM_SERIES: &[Series] = &[
         "counter",
         "Bytes sent to readers.",
         |f| f.bytes_out as f64,
+    ),
+    (
+        "uringcast_stream_hls_segment_bytes_total",
+        "counter",
+        "HLS segment body bytes answered (a range: its length; HEAD: none).",
+        |f| f.hls_segment_bytes as f64,
     ),
     (
         "uringcast_stream_video_frames_total",
@@ -596,6 +618,33 @@ pub fn stream_metrics(registry: &Registry, labels: bool, now_ms: u64, out: &mut 
             let _ = writeln!(out, "{name}{{protocol=\"{protocol}\"}} {total}");
         }
     }
+    let name = "uringcast_stream_hls_requests_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} HLS GET and HEAD requests answered, by kind.\n# TYPE {name} counter"
+    );
+    for (kind, count) in [
+        (
+            "playlist",
+            (|f: &StreamFigures| f.hls_requests.playlist) as fn(&StreamFigures) -> u64,
+        ),
+        ("segment", |f| f.hls_requests.segment),
+    ] {
+        if labels {
+            for f in &figures {
+                let _ = writeln!(
+                    out,
+                    "{name}{{stream=\"{}/{}\",kind=\"{kind}\"}} {}",
+                    f.app,
+                    f.name,
+                    count(f)
+                );
+            }
+        } else {
+            let total: u64 = figures.iter().map(count).sum();
+            let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {total}");
+        }
+    }
     for (name, help, bounds, histogram) in [
         (
             "uringcast_stream_reader_lag_seconds",
@@ -636,7 +685,7 @@ pub fn stream_metrics(registry: &Registry, labels: bool, now_ms: u64, out: &mut 
     let (used, max) = registry.memory();
     let _ = writeln!(
         out,
-        "# HELP uringcast_live_memory_bytes Bytes retained by every live stream's chunk ring.\n\
+        "# HELP uringcast_live_memory_bytes Bytes retained by every live stream's chunk ring (FLV and TS) and by the HLS segments held in memory.\n\
          # TYPE uringcast_live_memory_bytes gauge\nuringcast_live_memory_bytes {used}\n\
          # HELP uringcast_live_memory_max_bytes The live memory budget (live.memory_max).\n\
          # TYPE uringcast_live_memory_max_bytes gauge\nuringcast_live_memory_max_bytes {max}"

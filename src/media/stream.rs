@@ -113,6 +113,11 @@ pub struct StreamStats {
     /// is skipped / (sent + skipped). Added to from the workers' hubs once per tick.
     pub frames_sent: CachePadded<AtomicU64>,
     pub frames_skipped: CachePadded<AtomicU64>,
+    /// HLS requests answered for the stream (playlists; segments) and the segment body bytes
+    /// answered (a range: its length; HEAD: none). Added to from the workers once per tick.
+    pub hls_playlist_requests: AtomicU64,
+    pub hls_segment_requests: AtomicU64,
+    pub hls_segment_bytes: AtomicU64,
 }
 
 /// Descriptive facts that change rarely (codec, size), behind a mutex read only by the API.
@@ -177,6 +182,8 @@ pub struct Stream {
     record: bool,
     /// The latest playlist and segments, for every worker (None while not segmenting).
     pub hls: ArcSwapOption<HlsSnapshot>,
+    /// The registry's live memory counter: segments count in it while they are held.
+    hls_memory: Arc<AtomicUsize>,
 }
 
 /// What the publisher hands to the recorder (a writer thread of the server; `media` does no
@@ -706,7 +713,9 @@ impl Publisher {
                     base36(u64::from(stream.id)),
                     base36(u64::from(ts.segmenters))
                 );
-                let segmenter = ts.segmenter.insert(Segmenter::new(params));
+                let segmenter = ts
+                    .segmenter
+                    .insert(Segmenter::new(params).count_memory_in(stream.hls_memory.clone()));
                 for s in gop.unwrap_or_default() {
                     if let Some(past) = ring.get(s)
                         && let Some(bytes) = past.ts.get()
@@ -879,7 +888,8 @@ pub struct Registry {
     /// `[live]`; replaced on a reload (SIGHUP), read by each publish and sweep.
     config: ArcSwap<LiveConfig>,
     inner: Mutex<RegistryInner>,
-    /// Bytes retained by every stream's rings (shared with the rings, which keep it exact).
+    /// Bytes retained by every stream's rings (shared with the rings, which keep it exact)
+    /// and by the HLS segments held in memory (counted by their bytes' owner while held).
     live_bytes: Arc<AtomicUsize>,
     /// `live.memory_max`, resolved (0 in the config = a quarter of physical memory).
     memory_max: AtomicU64,
@@ -926,18 +936,30 @@ impl Registry {
     /// The HLS of `app/name`: the live stream's latest snapshot (None while it is not
     /// segmenting yet), or the final one of a stream that ended within `hls.ended_keep_ms`.
     pub fn hls(&self, app: &str, name: &str) -> Option<Arc<HlsSnapshot>> {
+        self.hls_lookup(app, name).1
+    }
+
+    /// The live stream `app/name` (if any) and its HLS as [`Registry::hls`] finds it, under
+    /// one lock.
+    pub fn hls_lookup(
+        &self,
+        app: &str,
+        name: &str,
+    ) -> (Option<Arc<Stream>>, Option<Arc<HlsSnapshot>>) {
         let key = format!("{app}/{name}");
         let inner = self.lock();
         if let Some(stream) = inner.streams.get(&key) {
-            return stream.hls.load_full();
+            return (Some(stream.clone()), stream.hls.load_full());
         }
-        inner
+        let ended = inner
             .hls_ended
             .get(&key)
-            .map(|(snapshot, _)| snapshot.clone())
+            .map(|(snapshot, _)| snapshot.clone());
+        (None, ended)
     }
 
-    /// Bytes the live rings retain now, and the budget they are admitted against.
+    /// Bytes the live rings retain now (their FLV and TS entries) plus the HLS segments held
+    /// in memory, and the budget they are admitted against.
     pub fn memory(&self) -> (u64, u64) {
         (
             self.live_bytes.load(Ordering::Relaxed) as u64,
@@ -1019,6 +1041,7 @@ impl Registry {
                         h.recorder.is_some() && h.record_apps.iter().any(|a| a == app)
                     }),
                     hls: ArcSwapOption::empty(),
+                    hls_memory: self.live_bytes.clone(),
                 });
                 // A new life of the name: the previous one's final playlist is gone.
                 inner.hls_ended.remove(&key);
@@ -1239,6 +1262,68 @@ mod tests {
         p.publish(&mut units[half + 1].clone()).expect("publish");
         let newest = ring.get(ring.head() - 1).expect("newest");
         assert!(newest.ts.get().is_none());
+    }
+
+    #[test]
+    fn hls_segments_count_in_the_live_memory_until_the_final_snapshot_is_swept() {
+        let keep_ms = 1_000;
+        let registry = registry().with_hls(HlsSettings {
+            params: HlsParams {
+                segment_target_ms: 500,
+                window_segments: 2,
+                retain_segments: 0,
+                segment_bytes_max: 1 << 20,
+                name_prefix: String::new(),
+            },
+            idle_ms: 60_000,
+            ended_keep_ms: keep_ms,
+            record_apps: Vec::new(),
+            recorder: None,
+        });
+        let mut p = registry.publish("live", "h", 0).expect("publish");
+        p.stream.want_hls(unix_ms());
+        for unit in fixture_units() {
+            p.publish(&mut unit.clone()).expect("publish");
+        }
+        let stream = p.stream.clone();
+        let ring = &stream.flv;
+        let ts_bytes = |ring: &ChunkRing| -> usize {
+            (ring.tail()..ring.head())
+                .filter_map(|s| ring.get(s))
+                .map(|e| e.ts.get().map_or(0, |ts| ts.raw.len()))
+                .sum()
+        };
+        let held = |snapshot: &HlsSnapshot| -> usize {
+            snapshot.segments.iter().map(|s| s.bytes.len()).sum()
+        };
+        let (live, snapshot) = registry.hls_lookup("live", "h");
+        assert!(
+            live.is_some_and(|s| s.id == stream.id),
+            "one lookup finds both"
+        );
+        let snapshot = snapshot.expect("segmenting");
+        assert!(snapshot.has_segments());
+        assert!(held(&snapshot) > 0);
+        assert_eq!(
+            registry.memory().0 as usize,
+            ring.retained_bytes() + ts_bytes(ring) + held(&snapshot),
+            "ring, TS and the segments held"
+        );
+        drop(snapshot);
+        // The end: the ring goes with the stream; the final snapshot (its open segment
+        // completed) stays for `hls.ended_keep_ms`, and counts until it is dropped.
+        registry.end_now(&stream, 10);
+        drop(p);
+        drop(stream);
+        let last = registry.hls("live", "h").expect("the final playlist");
+        assert!(last.ended);
+        assert_eq!(registry.memory().0 as usize, held(&last));
+        drop(last);
+        registry.sweep(10 + keep_ms - 1);
+        assert!(registry.memory().0 > 0, "kept until ended_keep_ms passes");
+        registry.sweep(10 + keep_ms);
+        assert!(registry.hls("live", "h").is_none());
+        assert_eq!(registry.memory().0, 0, "everything given back");
     }
 
     fn published(p: &Publisher) -> Vec<u64> {

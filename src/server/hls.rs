@@ -6,7 +6,13 @@
 //! (no I/O in flight) until the first segment is cut or `hls.playlist_wait_ms` passes; a
 //! request for a stream that is not published yet waits the same way. Segments are immutable
 //! (their names never repeat within a stream's life): a long cache lifetime, a strong ETag
-//! and Last-Modified; playlists get `hls.playlist_max_age_s`.
+//! and Last-Modified, and byte ranges (`Range`, `If-Range`; one range per request, as for
+//! files, answered from a slice of the shared bytes); playlists get `hls.playlist_max_age_s`.
+//!
+//! Every GET/HEAD answer is counted by kind and status (`uringcast_hls_requests_total`), and,
+//! for a live stream, in its figures (`uringcast_stream_hls_*`), worker-locally until the tick.
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -19,9 +25,11 @@ use super::worker::Worker;
 use crate::app::router::HlsMethod;
 use crate::media::hls::HlsSnapshot;
 use crate::media::hls_push::{PushError, PushedObject};
-use crate::media::stream::unix_ms;
+use crate::media::stream::{Stream, unix_ms};
+use crate::metrics::HlsKind;
 use crate::proto::http::RequestHead;
 use crate::runtime::driver::Ring;
+use crate::vod::RangeOutcome;
 
 /// The live playlist's file name.
 pub const PLAYLIST: &str = "index.m3u8";
@@ -67,22 +75,25 @@ impl<R: Ring> Worker<R> {
         file: &str,
         send_body: bool,
     ) {
-        let registry = &self.shared.registry;
-        let live = registry.get(app, name).filter(|s| s.hls_enabled());
+        // One registry lock for the live stream and its HLS (or an ended stream's).
+        let (live, snapshot) = self.shared.registry.hls_lookup(app, name);
+        let live = live.filter(|s| s.hls_enabled());
         if let Some(stream) = &live {
             stream.want_hls(unix_ms());
         }
-        let snapshot = registry.hls(app, name);
+        let kind = HlsKind::of_file(file);
         if file == PLAYLIST {
             match snapshot {
                 Some(snapshot) if snapshot.has_segments() => {
                     let validator = head.if_none_match.as_deref();
                     let query = head.query.as_deref();
-                    self.respond_playlist(key, validator, query, &snapshot, send_body);
+                    let answer = self.respond_playlist(key, validator, query, &snapshot, send_body);
+                    self.count_hls(live.as_ref(), kind, answer);
                     return;
                 }
                 _ if live.is_some() => {
-                    // Live, but the first segment is not cut yet: wait for it.
+                    // Live, but the first segment is not cut yet: wait for it (counted
+                    // when answered).
                     let wait_ms = self.config.hls.playlist_wait_ms;
                     self.park_hls(key, app, name, head.query.clone(), send_body, wait_ms);
                     return;
@@ -91,15 +102,26 @@ impl<R: Ring> Worker<R> {
             }
         } else if let Some(segment) = snapshot.as_ref().and_then(|s| s.segment(file)) {
             let etag = format!("\"{}\"", segment.name);
-            let modified = http_date(segment.completed_wall_ms);
+            let validators = Validators {
+                etag: &etag,
+                modified_unix_ms: segment.completed_wall_ms,
+            };
             let bytes = segment.bytes.clone();
-            self.respond_immutable(key, head, SEGMENT_TYPE, bytes, &etag, &modified, send_body);
+            let answer =
+                self.respond_immutable(key, head, SEGMENT_TYPE, bytes, validators, send_body);
+            self.count_hls(live.as_ref(), kind, answer);
             return;
         }
         if let Some(object) = self.shared.hls_push.get(app, name, file) {
-            let query = head.query.as_deref();
-            let validator = head.if_none_match.as_deref();
-            self.respond_pushed(key, validator, query, file, object, send_body);
+            let answer = self.respond_pushed(
+                key,
+                Some(head),
+                head.query.as_deref(),
+                file,
+                object,
+                send_body,
+            );
+            self.count_hls(live.as_ref(), kind, answer);
             return;
         }
         let wait_ms = self.config.live.play_wait_ms;
@@ -114,6 +136,13 @@ impl<R: Ring> Worker<R> {
             b"no such segment (it may have left the playlist window)\n"
         };
         self.respond_simple(key, 404, TEXT_PLAIN, text, true, &[]);
+        self.count_hls(live.as_ref(), kind, (404, 0));
+    }
+
+    /// Count an HLS answer: `(status, body bytes sent)`.
+    fn count_hls(&mut self, stream: Option<&Arc<Stream>>, kind: HlsKind, answer: (u16, u64)) {
+        let (status, body_bytes) = answer;
+        self.stats.hls(stream, kind, status, body_bytes);
     }
 
     fn park_hls(
@@ -127,6 +156,8 @@ impl<R: Ring> Worker<R> {
     ) {
         if self.drain_deadline_ms.is_some() || wait_ms == 0 {
             self.respond_simple(key, 404, TEXT_PLAIN, b"no HLS segment yet\n", true, &[]);
+            let live = self.shared.registry.get(app, name);
+            self.count_hls(live.as_ref(), HlsKind::Playlist, (404, 0));
             return;
         }
         let until_ms = self.now_ms() + wait_ms;
@@ -141,14 +172,14 @@ impl<R: Ring> Worker<R> {
     /// Whether a parked playlist request can be answered now (a first segment, or the
     /// stream's final playlist); a stream that appeared meanwhile is asked to segment.
     pub(super) fn hls_ready(shared: &Shared, app: &str, name: &str) -> bool {
-        let registry = &shared.registry;
-        if let Some(stream) = registry.get(app, name) {
+        let (live, snapshot) = shared.registry.hls_lookup(app, name);
+        if let Some(stream) = live {
             if !stream.hls_enabled() {
                 return false;
             }
             stream.want_hls(unix_ms());
         }
-        registry.hls(app, name).is_some_and(|s| s.has_segments())
+        snapshot.is_some_and(|s| s.has_segments())
             || shared.hls_push.get(app, name, PLAYLIST).is_some()
     }
 
@@ -163,55 +194,80 @@ impl<R: Ring> Worker<R> {
     ) {
         self.conns[key].phase = Phase::ReadHead;
         self.disarm_deadlines(key);
-        match self.shared.registry.hls(app, name) {
+        let (live, snapshot) = self.shared.registry.hls_lookup(app, name);
+        let live = live.filter(|s| s.hls_enabled());
+        let answer = match snapshot {
             Some(snapshot) if snapshot.has_segments() => {
                 self.respond_playlist(key, None, query, &snapshot, send_body)
             }
             _ => match self.shared.hls_push.get(app, name, PLAYLIST) {
                 Some(object) => self.respond_pushed(key, None, query, PLAYLIST, object, send_body),
                 None => {
-                    self.respond_simple(key, 404, TEXT_PLAIN, b"no HLS segment yet\n", true, &[])
+                    let text = b"no HLS segment yet\n";
+                    self.respond_simple(key, 404, TEXT_PLAIN, text, true, &[]);
+                    (404, 0)
                 }
             },
-        }
+        };
+        self.count_hls(live.as_ref(), HlsKind::Playlist, answer);
     }
 
-    /// An object pushed with PUT: playlists change (short max-age), media objects do not.
-    /// A pushed object. A playlist asked for with a query (a key or a signed token) gets the
-    /// query carried into its relative URIs, so the player's next requests are authorised
-    /// the same way; the bytes stored stay as pushed.
+    /// A pushed object: playlists change (short max-age), media objects do not. A playlist
+    /// asked for with a query (a key or a signed token) gets the query carried into its
+    /// relative URIs, so the player's next requests are authorised the same way; the bytes
+    /// stored stay as pushed. A media object honours `Range` and `If-Range` as a live
+    /// segment does (`head`: the request; None for a parked playlist request, which has
+    /// neither validators nor a range).
     fn respond_pushed(
         &mut self,
         key: usize,
-        if_none_match: Option<&str>,
+        head: Option<&RequestHead>,
         query: Option<&str>,
         file: &str,
         object: PushedObject,
         send_body: bool,
-    ) {
+    ) -> (u16, u64) {
+        let if_none_match = head.and_then(|h| h.if_none_match.as_deref());
         if if_none_match.is_some_and(|v| crate::vod::if_none_match_matches(v, &object.etag)) {
             self.respond_not_modified(key, &object.etag);
-            return;
+            return (304, 0);
         }
         let modified = http_date(object.modified_unix_ms);
-        let cache = if file.ends_with(".m3u8") {
-            format!("max-age={}", self.config.hls.playlist_max_age_s)
-        } else {
-            SEGMENT_CACHE.to_string()
-        };
+        let content_type = object.content_type;
+        if file.ends_with(".m3u8") {
+            let cache = format!("max-age={}", self.config.hls.playlist_max_age_s);
+            let headers = [
+                ("Cache-Control", cache.as_str()),
+                ("ETag", object.etag.as_str()),
+                ("Last-Modified", modified.as_str()),
+            ];
+            let body = match query {
+                Some(query) if !query.is_empty() => with_query(&object.bytes, query),
+                _ => object.bytes,
+            };
+            let len = if send_body { body.len() as u64 } else { 0 };
+            self.respond_shared(key, 200, content_type, body, send_body, &headers);
+            return (200, len);
+        }
         let headers = [
-            ("Cache-Control", cache.as_str()),
+            ("Cache-Control", SEGMENT_CACHE),
             ("ETag", object.etag.as_str()),
             ("Last-Modified", modified.as_str()),
         ];
-        let content_type = object.content_type;
-        let body = match query {
-            Some(query) if !query.is_empty() && file.ends_with(".m3u8") => {
-                with_query(&object.bytes, query)
-            }
-            _ => object.bytes,
+        let validators = Validators {
+            etag: &object.etag,
+            modified_unix_ms: object.modified_unix_ms,
         };
-        self.respond_shared(key, 200, content_type, body, send_body, &headers);
+        let range = head.map(|h| (h.range.as_deref(), h.if_range.as_deref()));
+        self.respond_ranged(
+            key,
+            range,
+            content_type,
+            object.bytes,
+            validators,
+            &headers,
+            send_body,
+        )
     }
 
     fn respond_playlist(
@@ -221,14 +277,14 @@ impl<R: Ring> Worker<R> {
         query: Option<&str>,
         snapshot: &HlsSnapshot,
         send_body: bool,
-    ) {
+    ) -> (u16, u64) {
         // Versions restart with a segmenter: the newest segment's name (unique in the
         // stream's life) makes the tag unique.
         let newest = snapshot.segments.last().map_or("", |s| s.name.as_str());
         let etag = format!("\"{newest}-{}\"", snapshot.version);
         if if_none_match.is_some_and(|v| crate::vod::if_none_match_matches(v, &etag)) {
             self.respond_not_modified(key, &etag);
-            return;
+            return (304, 0);
         }
         // A live playlist changes with every segment; an ended one does not, but a new
         // publish of the name will reuse its URL, so it is never cached for long either.
@@ -241,35 +297,111 @@ impl<R: Ring> Worker<R> {
             Some(query) if !query.is_empty() => with_query(&snapshot.playlist, query),
             _ => snapshot.playlist.clone(),
         };
+        let len = if send_body { body.len() as u64 } else { 0 };
         self.respond_shared(key, 200, PLAYLIST_TYPE, body, send_body, &headers);
+        (200, len)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A live segment: 304 on a matching If-None-Match (or, without one, an If-Modified-Since
+    /// equal to Last-Modified), else the bytes or the range asked for.
     fn respond_immutable(
         &mut self,
         key: usize,
         head: &RequestHead,
         content_type: &str,
         body: Bytes,
-        etag: &str,
-        modified: &str,
+        validators: Validators<'_>,
         send_body: bool,
-    ) {
+    ) -> (u16, u64) {
+        let etag = validators.etag;
+        let modified = http_date(validators.modified_unix_ms);
         let not_modified = match (&head.if_none_match, &head.if_modified_since) {
             (Some(v), _) => crate::vod::if_none_match_matches(v, etag),
-            (None, Some(since)) => since == modified,
+            (None, Some(since)) => *since == modified,
             (None, None) => false,
         };
         if not_modified {
             self.respond_not_modified(key, etag);
-            return;
+            return (304, 0);
         }
         let headers = [
             ("Cache-Control", SEGMENT_CACHE),
             ("ETag", etag),
-            ("Last-Modified", modified),
+            ("Last-Modified", modified.as_str()),
         ];
-        self.respond_shared(key, 200, content_type, body, send_body, &headers);
+        let range = Some((head.range.as_deref(), head.if_range.as_deref()));
+        self.respond_ranged(
+            key,
+            range,
+            content_type,
+            body,
+            validators,
+            &headers,
+            send_body,
+        )
+    }
+
+    /// An immutable object with `headers` (its validators, caching): 200 with
+    /// `Accept-Ranges: bytes`, or for a GET with one satisfiable `Range` (and an `If-Range`,
+    /// if any, that names this object) 206 with `Content-Range` and a slice of `body` (no
+    /// copy), or 416 with `Content-Range: bytes */len`. `range`: the request's `Range` and
+    /// `If-Range`. Several ranges get the whole object (200), as files do. Returns the
+    /// status and the body bytes sent.
+    #[allow(clippy::too_many_arguments)]
+    fn respond_ranged(
+        &mut self,
+        key: usize,
+        range: Option<(Option<&str>, Option<&str>)>,
+        content_type: &str,
+        body: Bytes,
+        validators: Validators<'_>,
+        headers: &[(&str, &str)],
+        send_body: bool,
+    ) -> (u16, u64) {
+        let len = body.len() as u64;
+        // Range is a GET's (RFC 9110 §14.2: a HEAD answers as a GET without it would).
+        let outcome = match range {
+            Some((range, if_range))
+                if send_body
+                    && crate::vod::if_range_matches(
+                        if_range,
+                        validators.etag,
+                        validators.modified_s(),
+                    ) =>
+            {
+                crate::vod::evaluate_range(range, len)
+            }
+            _ => RangeOutcome::Full,
+        };
+        let mut all: Vec<(&str, &str)> = Vec::with_capacity(headers.len() + 2);
+        all.extend_from_slice(headers);
+        all.push(("Accept-Ranges", "bytes"));
+        match outcome {
+            RangeOutcome::Full => {
+                self.respond_shared(key, 200, content_type, body, send_body, &all);
+                (200, if send_body { len } else { 0 })
+            }
+            RangeOutcome::Partial {
+                start,
+                end_inclusive,
+            } => {
+                let content_range = format!("bytes {start}-{end_inclusive}/{len}");
+                all.push(("Content-Range", content_range.as_str()));
+                // `evaluate_range` keeps `start <= end_inclusive < len`.
+                let part = body.slice(start as usize..end_inclusive as usize + 1);
+                let sent = part.len() as u64;
+                self.respond_shared(key, 206, content_type, part, send_body, &all);
+                (206, sent)
+            }
+            RangeOutcome::Unsatisfiable => {
+                // Not the object: no caching lifetime (a cache must not keep the 416).
+                all.retain(|(name, _)| *name != "Cache-Control");
+                let content_range = format!("bytes */{len}");
+                all.push(("Content-Range", content_range.as_str()));
+                self.respond_simple(key, 416, TEXT_PLAIN, b"", true, &all);
+                (416, 0)
+            }
+        }
     }
 
     fn respond_not_modified(&mut self, key: usize, etag: &str) {
@@ -483,6 +615,22 @@ fn push_uri(out: &mut String, uri: &str, query: &str) {
     if !absolute && !uri.is_empty() {
         out.push(if uri.contains('?') { '&' } else { '?' });
         out.push_str(query);
+    }
+}
+
+/// What a conditional request about an immutable object is checked against.
+#[derive(Clone, Copy)]
+struct Validators<'a> {
+    /// Strong, quoted.
+    etag: &'a str,
+    /// Last-Modified, in Unix ms (sent in whole seconds).
+    modified_unix_ms: u64,
+}
+
+impl Validators<'_> {
+    /// Last-Modified as sent (whole seconds), for If-Range dates.
+    fn modified_s(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.modified_unix_ms / 1000)
     }
 }
 

@@ -66,7 +66,14 @@ pub fn evaluate_preconditions(
 /// date only if it equals Last-Modified exactly. An unparsable If-Range fails, so the
 /// client gets the whole, current file rather than a piece of a different version.
 pub(crate) fn if_range_allows(req: &RequestHead, meta: &FileMeta, etag: &str) -> bool {
-    let Some(if_range) = req.if_range.as_deref() else {
+    if_range_matches(req.if_range.as_deref(), etag, meta.last_modified_s())
+}
+
+/// [`if_range_allows`] for any representation: its strong `etag` and its Last-Modified
+/// (whole seconds, as sent), so live HLS segments and pushed objects honour If-Range the
+/// way files do.
+pub fn if_range_matches(if_range: Option<&str>, etag: &str, last_modified_s: SystemTime) -> bool {
+    let Some(if_range) = if_range else {
         return true;
     };
     let if_range = if_range.trim_matches([' ', '\t']);
@@ -76,7 +83,7 @@ pub(crate) fn if_range_allows(req: &RequestHead, meta: &FileMeta, etag: &str) ->
     if if_range.starts_with('"') {
         return if_range == etag;
     }
-    parse_date(if_range).is_some_and(|date| date == meta.last_modified_s())
+    parse_date(if_range).is_some_and(|date| date == last_modified_s)
 }
 
 fn parse_date(text: &str) -> Option<SystemTime> {

@@ -33,7 +33,9 @@ mod plan;
 mod range;
 
 pub use cache::{FileCache, Lookup};
-pub use conditional::{Precondition, evaluate_preconditions, if_none_match_matches};
+pub use conditional::{
+    Precondition, evaluate_preconditions, if_none_match_matches, if_range_matches,
+};
 pub use meta::FileMeta;
 pub use mime::content_type;
 pub use open::{

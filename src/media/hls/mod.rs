@@ -15,13 +15,17 @@
 //! completes and never changes (later segments are cut early, even mid-GOP, rather than run
 //! past it); segment names never repeat; memory is bounded by `window_segments +
 //! retain_segments` completed segments of at most `segment_bytes_max` bytes each, plus the
-//! open one.
+//! open one. With [`Segmenter::count_memory_in`], every completed segment's bytes count in a
+//! shared counter (the live memory budget) for as long as anything holds them ([`charge`]).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use bytes::Bytes;
+
+pub mod charge;
 
 const TS_PACKET_LEN: usize = 188;
 const PAT_PID: u16 = 0;
@@ -220,6 +224,8 @@ pub struct Segmenter {
     /// A snapshot was made outside `push` (by `discontinuity`) and not yet reported.
     unreported: bool,
     snapshot: Arc<HlsSnapshot>,
+    /// Where completed segments' bytes are counted while held (None: not counted).
+    memory: Option<Arc<AtomicUsize>>,
 }
 
 impl Segmenter {
@@ -242,6 +248,7 @@ impl Segmenter {
             last_wall_ms: 0,
             ended: false,
             unreported: false,
+            memory: None,
             snapshot: Arc::new(HlsSnapshot {
                 playlist: Bytes::new(),
                 segments: Vec::new(),
@@ -256,6 +263,14 @@ impl Segmenter {
             version: 0,
         });
         segmenter
+    }
+
+    /// Count every segment completed from now on in `counter` (the live memory budget) until
+    /// its bytes are freed: when it has left the window and no snapshot, response or
+    /// recorder holds it any more.
+    pub fn count_memory_in(mut self, counter: Arc<AtomicUsize>) -> Segmenter {
+        self.memory = Some(counter);
+        self
     }
 
     /// One entry: whole TS packets of one media unit; a video keyframe entry starts with PAT
@@ -507,10 +522,14 @@ impl Segmenter {
         self.next_seq += 1;
         let mut bytes = open.bytes;
         bytes.shrink_to_fit();
+        let bytes = match &self.memory {
+            Some(counter) => charge::charged_bytes(bytes, counter.clone()),
+            None => Bytes::from(bytes),
+        };
         self.segments.push_back(HlsSegment {
             seq,
             name: format!("{}{seq}.ts", self.params.name_prefix),
-            bytes: Bytes::from(bytes),
+            bytes,
             duration_ms,
             program_date_ms: open.program_date_ms,
             completed_wall_ms: wall_ms,

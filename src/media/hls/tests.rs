@@ -427,6 +427,66 @@ fn segments_leave_the_playlist_then_stay_fetchable_for_retain_segments() {
 }
 
 #[test]
+fn held_segments_count_in_the_memory_counter_until_the_last_holder_drops() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let counter = Arc::new(AtomicUsize::new(0));
+    let held =
+        |snapshot: &HlsSnapshot| -> usize { snapshot.segments.iter().map(|s| s.bytes.len()).sum() };
+    // Segment 0: 25 video entries of 3 packets, PAT and PMT before the keyframe.
+    let first_len = (25 * 3 + 2) * TS_PACKET_LEN;
+    let mut segmenter = Segmenter::new(params(1000, 3, 1)).count_memory_in(counter.clone());
+    let mut dts_ms = 0;
+    let mut kept: Option<Bytes> = None;
+    while dts_ms < 10_040 {
+        let ts = entry(VIDEO, dts_ms % 1000 == 0, 3);
+        if segmenter.push(&ts, dts_ms, dts_ms % 1000 == 0, &psi(), wall_ms(dts_ms)) {
+            // Exactly the segments the window and the retained ones hold (the open segment
+            // is not counted; the old snapshots were dropped), and segment 0 while a slice
+            // of it is held (a player still downloading it).
+            let snapshot = segmenter.snapshot();
+            assert!(snapshot.segments.len() <= 4);
+            let outside = match (&kept, snapshot.segment("lz3k0.ts")) {
+                (Some(_), None) => first_len,
+                _ => 0,
+            };
+            assert_eq!(
+                counter.load(Ordering::Relaxed),
+                held(&snapshot) + outside,
+                "at {dts_ms}"
+            );
+            if dts_ms == 3000 {
+                assert_eq!(snapshot.segments[0].bytes.len(), first_len);
+                kept = Some(snapshot.segments[0].bytes.slice(188..376));
+            }
+        }
+        dts_ms += 40;
+    }
+    let snapshot = segmenter.snapshot();
+    assert!(
+        snapshot.segments.iter().all(|s| s.seq > 0),
+        "segment 0 left"
+    );
+    let kept = kept.expect("a segment at 3 s");
+    assert_eq!(
+        counter.load(Ordering::Relaxed),
+        held(&snapshot) + first_len,
+        "the slice still holds segment 0"
+    );
+    drop(kept);
+    assert_eq!(counter.load(Ordering::Relaxed), held(&snapshot));
+    // The end completes the open segment: counted too. The stream's final snapshot holds
+    // them after the segmenter is gone; dropping it gives everything back.
+    drop(snapshot);
+    assert!(segmenter.end(wall_ms(dts_ms)));
+    let last = segmenter.snapshot();
+    assert_eq!(counter.load(Ordering::Relaxed), held(&last));
+    drop(segmenter);
+    assert_eq!(counter.load(Ordering::Relaxed), held(&last));
+    drop(last);
+    assert_eq!(counter.load(Ordering::Relaxed), 0);
+}
+
+#[test]
 fn discontinuity_is_tagged_and_counted_once_it_leaves_the_playlist() {
     let mut h = Harness::new(params(1000, 2, 1));
     h.video_run(0, 3480, 1000);
