@@ -79,7 +79,10 @@ fn the_flv_sequence_header_gives_320x240_at_25_fps() {
 fn the_records_the_ts_ingest_builds_give_the_size() {
     let record = video_record(&ts_units(H264_TS), Codec::H264);
     let params = avc_config_params(&record).unwrap();
-    assert_eq!((params.width, params.height, params.fps), (320, 240, Some(25.0)));
+    assert_eq!(
+        (params.width, params.height, params.fps),
+        (320, 240, Some(25.0))
+    );
 
     let record = video_record(&ts_units(HEVC_TS), Codec::Hevc);
     let params = hevc_config_params(&record).unwrap();
@@ -150,7 +153,11 @@ fn a_truncated_sps_gives_nothing_or_the_right_size_never_a_wrong_one() {
             hevc_sps_params(&hex(HEVC_SPS_426X240)),
             hevc_sps_params,
         ),
-        (hex(HEVC_SPS_1080), hevc_sps_params(&hex(HEVC_SPS_1080)), hevc_sps_params),
+        (
+            hex(HEVC_SPS_1080),
+            hevc_sps_params(&hex(HEVC_SPS_1080)),
+            hevc_sps_params,
+        ),
     ] {
         assert!(full.is_some());
         for len in 0..nal.len() {
@@ -260,11 +267,7 @@ fn hevc_sps_with_window(out: &mut Vec<u8>, width: u32, height: u32, window: [u32
 
 #[test]
 fn the_fuzz_body_runs_on_the_real_sets() {
-    for nal in [
-        hex(AVC_SPS_1080),
-        hex(HEVC_SPS_426X240),
-        hex(HEVC_SPS_1080),
-    ] {
+    for nal in [hex(AVC_SPS_1080), hex(HEVC_SPS_426X240), hex(HEVC_SPS_1080)] {
         for control in 0..4u8 {
             let mut data = vec![control];
             data.extend_from_slice(&nal);
