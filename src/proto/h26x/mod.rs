@@ -129,7 +129,8 @@ pub fn hevc_sps_params(nal: &[u8]) -> Option<VideoParams> {
     if first & 0x80 != 0 || (first >> 1) & 0x3F != HEVC_NAL_SPS || layer_id != 0 {
         return None;
     }
-    // `decode_nal` skips one header byte (H.264's); the first of HEVC's two is behind us.
+    // `decode_nal` skips a 1-byte (H.264) header: handed the NAL from its second byte, it
+    // skips that one, so both bytes of the HEVC header are left out.
     let rbsp = rbsp::decode_nal(nal.get(1..)?).ok()?;
     let mut bits = BitReader::new(&rbsp[..]);
     let (width, height) = hevc_sps_size(&mut bits).ok()??;

@@ -248,7 +248,7 @@ fn hevc_sps_with_window(out: &mut Vec<u8>, width: u32, height: u32, window: [u32
         ue(&mut bits, offset);
     }
     bits.push('1'); // the rest is not read; end like trailing bits
-    while bits.len() % 8 != 0 {
+    while !bits.len().is_multiple_of(8) {
         bits.push('0');
     }
     out.extend_from_slice(&[0x42, 0x01]);
