@@ -15,8 +15,8 @@ use super::ring::{AppendError, ChunkRing};
 use super::unit::{Codec, MediaUnit, UnitKind};
 use crate::config::LiveConfig;
 use crate::media::hls::{HlsParams, HlsSnapshot, Segmenter};
-use crate::proto::flv;
 use crate::proto::ts::TsMuxer;
+use crate::proto::{flv, h26x};
 
 /// Most workers a stream tracks readers for (the notification bitmap is one `AtomicU64`).
 pub const WORKERS_MAX: usize = 64;
@@ -125,10 +125,60 @@ pub struct StreamStats {
 pub struct StreamInfo {
     pub video_codec: Option<Codec>,
     pub audio_codec: Option<Codec>,
+    /// Picture size: the SPS's (cropped) when the video sequence header has one this server
+    /// reads, else what onMetaData declared.
     pub width: Option<u32>,
     pub height: Option<u32>,
+    /// Declared rate: onMetaData's, else the SPS's VUI timing (the API prefers the measured
+    /// rate over either).
     pub fps: Option<f64>,
     pub publishes: u64,
+    /// What the latest video sequence header's SPS says (None for a codec or a set that is
+    /// not read).
+    sps: Option<h26x::VideoParams>,
+    /// What onMetaData declared: width, height, framerate (each kept until a later
+    /// onMetaData gives it again).
+    declared: (Option<u32>, Option<u32>, Option<f64>),
+}
+
+impl StreamInfo {
+    /// A video sequence header of `codec` arrived: its SPS (if any is read) sets the size from
+    /// now on, replacing an earlier one (a resolution change, a republish).
+    fn on_video_config(&mut self, codec: Codec, record: &[u8]) {
+        self.sps = match codec {
+            Codec::H264 => h26x::avc_config_params(record),
+            Codec::Hevc => h26x::hevc_config_params(record),
+            _ => None,
+        };
+        self.resolve();
+    }
+
+    /// onMetaData arrived: kept for what the SPS does not say.
+    fn on_metadata(&mut self, meta: &flv::StreamMetadata) {
+        let (width, height, fps) = &mut self.declared;
+        *width = meta.width.or(*width);
+        *height = meta.height.or(*height);
+        *fps = meta.framerate.or(*fps);
+        self.resolve();
+    }
+
+    /// The SPS wins for the size (metadata lies: an encoder's scaled output, a filter after
+    /// the muxer); metadata for the rate, the SPS's VUI timing when it has none.
+    fn resolve(&mut self) {
+        let (width, height, fps) = self.declared;
+        match self.sps {
+            Some(sps) => {
+                self.width = Some(sps.width);
+                self.height = Some(sps.height);
+                self.fps = fps.or(sps.fps);
+            }
+            None => {
+                self.width = width;
+                self.height = height;
+                self.fps = fps;
+            }
+        }
+    }
 }
 
 /// One live stream.
@@ -522,9 +572,7 @@ impl Publisher {
                 let body = flv::strip_set_data_frame(unit.body.clone());
                 if let Some(meta) = flv::parse_on_metadata(&body) {
                     let mut info = stream.info.lock().unwrap_or_else(|p| p.into_inner());
-                    info.width = meta.width.or(info.width);
-                    info.height = meta.height.or(info.height);
-                    info.fps = meta.framerate.or(info.fps);
+                    info.on_metadata(&meta);
                     drop(info);
                     let mut headers = (**stream.headers.load()).clone();
                     headers.metadata = Some(body);
@@ -546,6 +594,10 @@ impl Publisher {
                     headers.has_video = true;
                     headers.video_config = Some(unit.body.clone());
                     info.video_codec = Some(unit.codec);
+                    info.on_video_config(
+                        unit.codec,
+                        unit.body.get(unit.payload_offset..).unwrap_or_default(),
+                    );
                 } else {
                     headers.has_audio = true;
                     headers.audio_config = Some(unit.body.clone());
@@ -1732,5 +1784,100 @@ mod tests {
         let mut tag = Vec::new();
         flv::write_tag(8, 0x0102_0304, &u.body, &mut tag);
         assert_eq!(*p.stream.flv.newest().unwrap().bytes(), tag);
+    }
+
+    // ---- picture size: the SPS over onMetaData ----
+
+    /// libx264 SPSs: 320x240 at 25 fps in the VUI (`tests/data/h264_aac_2s.flv`) and
+    /// 1920x1080 (1088 coded) at 30 (see `proto::h26x::tests`).
+    const AVC_SPS_320X240: &str = "674d400deca0a0fd80880000030008000003019078a14cb0";
+    const AVC_SPS_1080: &str = "6742c028da01e0089f970110000003001000000303c0f1832a";
+
+    fn video_config(codec: Codec, record: &[u8]) -> MediaUnit {
+        let mut body = vec![0x17, 0, 0, 0, 0];
+        body.extend_from_slice(record);
+        MediaUnit {
+            config: true,
+            codec,
+            body: Bytes::from(body),
+            payload_offset: 5,
+            ..unit(UnitKind::Video, 0, true)
+        }
+    }
+
+    fn avc_config(sps_hex: &str) -> MediaUnit {
+        let sps: Vec<u8> = (0..sps_hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&sps_hex[i..i + 2], 16).unwrap())
+            .collect();
+        video_config(Codec::H264, &crate::proto::h26x::fuzzing::avc_record(&sps))
+    }
+
+    fn metadata(width: f64, height: f64, framerate: Option<f64>) -> MediaUnit {
+        use crate::proto::amf0::{Amf0Value, write_object, write_string};
+        let mut body = Vec::new();
+        write_string(&mut body, "onMetaData");
+        let mut fields = vec![
+            ("width", Amf0Value::Number(width)),
+            ("height", Amf0Value::Number(height)),
+        ];
+        if let Some(rate) = framerate {
+            fields.push(("framerate", Amf0Value::Number(rate)));
+        }
+        write_object(&mut body, &fields);
+        MediaUnit {
+            body: Bytes::from(body),
+            ..unit(UnitKind::Script, 0, false)
+        }
+    }
+
+    fn size(stream: &Stream) -> (Option<u32>, Option<u32>, Option<f64>) {
+        let info = stream.info.lock().unwrap();
+        (info.width, info.height, info.fps)
+    }
+
+    #[test]
+    fn the_sps_size_wins_over_metadata_and_follows_new_sequence_headers() {
+        let reg = Registry::new(LiveConfig::default());
+        let mut p = reg.publish("a", "b", 0).unwrap();
+        // Metadata alone: what it declares.
+        p.publish(&mut metadata(640.0, 360.0, Some(30.0))).unwrap();
+        assert_eq!(size(&p.stream), (Some(640), Some(360), Some(30.0)));
+        // The sequence header's SPS says 1920x1080 (cropped from 1088): it wins for the
+        // size; the declared rate stays.
+        p.publish(&mut avc_config(AVC_SPS_1080)).unwrap();
+        assert_eq!(size(&p.stream), (Some(1920), Some(1080), Some(30.0)));
+        // Later metadata that lies does not move the size, its rate is taken.
+        p.publish(&mut metadata(1280.0, 720.0, Some(60.0))).unwrap();
+        assert_eq!(size(&p.stream), (Some(1920), Some(1080), Some(60.0)));
+        // A resolution change: the new sequence header's size.
+        p.publish(&mut avc_config(AVC_SPS_320X240)).unwrap();
+        assert_eq!(size(&p.stream), (Some(320), Some(240), Some(60.0)));
+        // A sequence header whose SPS is not read (another codec, or garbage): the declared
+        // size again, not a stale SPS's.
+        p.publish(&mut video_config(Codec::Av1, &[0x81, 0, 0, 0]))
+            .unwrap();
+        assert_eq!(size(&p.stream), (Some(1280), Some(720), Some(60.0)));
+        p.publish(&mut video_config(
+            Codec::H264,
+            &[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 2, 0x67],
+        ))
+        .unwrap();
+        assert_eq!(size(&p.stream), (Some(1280), Some(720), Some(60.0)));
+    }
+
+    #[test]
+    fn without_metadata_the_sps_gives_size_and_rate() {
+        let reg = Registry::new(LiveConfig::default());
+        let mut p = reg.publish("a", "b", 0).unwrap();
+        assert_eq!(size(&p.stream), (None, None, None));
+        p.publish(&mut avc_config(AVC_SPS_320X240)).unwrap();
+        assert_eq!(size(&p.stream), (Some(320), Some(240), Some(25.0)));
+        // The fixture (metadata and sequence header agree) through the FLV demuxer.
+        let mut q = reg.publish("a", "fixture", 0).unwrap();
+        for mut unit in fixture_units().into_iter().take(4) {
+            q.publish(&mut unit).unwrap();
+        }
+        assert_eq!(size(&q.stream), (Some(320), Some(240), Some(25.0)));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod amf0;
 pub mod flv;
+pub mod h26x;
 pub mod http;
 pub mod rtmp;
 pub mod ts;
