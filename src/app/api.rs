@@ -149,7 +149,8 @@ struct StreamFigures {
     audio_codec: Option<&'static str>,
     width: Option<u32>,
     height: Option<u32>,
-    /// From onMetaData when the publisher sent it, else measured from the frames received.
+    /// Measured over the QoS window; before a window has frames, onMetaData's framerate or the
+    /// H.264 SPS timing, else the average since the stream started.
     fps: Option<f64>,
     /// Average since the stream started (the console charts the rate from `bytes_in`).
     ingest_bitrate_kbps: u64,
