@@ -656,10 +656,11 @@ fn bad_configuration_exits_2_with_one_line_and_port_in_use_exits_1() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot listen"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains(&format!("cannot listen on http 127.0.0.1:{port}"))
+            && stderr.contains("ss -ltnp"),
+        "{stderr}"
     );
 }
 

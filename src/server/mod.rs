@@ -200,15 +200,15 @@ pub fn run(
     let http_addr = config
         .http_listen_addr()
         .map_err(|e| StartError(e.to_string()))?;
-    let (listeners, http_bound) = bind_reuseport(http_addr, workers)
-        .map_err(|e| StartError(format!("cannot listen on http {http_addr}: {e}")))?;
+    let (listeners, http_bound) =
+        bind_reuseport(http_addr, workers).map_err(|e| listen_error("http", http_addr, &e))?;
     let (mut rtmp_listeners, rtmp_bound) = match config
         .rtmp_listen_addr()
         .map_err(|e| StartError(e.to_string()))?
     {
         Some(addr) => {
-            let (fds, bound) = bind_reuseport(addr, workers)
-                .map_err(|e| StartError(format!("cannot listen on rtmp {addr}: {e}")))?;
+            let (fds, bound) =
+                bind_reuseport(addr, workers).map_err(|e| listen_error("rtmp", addr, &e))?;
             (fds.into_iter().map(Some).collect(), Some(bound))
         }
         None => ((0..workers).map(|_| None).collect::<Vec<_>>(), None),
@@ -218,8 +218,8 @@ pub fn run(
         .map_err(|e| StartError(e.to_string()))?
     {
         Some(addr) => {
-            let (fds, bound) = bind_reuseport(addr, workers)
-                .map_err(|e| StartError(format!("cannot listen on admin {addr}: {e}")))?;
+            let (fds, bound) =
+                bind_reuseport(addr, workers).map_err(|e| listen_error("admin", addr, &e))?;
             (fds.into_iter().map(Some).collect(), Some(bound))
         }
         None => ((0..workers).map(|_| None).collect::<Vec<_>>(), None),
@@ -308,6 +308,20 @@ pub fn run(
         let _ = thread.join();
     }
     Ok(())
+}
+
+/// Why a listener could not be bound, with the fix when it is the usual one: a port below
+/// 1024 needs CAP_NET_BIND_SERVICE (the systemd unit has the two lines to uncomment).
+fn listen_error(what: &str, addr: SocketAddr, e: &io::Error) -> StartError {
+    let hint = if e.kind() == io::ErrorKind::PermissionDenied && addr.port() < 1024 {
+        " (ports below 1024 need CAP_NET_BIND_SERVICE: under systemd, uncomment \
+         AmbientCapabilities= and CapabilityBoundingSet= in the unit, or use a port >= 1024)"
+    } else if e.kind() == io::ErrorKind::AddrInUse {
+        " (another process listens there; `ss -ltnp` names it)"
+    } else {
+        ""
+    };
+    StartError(format!("cannot listen on {what} {addr}: {e}{hint}"))
 }
 
 fn stop(shared: &Shared, wakes: &[OwnedFd]) {
