@@ -11,9 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::flv::ffmpeg_decode;
-use common::media::{av_clip, clip_30s, wait_for_stream};
+use common::media::{av_clip, clip_30s, media_playlist, wait_for_stream};
 use common::{Response, Server, poll_until};
-use m3u8_rs::{MediaPlaylist, Playlist};
 
 /// Segments of about a second (the clip's GOP), a window of four, one more kept.
 const HLS_TOML: &str = "[hls]\nsegment_target_ms = 1000\nwindow_segments = 4\nretain_segments = 1\n\
@@ -51,16 +50,6 @@ fn publish(server: &Server, input: Input, name: &str, clip: &PathBuf, seconds: f
         .stderr(Stdio::piped())
         .spawn()
         .expect("ffmpeg")
-}
-
-fn media_playlist(body: &[u8]) -> MediaPlaylist {
-    match m3u8_rs::parse_playlist_res(body) {
-        Ok(Playlist::MediaPlaylist(p)) => p,
-        other => panic!(
-            "not a media playlist: {other:?}\n{}",
-            String::from_utf8_lossy(body)
-        ),
-    }
 }
 
 /// Video frames in a TS segment, as ffprobe counts them.

@@ -9,9 +9,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::media::{clip_30s, wait_for_stream};
+use common::media::{clip_30s, media_playlist, wait_for_stream};
 use common::{Server, metric_sum, pattern, poll_until, run_bounded_output};
-use m3u8_rs::{MediaPlaylist, Playlist};
 
 fn publish(server: &Server, name: &str, seconds: u32) -> Child {
     Command::new("ffmpeg")
@@ -25,16 +24,6 @@ fn publish(server: &Server, name: &str, seconds: u32) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("ffmpeg")
-}
-
-fn media_playlist(body: &[u8]) -> MediaPlaylist {
-    match m3u8_rs::parse_playlist_res(body) {
-        Ok(Playlist::MediaPlaylist(p)) => p,
-        other => panic!(
-            "not a media playlist: {other:?}\n{}",
-            String::from_utf8_lossy(body)
-        ),
-    }
 }
 
 /// What curl got: the status, the headers (names lowercased) and the body.

@@ -189,3 +189,14 @@ pub fn publish_30s(url: &str, format: &str, seconds: u32) -> std::process::Child
         .spawn()
         .expect("ffmpeg")
 }
+
+/// `body` parsed as an HLS media playlist (m3u8-rs), or a panic that shows it.
+pub fn media_playlist(body: &[u8]) -> m3u8_rs::MediaPlaylist {
+    match m3u8_rs::parse_playlist_res(body) {
+        Ok(m3u8_rs::Playlist::MediaPlaylist(p)) => p,
+        other => panic!(
+            "not a media playlist: {other:?}\n{}",
+            String::from_utf8_lossy(body)
+        ),
+    }
+}
