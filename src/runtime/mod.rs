@@ -4,13 +4,15 @@
 //! # The worker loop contract
 //! One worker per core, each on its own thread, pinned, with its own [`driver::Driver`] (ring),
 //! its own SO_REUSEPORT listener(s), its own slots, timer wheel and mailbox. Nothing on the
-//! data path takes a lock or blocks. One turn of a worker's loop (`server::worker`) is:
+//! data path takes a lock or blocks. The worker reaches its ring through the [`driver::Ring`]
+//! trait, so the session tests can run the same worker on `fake::FakeRing` (scripted peers, a
+//! clock the test moves) instead. One turn of a worker's loop (`server::worker`) is:
 //!
-//! 1. **Submit and wait** ([`driver::Driver::submit_and_wait`]): one `io_uring_enter` submits
+//! 1. **Submit and wait** ([`driver::Ring::submit_and_wait`]): one `io_uring_enter` submits
 //!    every SQE queued in the previous turn and waits for at least one completion or the next
 //!    deadline (EXT_ARG timeout). The ring is SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN, so
 //!    completions are only produced inside this call, on this thread.
-//! 2. **Reap** ([`driver::Driver::reap`]): completions are copied out first and handled
+//! 2. **Reap** ([`driver::Ring::reap`]): completions are copied out first and handled
 //!    afterwards (TigerBeetle's `flush_completions`), so a handler that submits never recurses
 //!    into the queue it is reading.
 //! 3. **Handle**: each completion's `user_data` names (op, slot generation, slot key) — see
