@@ -198,11 +198,11 @@ impl FakeRing {
                 if peer.reset {
                     return Some(-libc::ECONNRESET);
                 }
-                if peer.inbox.is_empty() {
-                    return (peer.eof || peer.shut).then_some(0);
-                }
                 if peer.shut {
                     return Some(0);
+                }
+                if peer.inbox.is_empty() {
+                    return peer.eof.then_some(0);
                 }
                 let n = (len as usize).min(peer.inbox.len()).min(peer.recv_max);
                 for i in 0..n {

@@ -13,7 +13,7 @@ use super::{Command, Shared};
 use crate::config::Config;
 use crate::media::unit::{MediaUnit, UnitKind};
 use crate::metrics::CloseReason;
-use crate::proto::flv::{FlvDemuxer, FlvEvent, FlvLimits};
+use crate::proto::flv::{FlvDemuxer, FlvEvent, FlvLimits, write_file_header};
 use crate::proto::http::ChunkedDecoder;
 use crate::runtime::driver::Completion;
 use crate::runtime::fake::FakeRing;
@@ -204,6 +204,15 @@ fn flv_units(bytes: &[u8]) -> Vec<MediaUnit> {
         }
     }
     units
+}
+
+/// The media units of FLV tags that continue a stream already under way (no file header of
+/// their own): the project's file header is put in front for the demuxer.
+fn flv_units_after_header(tags: &[u8]) -> Vec<MediaUnit> {
+    let mut flv = Vec::new();
+    write_file_header(true, true, &mut flv);
+    flv.extend_from_slice(tags);
+    flv_units(&flv)
 }
 
 const CLIP: &[u8] = include_bytes!("../../tests/data/h264_aac_2s.flv");
@@ -519,9 +528,7 @@ fn new_tags_wait_for_the_coalescing_window_then_go_out_in_one_send() {
     h.advance(300);
     assert_eq!(h.w.driver.peer(r).sends, sends + 2, "then sent in one send");
     out.extend_from_slice(&h.read(r));
-    let mut flv = b"FLV\x01\x05\0\0\0\x09\0\0\0\0".to_vec();
-    flv.extend_from_slice(&dechunk(&out).0);
-    let units = flv_units(&flv);
+    let units = flv_units_after_header(&dechunk(&out).0);
     assert!(units.iter().all(|u| u.dts_ms >= 2000), "only the new tags");
     let clip_media = flv_units(CLIP)
         .iter()
@@ -557,12 +564,11 @@ fn a_reader_whose_window_stays_shut_is_dropped_at_the_send_deadline() {
         2,
         "the publisher and the other reader stay"
     );
-    let flv = [
-        b"FLV\x01\x05\0\0\0\x09\0\0\0\0".as_slice(),
-        &dechunk(&h.read(fast)).0,
-    ]
-    .concat();
-    let last = flv_units(&flv).iter().map(|u| u.dts_ms).max().unwrap_or(0);
+    let last = flv_units_after_header(&dechunk(&h.read(fast)).0)
+        .iter()
+        .map(|u| u.dts_ms)
+        .max()
+        .unwrap_or(0);
     assert!(last >= 5500, "the other reader kept up: last dts {last}");
 }
 
